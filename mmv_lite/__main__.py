@@ -1,0 +1,40 @@
+"""The command line: ``python -m mmv_lite <command> [options]``.
+
+Each command lives in the module that does the work; that module exposes ``cli_main(argv) -> int``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "make-samples": ("mmv_lite.data.synth", "generate the sample clips (videos, captions, metadata, word vectors)"),
+    "train": ("mmv_lite.train", "pretrain an MMV network (also under torchrun for several GPUs)"),
+    "evaluate": ("mmv_lite.evaluate", "retrieval and linear-probe evaluation of a checkpoint"),
+    "experiment": ("mmv_lite.experiments", "the paper's tables in miniature: 'design' or 'deflation'"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: python -m mmv_lite <command> [options]", "", "commands:"]
+    lines += [f"  {name:<14}{help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "python -m mmv_lite <command> --help shows a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.cli_main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Check (or fix) that every ``notebooks/*.py`` and its ``.ipynb`` pair say the same, and carry no outputs.
+
+    python -m mmv_lite.tools.notebook_pairs --check           # pairs in sync (exit 1 if not)
+    python -m mmv_lite.tools.notebook_pairs --check-outputs   # no outputs in committed .ipynb
+    python -m mmv_lite.tools.notebook_pairs --sync            # rewrite each .ipynb from its .py source
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def _jupytext():
+    try:
+        import jupytext
+    except ImportError as e:  # pragma: no cover - jupytext is in requirements.txt
+        raise SystemExit("jupytext is needed: pip install -r requirements.txt") from e
+    return jupytext
+
+
+def pairs(folder: Path = NOTEBOOKS) -> list[tuple[Path, Path]]:
+    """(source .py, paired .ipynb) for every notebook source in ``folder``."""
+    return [(py, py.with_suffix(".ipynb")) for py in sorted(folder.glob("[0-9]*.py"))]
+
+
+def _cells(nb) -> list[tuple[str, str]]:
+    return [(c.cell_type, c.source.strip()) for c in nb.cells]
+
+
+def out_of_sync(folder: Path = NOTEBOOKS) -> list[str]:
+    """Problems found, one line each (empty when every pair agrees cell by cell)."""
+    jt = _jupytext()
+    problems = []
+    for py, ipynb in pairs(folder):
+        if not ipynb.exists():
+            problems.append(f"{py.name}: no paired {ipynb.name} (run --sync)")
+            continue
+        a, b = _cells(jt.read(py)), _cells(jt.read(ipynb))
+        if a != b:
+            first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            problems.append(f"{ipynb.name} differs from {py.name} from cell {first} on (run --sync)")
+    for ipynb in sorted(folder.glob("[0-9]*.ipynb")):
+        if not ipynb.with_suffix(".py").exists():
+            problems.append(f"{ipynb.name}: no .py source beside it")
+    return problems
+
+
+def with_outputs(folder: Path = NOTEBOOKS) -> list[str]:
+    """Notebooks that carry outputs or execution counts."""
+    import json
+
+    bad = []
+    for ipynb in sorted(folder.glob("*.ipynb")):
+        nb = json.loads(ipynb.read_text())
+        for cell in nb.get("cells", []):
+            if cell.get("outputs") or cell.get("execution_count"):
+                bad.append(ipynb.name)
+                break
+    return bad
+
+
+def sync(folder: Path = NOTEBOOKS) -> None:
+    """Write every .ipynb from its .py source, with no outputs."""
+    jt = _jupytext()
+    for py, ipynb in pairs(folder):
+        nb = jt.read(py)
+        nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+        jt.write(nb, ipynb, fmt="ipynb")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--check", action="store_true")
+    p.add_argument("--check-outputs", action="store_true")
+    p.add_argument("--sync", action="store_true")
+    p.add_argument("--folder", type=Path, default=NOTEBOOKS)
+    args = p.parse_args(argv)
+    if args.sync:
+        sync(args.folder)
+    rc = 0
+    if args.check:
+        for line in out_of_sync(args.folder):
+            print(line, file=sys.stderr)
+            rc = 1
+    if args.check_outputs:
+        for name in with_outputs(args.folder):
+            print(f"{name} carries outputs: run 'python -m mmv_lite.tools.notebook_pairs --sync'", file=sys.stderr)
+            rc = 1
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
