@@ -1,7 +1,7 @@
 """mmv_lite: Self-Supervised MultiModal Versatile Networks (Alayrac et al., NeurIPS 2020), small enough to learn from.
 
-    >>> import mmv_lite
-    >>> model = mmv_lite.build_model("lite", graph="fac")
+>>> import mmv_lite
+>>> model = mmv_lite.build_model("lite", graph="fac")
 """
 
 from __future__ import annotations

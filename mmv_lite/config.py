@@ -69,19 +69,19 @@ class DataConfig:
     A clip spans ``num_frames / fps`` seconds; the audio window spans exactly the same time.
     """
 
-    num_frames: int = 32          # T: frames per clip
-    fps: float = 10.0             # frames are sampled at this rate
-    crop_size: int = 200          # H = W of the network input
-    resize_to: int = 224          # shorter side before cropping (eval: centre crop)
-    sample_rate: int = 48_000     # audio is resampled to this rate
-    n_fft: int = 2048             # STFT window (samples)
-    hop_length: int = 1024        # STFT hop (samples)
+    num_frames: int = 32  # T: frames per clip
+    fps: float = 10.0  # frames are sampled at this rate
+    crop_size: int = 200  # H = W of the network input
+    resize_to: int = 224  # shorter side before cropping (eval: centre crop)
+    sample_rate: int = 48_000  # audio is resampled to this rate
+    n_fft: int = 2048  # STFT window (samples)
+    hop_length: int = 1024  # STFT hop (samples)
     n_mels: int = 80
     f_min: float = 80.0
     f_max: float = 7600.0
-    max_words: int = 16           # narration tokens kept per caption (pad / truncate)
-    num_candidates: int = 4       # K: narrations per clip for MIL-NCE (nearest in time)
-    word_dim: int = 300           # size of the frozen word vectors
+    max_words: int = 16  # narration tokens kept per caption (pad / truncate)
+    num_candidates: int = 4  # K: narrations per clip for MIL-NCE (nearest in time)
+    word_dim: int = 300  # size of the frozen word vectors
 
     @property
     def clip_seconds(self) -> float:
@@ -97,17 +97,17 @@ class ModelConfig:
     """
 
     video_backbone: str = "s3dg"
-    video_depth: int = 50          # TSM-ResNet depth (ignored by S3D-G)
-    video_width: float = 1.0       # channel multiplier of the video backbone
+    video_depth: int = 50  # TSM-ResNet depth (ignored by S3D-G)
+    video_width: float = 1.0  # channel multiplier of the video backbone
     shift_fraction: float = 0.125  # TSM: fraction of channels shifted each way (0 = plain ResNet)
-    audio_depth: int = 50          # ResNet-V2 depth of the audio backbone
-    audio_width: float = 1.0       # channel multiplier of the audio backbone
-    text_dim: int = 2048           # per-token Linear(word_dim -> text_dim) + ReLU + max
-    d_va: int = 512                # fine space S_va (FAC, disjoint)
-    d_vt: int = 256                # S_vt (disjoint only)
-    d_vat: int = 256               # coarse space S_vat (FAC), or the single space (shared)
-    graph: str = "fac"             # "fac" | "shared" | "disjoint"
-    head: str = "mlp"              # video head form: "mlp" (released) or "linear" (ablation)
+    audio_depth: int = 50  # ResNet-V2 depth of the audio backbone
+    audio_width: float = 1.0  # channel multiplier of the audio backbone
+    text_dim: int = 2048  # per-token Linear(word_dim -> text_dim) + ReLU + max
+    d_va: int = 512  # fine space S_va (FAC, disjoint)
+    d_vt: int = 256  # S_vt (disjoint only)
+    d_vat: int = 256  # coarse space S_vat (FAC), or the single space (shared)
+    graph: str = "fac"  # "fac" | "shared" | "disjoint"
+    head: str = "mlp"  # video head form: "mlp" (released) or "linear" (ablation)
     bn_eps: float = 1e-5
     bn_momentum: float = 0.1
 
@@ -116,21 +116,21 @@ class ModelConfig:
 class TrainConfig:
     """Optimisation: Adam, linear warm-up then half-period cosine decay (MMV_REFERENCE section 4)."""
 
-    modalities: str = "vat"        # "va" | "vt" | "vat": which loss terms are on
+    modalities: str = "vat"  # "va" | "vt" | "vat": which loss terms are on
     batch_size: int = 32
     steps: int = 500_000
     lr: float = 2e-3
     warmup_steps: int = 5_000
     weight_decay: float = 0.0
-    weight_va: float = 1.0         # lambda_va
-    weight_vt: float = 1.0         # lambda_vt
+    weight_va: float = 1.0  # lambda_va
+    weight_vt: float = 1.0  # lambda_vt
     temperature: float = TEMPERATURE
     num_workers: int = 2
-    eval_every: int = 5_000        # steps between validation retrieval runs
+    eval_every: int = 5_000  # steps between validation retrieval runs
     checkpoint_every: int = 1_000  # steps between checkpoints
     log_every: int = 50
     seed: int = 0
-    amp: bool = True               # mixed precision on CUDA (bf16 where supported)
+    amp: bool = True  # mixed precision on CUDA (bf16 where supported)
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """Check (or fix) that every ``notebooks/*.py`` and its ``.ipynb`` pair say the same, and carry no outputs.
 
-    python -m mmv_lite.tools.notebook_pairs --check           # pairs in sync (exit 1 if not)
-    python -m mmv_lite.tools.notebook_pairs --check-outputs   # no outputs in committed .ipynb
-    python -m mmv_lite.tools.notebook_pairs --sync            # rewrite each .ipynb from its .py source
+python -m mmv_lite.tools.notebook_pairs --check           # pairs in sync (exit 1 if not)
+python -m mmv_lite.tools.notebook_pairs --check-outputs   # no outputs in committed .ipynb
+python -m mmv_lite.tools.notebook_pairs --sync            # rewrite each .ipynb from its .py source
 """
 
 from __future__ import annotations
