@@ -1,0 +1,337 @@
+"""Evaluation of an MMV network: zero-shot retrieval and linear probes on frozen features.
+
+Retrieval (no training on the downstream task)
+----------------------------------------------
+Every pair of modalities is compared in the space the embedding graph gives it
+(:func:`mmv_lite.config.space_for`): in FAC, video and audio meet in ``va`` and anything with
+text meets in ``vat``; audio reaches ``vat`` through ``g_va_to_vat`` although audio and text were never
+trained together, which is the paper's zero-shot audio->text retrieval.
+
+    >>> emb = embed_dataset(model, ClipDataset(...))        # every f_* / z_* of every clip, plus labels
+    >>> zero_shot_retrieval(emb, "fac")["t2v"]               # {'R@1': .., 'R@5': .., 'R@10': .., 'MedR': ..}
+
+Metric conventions (shared by every number this module reports):
+
+- ``R@k`` is the percentage (0-100) of queries whose best-ranked positive is among the top ``k`` candidates;
+  ``MedR`` is the median (numpy convention: mean of the two middle values for an even count) of that rank, 1 = best.
+- **Ties are broken pessimistically**: a positive tied with a negative is ranked after it,
+  ``rank = 1 + #{negatives with similarity >= the best positive's}``. A collapsed model that maps every
+  input to the same vector thus gets the worst rank, not the best one; an index-order rule would instead
+  reward or punish it according to the dataset's ordering. Positives tied with each other do not count.
+- Queries without any positive candidate are dropped (``num_queries`` says how many were kept).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .config import space_for
+
+KS = (1, 5, 10)
+METRIC_KEYS = ("R@1", "R@5", "R@10", "MedR")
+# Retrieval directions: "<query><candidate>", v = video, a = audio, t = text.
+DIRECTIONS = ("t2v", "v2t", "v2a", "a2v", "a2t", "t2a")
+
+__all__ = [
+    "DIRECTIONS",
+    "METRIC_KEYS",
+    "retrieval_metrics",
+    "chance_metrics",
+    "embed_dataset",
+    "retrieval_tasks",
+    "zero_shot_retrieval",
+    "chance_levels",
+    "cosine_similarity",
+]
+
+
+# --------------------------------------------------------------------------------------------------
+# Ranking metrics
+# --------------------------------------------------------------------------------------------------
+
+
+def positive_ranks(sim: Tensor, positive: Tensor) -> Tensor:
+    """1-based rank of each query's best-ranked positive, ties broken pessimistically.
+
+    sim: (Nq, Nc) float, higher = more similar. positive: (Nq, Nc) bool.
+    Returns (Nq,) int64; 0 for a query with no positive.
+    """
+    if sim.ndim != 2 or sim.shape != positive.shape:
+        raise ValueError(
+            "sim and positive must be 2-D and of equal shape (Nq, Nc); "
+            f"got {tuple(sim.shape)} and {tuple(positive.shape)}"
+        )
+    if positive.dtype != torch.bool:
+        raise ValueError(f"positive must be a bool tensor; got {positive.dtype}")
+    sim = sim.detach().float()
+    if torch.isnan(sim).any():
+        raise ValueError("sim contains NaN: the embeddings are not finite")
+    best_pos = sim.masked_fill(~positive, -math.inf).amax(dim=1, keepdim=True)  # (Nq, 1)
+    beaten_by = ((sim >= best_pos) & ~positive).sum(dim=1)  # negatives at or above the best positive
+    has_pos = positive.any(dim=1)
+    return torch.where(has_pos, beaten_by + 1, torch.zeros_like(beaten_by))
+
+
+def retrieval_metrics(sim: Tensor, positive: Tensor, ks: Sequence[int] = KS) -> dict[str, float]:
+    """R@k (percent) and median rank of the best-ranked positive of each query.
+
+    sim: (Nq, Nc) float similarities; positive: (Nq, Nc) bool, True where candidate c is a right answer for query q.
+    Ties are broken pessimistically (see the module docstring). Queries without a positive are dropped.
+    Returns ``{"R@1", "R@5", "R@10", "MedR", "num_queries", "num_candidates"}``.
+
+    >>> sim = torch.tensor([[0.9, 0.1], [0.9, 0.1]])
+    >>> pos = torch.tensor([[True, False], [False, True]])
+    >>> retrieval_metrics(sim, pos)["R@1"], retrieval_metrics(sim, pos)["MedR"]
+    (50.0, 1.5)
+    """
+    ranks = positive_ranks(sim, positive)
+    ranks = ranks[ranks > 0].double()
+    out: dict[str, float] = {}
+    if ranks.numel() == 0:
+        out.update({f"R@{k}": float("nan") for k in ks})
+        out["MedR"] = float("nan")
+    else:
+        for k in ks:
+            out[f"R@{k}"] = 100.0 * (ranks <= k).double().mean().item()
+        out["MedR"] = float(np.median(ranks.numpy()))
+    out["num_queries"] = int(ranks.numel())
+    out["num_candidates"] = int(sim.shape[1])
+    return out
+
+
+def _min_rank_cdf(n: int, p: int, r: int) -> float:
+    """P(best of p positives is within the top r of n candidates) under a uniformly random order."""
+    if r >= n - p + 1:
+        return 1.0
+    # P(no positive in top r) = C(n - p, r) / C(n, r), computed in logs to avoid huge integers.
+    log_none = math.lgamma(n - p + 1) - math.lgamma(n - p - r + 1) - math.lgamma(n + 1) + math.lgamma(n - r + 1)
+    return 1.0 - math.exp(log_none)
+
+
+def chance_metrics(positive: Tensor, ks: Sequence[int] = KS) -> dict[str, float]:
+    """Expected :func:`retrieval_metrics` of a ranker that orders candidates uniformly at random.
+
+    positive: (Nq, Nc) bool. R@k is exact (hypergeometric: a query with P positives among N candidates
+    has its best positive in the top k with probability 1 - C(N-P, k) / C(N, k)); MedR is the median over
+    queries of each query's median best-positive rank (the mean of the two middle ranks when the
+    distribution splits exactly in half, as numpy's median does: 10.5 for one positive among 20).
+    """
+    if positive.ndim != 2 or positive.dtype != torch.bool:
+        raise ValueError(f"positive must be a 2-D bool tensor; got {tuple(positive.shape)} {positive.dtype}")
+    n = positive.shape[1]
+    counts = [int(c) for c in positive.sum(dim=1).tolist() if c > 0]
+    out: dict[str, float] = {}
+    if not counts:
+        out.update({f"R@{k}": float("nan") for k in ks})
+        out["MedR"] = float("nan")
+    else:
+        for k in ks:
+            out[f"R@{k}"] = 100.0 * float(np.mean([_min_rank_cdf(n, p, k) for p in counts]))
+        medians = []
+        for p in counts:
+            r = 1
+            while _min_rank_cdf(n, p, r) < 0.5 - 1e-9:
+                r += 1
+            # CDF exactly 0.5 at r: the median lies between r and r + 1 (numpy's convention for an even count).
+            medians.append(r + 0.5 if abs(_min_rank_cdf(n, p, r) - 0.5) < 1e-9 else r)
+        out["MedR"] = float(np.median(medians))
+    out["num_queries"] = len(counts)
+    out["num_candidates"] = int(n)
+    return out
+
+
+def cosine_similarity(q: Tensor, c: Tensor) -> Tensor:
+    """(Nq, D), (Nc, D) -> (Nq, Nc) dot products of L2-normalised rows (embeddings leave the model unnormalised)."""
+    q = torch.nn.functional.normalize(q.float(), dim=-1)
+    c = torch.nn.functional.normalize(c.float(), dim=-1)
+    return q @ c.T
+
+
+# --------------------------------------------------------------------------------------------------
+# Embedding a dataset
+# --------------------------------------------------------------------------------------------------
+
+# Per-item keys copied from the batch into the embedding dict (ground truth and bookkeeping, no model input).
+_CARRIED_KEYS = (
+    "has_audio",
+    "has_text",
+    "text_valid",
+    "text_ids",
+    "index",
+    "start",
+    "end",
+    "action_label",
+    "sound_label",
+    "image_label",
+)
+_MODEL_INPUTS = ("video", "audio", "text_ids", "text_mask", "text_valid", "has_audio", "has_text")
+
+
+def _forward(model: torch.nn.Module, batch: dict[str, Any]) -> dict[str, Tensor]:
+    """Call ``model`` with the batch entries its ``forward`` accepts by name."""
+    params = inspect.signature(model.forward).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    kwargs = {k: batch[k] for k in _MODEL_INPUTS if k in batch and (takes_any or k in params)}
+    out = model(**kwargs)
+    if not isinstance(out, dict):
+        raise TypeError(f"{type(model).__name__}.forward must return a dict of embeddings; got {type(out).__name__}")
+    return out
+
+
+@torch.no_grad()
+def embed_dataset(
+    model: torch.nn.Module,
+    dataset: torch.utils.data.Dataset,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    num_workers: int = 0,
+    modalities: str = "vat",
+) -> dict[str, Any]:
+    """Run ``model`` in eval mode over every item of ``dataset`` and stack the outputs.
+
+    Returns a dict with every ``f_*`` / ``z_*`` output of the model (N rows, on the CPU; text keeps its
+    candidate axis, e.g. ``z_t_vat (N, K, D)``), the modality masks ``has_audio (N,)``, ``has_text (N,)``,
+    ``text_valid (N, K)``, ``text_ids (N, K, L)`` (to tell identical narrations apart), the labels
+    ``action_label`` / ``sound_label`` / ``image_label (N,)`` (-1 = unknown), ``index``, ``start``, ``end``
+    and ``video_id`` (list of N str). ``modalities`` drops model inputs ("va" sends no text).
+    The model's train/eval mode is restored afterwards.
+    """
+    device = torch.device(device)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    was_training = model.training
+    model.eval()
+    chunks: dict[str, list[Tensor]] = {}
+    video_ids: list[str] = []
+    try:
+        for batch in loader:
+            inputs = {
+                k: (v.to(device) if isinstance(v, Tensor) else v)
+                for k, v in batch.items()
+                if k in _MODEL_INPUTS and _modality_of(k) in modalities
+            }
+            out = _forward(model, inputs)
+            for k, v in out.items():
+                if (k.startswith("f_") or k.startswith("z_")) and isinstance(v, Tensor):
+                    chunks.setdefault(k, []).append(v.detach().float().cpu())
+            for k in _CARRIED_KEYS:
+                if k in batch:
+                    v = batch[k]
+                    chunks.setdefault(k, []).append(v if isinstance(v, Tensor) else torch.as_tensor(v))
+            video_ids.extend(list(batch.get("video_id", [])))
+    finally:
+        model.train(was_training)
+    emb: dict[str, Any] = {k: torch.cat(v) for k, v in chunks.items()}
+    emb["video_id"] = video_ids
+    return emb
+
+
+def _modality_of(key: str) -> str:
+    if key.startswith("text"):
+        return "t"
+    if key in ("audio", "has_audio"):
+        return "a"
+    if key == "has_text":
+        return "t"
+    return "v"
+
+
+# --------------------------------------------------------------------------------------------------
+# Zero-shot retrieval between modalities
+# --------------------------------------------------------------------------------------------------
+
+
+def _unique_texts(emb: dict[str, Any], space: str) -> tuple[Tensor, Tensor]:
+    """Distinct narrations and which clips list them among their K candidates.
+
+    Nearby clips share candidate narrations, so the same caption appears in several rows. A narration is
+    identified by (video_id, token ids). Returns ``z (U, D)`` and ``owner (U, N) bool``: clip i lists text u.
+    """
+    z_t = emb[f"z_t_{space}"]  # (N, K, D)
+    n, k = z_t.shape[:2]
+    valid = emb.get("text_valid", torch.ones(n, k, dtype=torch.bool)).bool()
+    if "has_text" in emb:
+        valid = valid & emb["has_text"].bool()[:, None]
+    ids = emb.get("text_ids")
+    vids = emb.get("video_id") or [str(i) for i in range(n)]
+    index: dict[tuple, int] = {}
+    rows: list[Tensor] = []
+    owners: list[list[int]] = []
+    for i in range(n):
+        for j in range(k):
+            if not valid[i, j]:
+                continue
+            # Without token ids every candidate counts as its own narration.
+            key = (vids[i], tuple(ids[i, j].tolist())) if ids is not None else (i, j)
+            if key not in index:
+                index[key] = len(rows)
+                rows.append(z_t[i, j])
+                owners.append([])
+            owners[index[key]].append(i)
+    owner = torch.zeros(len(rows), n, dtype=torch.bool)
+    for u, clips in enumerate(owners):
+        owner[u, clips] = True
+    z = torch.stack(rows) if rows else z_t.new_zeros(0, z_t.shape[-1])
+    return z, owner
+
+
+def retrieval_tasks(emb: dict[str, Any], graph: str) -> dict[str, tuple[Tensor, Tensor]]:
+    """Similarity and positive matrices of every direction the graph and the embeddings allow.
+
+    Positives: for v-a a clip's own audio (clips without audio are left out); for v-t the narrations a clip
+    lists among its K candidates (each distinct narration is one item); for a-t the narrations of the same
+    clip. A direction is skipped when the graph gives the pair no common space (``disjoint`` has no a-t)
+    or when the embedding dict lacks a modality (a VA model has no text).
+    Returns ``{direction: (sim (Nq, Nc), positive (Nq, Nc) bool)}``.
+    """
+    n = len(emb["video_id"]) if emb.get("video_id") else next(v.shape[0] for v in emb.values() if isinstance(v, Tensor))
+    has_audio = emb.get("has_audio", torch.ones(n, dtype=torch.bool)).bool()
+    tasks: dict[str, tuple[Tensor, Tensor]] = {}
+    for pair in ("va", "vt", "at"):
+        m1, m2 = pair
+        try:
+            space = space_for(graph, m1, m2)
+        except ValueError:
+            continue
+        k1, k2 = f"z_{m1}_{space}", f"z_{m2}_{space}"
+        if k1 not in emb or k2 not in emb:
+            continue
+        if pair == "va":
+            keep = has_audio.nonzero().squeeze(1)
+            z_v, z_a = emb[k1][keep], emb[k2][keep]
+            sim = cosine_similarity(z_v, z_a)
+            pos = torch.eye(len(keep), dtype=torch.bool)
+            tasks["v2a"], tasks["a2v"] = (sim, pos), (sim.T, pos.T)
+            continue
+        z_u, owner = _unique_texts(emb, space)  # owner (U, N)
+        if z_u.shape[0] == 0:
+            continue
+        if pair == "vt":
+            keep = owner.any(dim=0).nonzero().squeeze(1)  # clips with at least one narration
+            sim = cosine_similarity(z_u, emb[k1][keep])
+            pos = owner[:, keep]
+            tasks["t2v"], tasks["v2t"] = (sim, pos), (sim.T, pos.T)
+        else:  # "at"
+            keep = (owner.any(dim=0) & has_audio).nonzero().squeeze(1)
+            sim = cosine_similarity(emb[k1][keep], z_u)
+            pos = owner[:, keep].T
+            tasks["a2t"], tasks["t2a"] = (sim, pos), (sim.T, pos.T)
+    return {d: tasks[d] for d in DIRECTIONS if d in tasks}
+
+
+def zero_shot_retrieval(emb: dict[str, Any], graph: str, directions: Iterable[str] = DIRECTIONS) -> dict[str, dict]:
+    """:func:`retrieval_metrics` for each direction of :func:`retrieval_tasks` (those in ``directions``)."""
+    wanted = set(directions)
+    return {d: retrieval_metrics(sim, pos) for d, (sim, pos) in retrieval_tasks(emb, graph).items() if d in wanted}
+
+
+def chance_levels(emb: dict[str, Any], graph: str, directions: Iterable[str] = DIRECTIONS) -> dict[str, dict]:
+    """The chance level of every entry of :func:`zero_shot_retrieval` (same keys), from :func:`chance_metrics`."""
+    wanted = set(directions)
+    return {d: chance_metrics(pos) for d, (_, pos) in retrieval_tasks(emb, graph).items() if d in wanted}
