@@ -49,6 +49,7 @@ __all__ = [
     "zero_shot_retrieval",
     "chance_levels",
     "cosine_similarity",
+    "linear_probe",
 ]
 
 
@@ -335,3 +336,124 @@ def chance_levels(emb: dict[str, Any], graph: str, directions: Iterable[str] = D
     """The chance level of every entry of :func:`zero_shot_retrieval` (same keys), from :func:`chance_metrics`."""
     wanted = set(directions)
     return {d: chance_metrics(pos) for d, (_, pos) in retrieval_tasks(emb, graph).items() if d in wanted}
+
+
+# --------------------------------------------------------------------------------------------------
+# Linear probes on frozen features (the paper's UCF101 / HMDB51 / ESC-50 / PASCAL / ImageNet protocol)
+# --------------------------------------------------------------------------------------------------
+
+# C grid for the LinearSVC; the official UCF101 script uses C = 1e-3 on standardised features.
+PROBE_CS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+
+
+def _as_numpy(x: Any) -> np.ndarray:
+    if isinstance(x, Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _group_scores(scores: np.ndarray, labels: np.ndarray, groups: Sequence | None) -> tuple[np.ndarray, np.ndarray]:
+    """Average decision scores over the windows of each group (video): (n, C) -> (G, C), labels (G,).
+
+    A group's label is its windows' majority label (they agree when groups are labelled segments).
+    Without groups every window is its own group.
+    """
+    if groups is None:
+        return scores, labels
+    groups = list(groups)
+    if len(groups) != len(labels):
+        raise ValueError(f"groups has {len(groups)} entries but there are {len(labels)} features")
+    order: dict[Any, list[int]] = {}
+    for i, g in enumerate(groups):
+        order.setdefault(g, []).append(i)
+    g_scores = np.stack([scores[idx].mean(axis=0) for idx in order.values()])
+    g_labels = np.array([np.bincount(labels[idx]).argmax() for idx in order.values()])
+    return g_scores, g_labels
+
+
+def _scores(clf: Any, x: np.ndarray) -> np.ndarray:
+    s = clf.decision_function(x)
+    return np.stack([-s, s], axis=1) if s.ndim == 1 else s  # binary problems give one column
+
+
+def _mean_average_precision(scores: np.ndarray, labels: np.ndarray, classes: np.ndarray) -> float:
+    """One-vs-rest average precision per class present in ``labels``, averaged (PASCAL VOC's mAP), in percent."""
+    from sklearn.metrics import average_precision_score
+
+    aps = [average_precision_score(labels == c, scores[:, j]) for j, c in enumerate(classes) if (labels == c).any()]
+    return 100.0 * float(np.mean(aps)) if aps else float("nan")
+
+
+def linear_probe(
+    train_x: Any,
+    train_y: Any,
+    val_x: Any,
+    val_y: Any,
+    test_x: Any,
+    test_y: Any,
+    *,
+    val_groups: Sequence | None = None,
+    test_groups: Sequence | None = None,
+    Cs: Sequence[float] = PROBE_CS,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Linear classification of frozen features with the paper's protocol.
+
+    train_x (N, D), train_y (N,) int; likewise val / test. Labels < 0 (unknown) are dropped.
+    StandardScaler fitted on train, then one LinearSVC per C in ``Cs`` (one-vs-rest, squared hinge);
+    the C with the best validation accuracy wins (the smallest C on ties: the most regularised).
+    The winning classifier (trained on train only) scores the test set; when ``test_groups`` is given
+    (one id per window, e.g. the video or segment it came from), decision scores are averaged over the
+    windows of a group before the arg-max, as the official script averages 10 clips per video.
+
+    Returns percentages: ``accuracy`` (test top-1), ``mAP`` (test, one-vs-rest average precision), ``val_accuracy``,
+    plus ``C``, ``num_train``, ``num_test`` (groups), ``num_classes``, ``chance`` (majority-class test accuracy)
+    and ``val_by_C``.
+    """
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    def clean(x: Any, y: Any, groups: Sequence | None, name: str):
+        x, y = _as_numpy(x).astype(np.float64), _as_numpy(y).astype(np.int64)
+        if x.ndim != 2 or len(x) != len(y):
+            raise ValueError(f"{name}: features must be (N, D) with one label each; got {x.shape} and {y.shape}")
+        keep = y >= 0
+        g = None if groups is None else [grp for grp, k in zip(groups, keep) if k]
+        return x[keep], y[keep], g
+
+    xtr, ytr, _ = clean(train_x, train_y, None, "train")
+    xva, yva, gva = clean(val_x, val_y, val_groups, "val")
+    xte, yte, gte = clean(test_x, test_y, test_groups, "test")
+    for name, y in (("train", ytr), ("val", yva), ("test", yte)):
+        if len(y) == 0:
+            raise ValueError(f"linear_probe: the {name} split has no labelled samples")
+    if len(np.unique(ytr)) < 2:
+        raise ValueError(f"linear_probe: the train split has a single class ({np.unique(ytr)}); nothing to learn")
+
+    scaler = StandardScaler().fit(xtr)
+    xtr, xva, xte = scaler.transform(xtr), scaler.transform(xva), scaler.transform(xte)
+
+    best: tuple[float, float, Any] | None = None
+    val_by_c: dict[str, float] = {}
+    for c in sorted(Cs):
+        clf = LinearSVC(C=c, max_iter=20_000, random_state=seed).fit(xtr, ytr)
+        s, y = _group_scores(_scores(clf, xva), yva, gva)
+        acc = 100.0 * float((clf.classes_[s.argmax(1)] == y).mean())
+        val_by_c[f"{c:g}"] = acc
+        if best is None or acc > best[0]:
+            best = (acc, c, clf)
+    assert best is not None
+    val_acc, c, clf = best
+    s, y = _group_scores(_scores(clf, xte), yte, gte)
+    majority = np.bincount(ytr).argmax()
+    return {
+        "accuracy": 100.0 * float((clf.classes_[s.argmax(1)] == y).mean()),
+        "mAP": _mean_average_precision(s, y, clf.classes_),
+        "val_accuracy": val_acc,
+        "C": c,
+        "num_train": int(len(ytr)),
+        "num_test": int(len(y)),
+        "num_classes": int(len(np.unique(np.concatenate([ytr, y])))),
+        "chance": 100.0 * float((y == majority).mean()),
+        "val_by_C": val_by_c,
+    }

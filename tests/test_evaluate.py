@@ -212,3 +212,61 @@ def test_embed_dataset_stacks_outputs():
     assert emb["has_audio"].tolist() == [True, True, False, True, True]
     assert torch.allclose(emb["start"].double(), torch.arange(5.0).double())
     assert not math.isnan(ev.retrieval_metrics(torch.eye(2), torch.eye(2, dtype=torch.bool))["R@1"])
+
+
+# ---------------------------------------------------------------------------- linear probes
+
+
+def _blobs(n_per_class, centres, noise_seed):
+    g = torch.Generator().manual_seed(noise_seed)
+    y = torch.arange(len(centres)).repeat_interleave(n_per_class)
+    return centres[y] + torch.randn(len(y), centres.shape[1], generator=g), y
+
+
+def test_probe_separable_features_near_perfect():
+    centres = 4.0 * torch.randn(5, 16, generator=torch.Generator().manual_seed(0))
+    (xtr, ytr), (xva, yva), (xte, yte) = (_blobs(n, centres, seed) for n, seed in ((30, 1), (10, 2), (10, 3)))
+    out = ev.linear_probe(xtr, ytr, xva, yva, xte, yte)
+    assert out["accuracy"] >= 95.0
+    assert out["mAP"] >= 95.0
+    assert out["num_classes"] == 5 and out["num_test"] == 50
+    assert out["chance"] == pytest.approx(20.0)
+    assert out["C"] in ev.PROBE_CS and len(out["val_by_C"]) == len(ev.PROBE_CS)
+
+
+def test_probe_random_features_near_chance():
+    g = torch.Generator().manual_seed(1)
+    n, d, c = 400, 32, 4
+    mk = lambda: (torch.randn(n, d, generator=g), torch.randint(0, c, (n,), generator=g))  # noqa: E731
+    (xtr, ytr), (xva, yva), (xte, yte) = mk(), mk(), mk()
+    out = ev.linear_probe(xtr, ytr, xva, yva, xte, yte)
+    # 400 test samples, 4 balanced classes: chance is 25% with a standard error of about 2.2%.
+    assert 15.0 <= out["accuracy"] <= 35.0
+
+
+def test_probe_group_averaging_and_unknown_labels():
+    # Each test "video" has 5 windows; a single window is ambiguous, the average is not.
+    g = torch.Generator().manual_seed(2)
+    centres = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
+    ytr = torch.arange(2).repeat_interleave(200)
+    xtr = centres[ytr] + 1.5 * torch.randn(400, 2, generator=g)
+    yte = torch.arange(2).repeat_interleave(100)  # 40 videos x 5 windows
+    xte = centres[yte] + 1.5 * torch.randn(200, 2, generator=g)
+    groups = [f"video{i // 5}" for i in range(200)]
+    per_window = ev.linear_probe(xtr, ytr, xtr, ytr, xte, yte)
+    per_video = ev.linear_probe(xtr, ytr, xtr, ytr, xte, yte, test_groups=groups)
+    assert per_video["num_test"] == 40 and per_window["num_test"] == 200
+    assert per_video["accuracy"] > per_window["accuracy"]
+    # unknown labels (-1) are dropped, not treated as a class
+    yte_u = yte.clone()
+    yte_u[:10] = -1
+    out = ev.linear_probe(xtr, ytr, xtr, ytr, xte, yte_u, test_groups=groups)
+    assert out["num_test"] == 38 and out["num_classes"] == 2
+
+
+def test_probe_errors():
+    x = torch.randn(10, 3)
+    with pytest.raises(ValueError, match="single class"):
+        ev.linear_probe(x, torch.zeros(10, dtype=torch.long), x, torch.zeros(10), x, torch.zeros(10))
+    with pytest.raises(ValueError, match="no labelled"):
+        ev.linear_probe(x, torch.arange(10) % 2, x, torch.full((10,), -1), x, torch.arange(10) % 2)
