@@ -407,8 +407,8 @@ def linear_probe(
     windows of a group before the arg-max, as the official script averages 10 clips per video.
 
     Returns percentages: ``accuracy`` (test top-1), ``mAP`` (test, one-vs-rest average precision), ``val_accuracy``,
-    plus ``C``, ``num_train``, ``num_test`` (groups), ``num_classes``, ``chance`` (majority-class test accuracy)
-    and ``val_by_C``.
+    plus ``C``, ``num_train``, ``num_test`` (groups), ``num_classes``, ``chance`` (test accuracy of always answering
+    the majority class of train), ``chance_mAP`` (mean class frequency: a random scorer's mAP) and ``val_by_C``.
     """
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import LinearSVC
@@ -455,5 +455,59 @@ def linear_probe(
         "num_test": int(len(y)),
         "num_classes": int(len(np.unique(np.concatenate([ytr, y])))),
         "chance": 100.0 * float((y == majority).mean()),
+        # a random scorer's average precision for a class is its frequency
+        "chance_mAP": 100.0 * float(np.mean([(y == c).mean() for c in np.unique(y)])),
         "val_by_C": val_by_c,
     }
+
+
+# Probe tasks: name -> (feature key in the embedding dict, label key, average over windows of a video?).
+# Image tasks read single-frame features added by :func:`image_features` (``f_image_<mode>``), one frame per clip,
+# scored per image as in PASCAL / ImageNet.
+PROBE_TASKS: dict[str, tuple[str, str, bool]] = {
+    "action": ("f_v", "action_label", True),  # UCF101 / HMDB51 analogue
+    "sound": ("f_a", "sound_label", True),  # ESC-50 analogue
+    "image_naive": ("f_image_naive", "image_label", False),  # PASCAL / ImageNet analogue, three modes
+    "image_calibrated": ("f_image_calibrated", "image_label", False),
+    "image_static": ("f_image_static", "image_label", False),
+}
+
+
+def probe_groups(emb: dict[str, Any], label_key: str) -> list[tuple[str, int]]:
+    """The "video" of each window for score averaging: its video file and its label.
+
+    A labelled segment of a long video plays the part of one UCF101 video (one action each); a sound clip is its
+    own video. Windows of the same file with the same label are pooled.
+    """
+    labels = emb[label_key].tolist()
+    vids = emb.get("video_id") or [str(i) for i in range(len(labels))]
+    return [(v, int(y)) for v, y in zip(vids, labels)]
+
+
+def probe_suite(
+    train: dict[str, Any], val: dict[str, Any], test: dict[str, Any], tasks: Sequence[str] | None = None, seed: int = 0
+) -> dict[str, dict[str, Any]]:
+    """Run every :data:`PROBE_TASKS` entry whose features and labels exist in all three splits.
+
+    ``train`` / ``val`` / ``test``: embedding dicts (:func:`embed_dataset`, plus :func:`image_features`).
+    Clips without audio are left out of the sound probe. Returns ``{task: linear_probe(...) result}``.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for task in tasks or PROBE_TASKS:
+        feat, label, grouped = PROBE_TASKS[task]
+        if not all(feat in e and label in e for e in (train, val, test)):
+            continue
+        parts = []
+        for e in (train, val, test):
+            keep = torch.ones(len(e[label]), dtype=torch.bool)
+            if feat == "f_a" and "has_audio" in e:
+                keep &= e["has_audio"].bool()
+            idx = keep.nonzero().squeeze(1)
+            groups = [g for g, k in zip(probe_groups(e, label), keep.tolist()) if k] if grouped else None
+            parts.append((e[feat][idx], e[label][idx], groups))
+        labelled = [int((p[1] >= 0).sum()) for p in parts]
+        if min(labelled) == 0 or len(torch.unique(parts[0][1][parts[0][1] >= 0])) < 2:
+            continue  # this data has no such labels (e.g. no sound clips in the split)
+        (xtr, ytr, _), (xva, yva, gva), (xte, yte, gte) = parts
+        out[task] = linear_probe(xtr, ytr, xva, yva, xte, yte, val_groups=gva, test_groups=gte, seed=seed)
+    return out
