@@ -1,0 +1,492 @@
+"""Figures for the notebooks: clips, the embedding graphs, losses, 2-D maps of the shared spaces, retrieval results.
+
+Every function takes plain arrays or tensors and returns a matplotlib ``Figure`` (or draws on the ``ax`` it is given),
+so notebooks stay thin and the figures can be tested without a notebook. Nothing here trains or loads a model.
+
+Shapes follow docs/DESIGN.md: a clip's video is ``(3, T, H, W)`` in [0, 1], its audio a log-mel ``(1, F, n_mels)``.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+from .config import GRAPHS, SPACES, TEMPERATURE
+
+# One colour per modality, used in every figure (v = video, a = audio, t = text).
+MODALITY_COLOURS = {"v": "#1f77b4", "a": "#d62728", "t": "#2ca02c"}
+MODALITY_NAMES = {"v": "video", "a": "audio", "t": "text"}
+
+
+def _np(x: Any) -> np.ndarray:
+    """A numpy copy of a tensor or array (detached, on the CPU)."""
+    if hasattr(x, "detach"):
+        x = x.detach().float().cpu().numpy()
+    return np.asarray(x)
+
+
+def _fig_ax(ax, figsize):
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+        return fig, ax
+    return ax.figure, ax
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Clips: frames, spectrograms, narrations
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def frame_strip_image(video: Any, max_frames: int = 8, gap: int = 2) -> np.ndarray:
+    """Frames of one clip side by side, as one ``(H, n * (W + gap) - gap, 3)`` image in [0, 1].
+
+    Args:
+        video: ``(3, T, H, W)`` float in [0, 1] (the dataset layout), or ``(T, H, W, 3)`` uint8 / float frames.
+        max_frames: at most this many frames, evenly spaced over the clip.
+    """
+    v = _np(video)
+    if v.ndim != 4:
+        raise ValueError(f"video must be (3, T, H, W) or (T, H, W, 3); got shape {v.shape}")
+    if v.shape[0] == 3 and v.shape[-1] != 3:
+        v = v.transpose(1, 2, 3, 0)  # (T, H, W, 3)
+    if v.dtype == np.uint8:
+        v = v.astype(np.float32) / 255.0
+    T, H, W, _ = v.shape
+    idx = np.linspace(0, T - 1, min(T, max_frames)).round().astype(int)
+    out = np.ones((H, len(idx) * (W + gap) - gap, 3), dtype=np.float32)
+    for j, t in enumerate(idx):
+        out[:, j * (W + gap) : j * (W + gap) + W] = np.clip(v[t], 0, 1)
+    return out
+
+
+def show_frames(video: Any, ax=None, max_frames: int = 8, title: str | None = None, fps: float | None = None) -> Figure:
+    """Draw a clip's frames as a strip; with ``fps`` the x axis is labelled in seconds."""
+    strip = frame_strip_image(video, max_frames=max_frames)
+    fig, ax = _fig_ax(ax, (1.4 * max_frames, 1.8))
+    ax.imshow(strip, interpolation="nearest")
+    ax.set_yticks([])
+    v = _np(video)
+    T = v.shape[1] if v.shape[0] == 3 and v.shape[-1] != 3 else v.shape[0]
+    idx = np.linspace(0, T - 1, min(T, max_frames)).round().astype(int)
+    W = (strip.shape[1] + 2) / len(idx)
+    ax.set_xticks([(j + 0.5) * W for j in range(len(idx))])
+    ax.set_xticklabels([f"{t / fps:.1f}s" if fps else f"frame {t}" for t in idx], fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=10, loc="left")
+    return fig
+
+
+def show_spectrogram(
+    logmel: Any, ax=None, seconds: float | None = None, title: str | None = None, colorbar: bool = False
+) -> Figure:
+    """Draw a log-mel spectrogram ``(1, F, n_mels)`` or ``(F, n_mels)``: time left to right, low pitch at the bottom."""
+    m = _np(logmel)
+    if m.ndim == 3:
+        m = m[0]
+    if m.ndim != 2:
+        raise ValueError(f"logmel must be (1, F, n_mels) or (F, n_mels); got shape {_np(logmel).shape}")
+    fig, ax = _fig_ax(ax, (5, 2))
+    extent = (0, seconds if seconds else m.shape[0], 0, m.shape[1])
+    im = ax.imshow(m.T, origin="lower", aspect="auto", cmap="magma", extent=extent, interpolation="nearest")
+    ax.set_xlabel("time (s)" if seconds else "STFT frame")
+    ax.set_ylabel("mel bin")
+    if colorbar:
+        fig.colorbar(im, ax=ax, label="log energy")
+    if title:
+        ax.set_title(title, fontsize=10, loc="left")
+    return fig
+
+
+def show_narration_timeline(
+    captions: Mapping[str, Sequence],
+    clip: tuple[float, float] | None = None,
+    events: Sequence[tuple[float, float, str]] = (),
+    candidates: Sequence[int] = (),
+    ax=None,
+    title: str | None = None,
+    max_chars: int = 38,
+) -> Figure:
+    """When things are said versus when they are shown, for one video.
+
+    Args:
+        captions: one video's entry of ``captions.json``: ``{"start": [...], "end": [...], "text": [...]}`` (seconds).
+        clip: ``(start, end)`` of a training clip, shaded.
+        events: ``(start, end, label)`` of what the video really shows (from ``metadata.json``), drawn on a top row.
+        candidates: indices of the narrations chosen as the clip's candidates (MIL-NCE's positive bag), highlighted.
+    """
+    starts, ends, texts = list(captions["start"]), list(captions["end"]), list(captions["text"])
+    if not (len(starts) == len(ends) == len(texts)):
+        raise ValueError("captions must have equal-length 'start', 'end' and 'text' lists")
+    n = len(texts)
+    fig, ax = _fig_ax(ax, (10, 0.9 + 0.32 * (n + 2)))
+    top = n + 1.2
+    for s, e, label in events:
+        ax.add_patch(FancyBboxPatch((s, top - 0.35), e - s, 0.7, boxstyle="round,pad=0.02", fc="#ffe9b3", ec="#b8860b"))
+        ax.text((s + e) / 2, top, label, ha="center", va="center", fontsize=8)
+    chosen = set(int(c) for c in candidates)
+    for i, (s, e, t) in enumerate(zip(starts, ends, texts)):
+        y = n - i
+        colour = MODALITY_COLOURS["t"] if i in chosen else "#9e9e9e"
+        ax.plot([s, e], [y, y], lw=5, color=colour, solid_capstyle="butt")
+        short = t if len(t) <= max_chars else t[: max_chars - 1] + "…"
+        ax.text(e + 0.1, y, short, va="center", fontsize=7, color="black" if i in chosen else "#616161")
+    if clip is not None:
+        ax.axvspan(clip[0], clip[1], color=MODALITY_COLOURS["v"], alpha=0.15, label="training clip")
+        ax.legend(loc="lower right", fontsize=8)
+    t_max = max([*ends, *(e for _, e, _ in events), clip[1] if clip else 0])
+    ax.set_xlim(0, t_max * 1.35)
+    ax.set_ylim(0.3, top + 0.6)
+    ax.set_yticks([top] + ([n / 2 + 0.5] if n else []))
+    ax.set_yticklabels(["shown"] + (["said"] if n else []))
+    ax.set_xlabel("time in the video (s)")
+    if title:
+        ax.set_title(title, fontsize=10, loc="left")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The three embedding graphs (MMV_REFERENCE section 1)
+# --------------------------------------------------------------------------------------------------------------------
+
+# Edges (source, target, head name, drawn style). "eval" edges exist only at evaluation time.
+GRAPH_EDGES: dict[str, list[tuple[str, str, str, str]]] = {
+    "shared": [
+        ("v", "S_vat", "g_v→vat", "train"),
+        ("a", "S_vat", "g_a→vat", "train"),
+        ("t", "S_vat", "g_t→vat", "train"),
+    ],
+    "disjoint": [
+        ("v", "S_va", "g_v→va", "train"),
+        ("a", "S_va", "g_a→va", "train"),
+        ("v", "S_vt", "g_v→vt", "train"),
+        ("t", "S_vt", "g_t→vt", "train"),
+    ],
+    "fac": [
+        ("v", "S_va", "g_v→va", "train"),
+        ("a", "S_va", "g_a→va", "train"),
+        ("S_va", "S_vat", "g_va→vat", "train"),
+        ("t", "S_vat", "g_t→vat", "train"),
+    ],
+}
+
+_NODE_XY = {
+    "v": (0.0, 1.0),
+    "a": (0.0, 0.0),
+    "t": (0.0, 2.0),
+    "S_va": (1.6, 0.5),
+    "S_vt": (1.6, 1.5),
+    "S_vat": (3.0, 1.2),
+}
+_GRAPH_TITLES = {
+    "shared": "shared: one space for all three",
+    "disjoint": "disjoint: one space per pair",
+    "fac": "FAC: fine (va) then coarse (vat)",
+}
+
+
+def reachable_spaces(graph: str, modality: str) -> set[str]:
+    """Spaces that ``modality`` ('v', 'a', 't') reaches along the training edges of ``graph``'s diagram."""
+    edges = GRAPH_EDGES[graph]
+    seen, frontier = set(), {modality}
+    while frontier:
+        node = frontier.pop()
+        for src, dst, _, _ in edges:
+            if src == node and dst not in seen:
+                seen.add(dst)
+                frontier.add(dst)
+    return seen
+
+
+def draw_embedding_graph(graph: str, ax=None, show_audio_to_vat: bool = True) -> Figure:
+    """Draw one embedding graph: backbones on the left, spaces on the right, heads on the arrows.
+
+    In FAC, audio reaches the coarse space through ``g_va→vat`` only at evaluation (dashed): that is how audio and text
+    can be compared although no loss ever put them side by side.
+    """
+    if graph not in GRAPH_EDGES:
+        raise ValueError(f"unknown graph {graph!r}; expected one of {GRAPHS}")
+    fig, ax = _fig_ax(ax, (4.2, 3))
+    edges = GRAPH_EDGES[graph]
+    nodes = {m for e in edges for m in e[:2]}
+    for node in nodes:
+        x, y = _NODE_XY[node]
+        if node in MODALITY_COLOURS:
+            colour, label = MODALITY_COLOURS[node], f"f_{node}\n{MODALITY_NAMES[node]}"
+        else:
+            colour, label = "#6d4c41", node.replace("S_", "S_{") + "}"
+            label = f"${label}$"
+        ax.add_patch(
+            FancyBboxPatch(
+                (x - 0.32, y - 0.22), 0.64, 0.44, boxstyle="round,pad=0.03", fc=colour, alpha=0.18, ec=colour
+            )
+        )
+        ax.text(x, y, label, ha="center", va="center", fontsize=9, color="black")
+
+    def arrow(src, dst, text, dashed=False):
+        (x0, y0), (x1, y1) = _NODE_XY[src], _NODE_XY[dst]
+        colour = MODALITY_COLOURS.get(src, "#6d4c41")
+        ax.add_patch(
+            FancyArrowPatch(
+                (x0 + 0.34, y0),
+                (x1 - 0.34, y1),
+                arrowstyle="-|>",
+                mutation_scale=12,
+                color=colour,
+                linestyle="--" if dashed else "-",
+                lw=1.3,
+            )
+        )
+        ax.text(
+            (x0 + x1) / 2,
+            (y0 + y1) / 2,
+            text,
+            ha="center",
+            va="center",
+            fontsize=7,
+            color=colour,
+            bbox=dict(fc="white", ec="none", pad=0.5),
+        )
+
+    for src, dst, head, _ in edges:
+        arrow(src, dst, head)
+    if graph == "fac" and show_audio_to_vat:
+        ax.annotate(
+            "audio → vat at eval only\n(through g_va→vat)",
+            xy=(2.5, 0.95),
+            xytext=(2.1, 0.05),
+            fontsize=7,
+            color=MODALITY_COLOURS["a"],
+            arrowprops=dict(arrowstyle="->", ls="--", color=MODALITY_COLOURS["a"]),
+        )
+    # Which pairs can be compared, straight from config.SPACES.
+    pairs = ", ".join(f"{''.join(m for m in 'vat' if m in p)} in S_{s}" for p, s in SPACES[graph].items())
+    ax.text(1.5, -0.6, f"compared in: {pairs}", ha="center", fontsize=7, color="#424242")
+    ax.set_xlim(-0.5, 3.5)
+    ax.set_ylim(-0.8, 2.5)
+    ax.set_axis_off()
+    ax.set_title(_GRAPH_TITLES[graph], fontsize=10)
+    return fig
+
+
+def draw_embedding_graphs(graphs: Sequence[str] = ("shared", "disjoint", "fac")) -> Figure:
+    """The three graphs of the paper's Figure 1, side by side."""
+    fig, axes = plt.subplots(1, len(graphs), figsize=(4.2 * len(graphs), 3.2))
+    for ax, g in zip(np.atleast_1d(axes), graphs):
+        draw_embedding_graph(g, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Losses: what the temperature does
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def softmax_over_candidates(scores: Any, tau: float) -> np.ndarray:
+    """``softmax(scores / tau)``: how the contrastive loss shares one anchor's attention among the candidates (N,)."""
+    s = _np(scores).astype(np.float64) / tau
+    s = s - s.max()
+    p = np.exp(s)
+    return p / p.sum()
+
+
+def nce_loss_of_row(scores: Any, positive: int, tau: float) -> float:
+    """One anchor's NCE loss ``-log softmax(scores / tau)[positive]`` for cosine ``scores`` (N,)."""
+    s = _np(scores).astype(np.float64) / tau
+    return float(np.logaddexp.reduce(s) - s[positive])
+
+
+def show_temperature(
+    scores: Any, positive: int, tau: float = TEMPERATURE, taus: Sequence[float] | None = None, names=None
+) -> Figure:
+    """Two panels: the softmax over candidates at ``tau`` (left) and the loss as a function of the temperature (right).
+
+    Args:
+        scores: ``(N,)`` cosine similarities of one anchor with N candidates, one of them the positive.
+        positive: index of the positive candidate.
+        tau: the temperature shown on the left and marked on the right.
+    """
+    s = _np(scores)
+    if s.ndim != 1 or not 0 <= positive < len(s):
+        raise ValueError(f"scores must be (N,) with 0 <= positive < N; got shape {s.shape}, positive={positive}")
+    if tau <= 0:
+        raise ValueError(f"tau must be positive; got {tau}")
+    taus = np.geomspace(0.01, 1.0, 60) if taus is None else np.asarray(taus)
+    order = np.argsort(-s)
+    p = softmax_over_candidates(s, tau)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.2), gridspec_kw={"width_ratios": [1.6, 1]})
+    colours = [MODALITY_COLOURS["t"] if i == positive else "#9e9e9e" for i in order]
+    a1.bar(np.arange(len(s)), p[order], color=colours)
+    a1.set_xticks(np.arange(len(s)))
+    labels = [names[i] for i in order] if names is not None else [f"{s[i]:.2f}" for i in order]
+    a1.set_xticklabels(labels, rotation=90 if names is not None else 0, fontsize=7)
+    a1.set_xlabel("candidates, sorted by cosine similarity" + ("" if names is not None else " (value shown)"))
+    a1.set_ylabel("softmax weight")
+    a1.set_ylim(0, 1)
+    a1.set_title(f"τ = {tau:.3f}: positive (green) gets {p[positive]:.0%}", fontsize=10, loc="left")
+    losses = [nce_loss_of_row(s, positive, t) for t in taus]
+    a2.plot(taus, losses, color="black")
+    a2.axvline(tau, color=MODALITY_COLOURS["v"], ls="--", label=f"τ = {tau:.3f}")
+    a2.axvline(TEMPERATURE, color="#9e9e9e", ls=":", label=f"paper: {TEMPERATURE}")
+    a2.axhline(np.log(len(s)), color="#bdbdbd", lw=0.8, label="log N (chance)")
+    a2.set_xscale("log")
+    a2.set_xlabel("temperature τ")
+    a2.set_ylabel("loss of this anchor")
+    a2.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Training curves
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def show_history(
+    history: Sequence[Mapping[str, float]], keys: Sequence[str] | None = None, ax=None, title=None
+) -> Figure:
+    """Plot logged values against ``step`` from a list of records ``{"step": int, key: float, ...}``.
+
+    Missing values (a key logged only every few steps) are skipped, so losses and evaluation metrics can share a list.
+    """
+    if not history:
+        raise ValueError("history is empty: nothing to plot")
+    if keys is None:
+        keys = sorted({k for r in history for k, v in r.items() if k != "step" and isinstance(v, (int, float))})
+    fig, ax = _fig_ax(ax, (6, 3))
+    for k in keys:
+        pts = [(r["step"], r[k]) for r in history if k in r and r[k] is not None]
+        if pts:
+            x, y = zip(*pts)
+            ax.plot(x, y, marker="o" if len(pts) < 15 else None, ms=3, label=k)
+    ax.set_xlabel("training step")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10, loc="left")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# 2-D maps of the shared spaces
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def project_2d(
+    embeddings: Mapping[str, Any], method: str = "umap", seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.3
+) -> dict[str, np.ndarray]:
+    """Project several groups of embeddings of ONE space into one 2-D map (fitted jointly, so groups are comparable).
+
+    Args:
+        embeddings: ``{name: (N_i, D)}``, e.g. ``{"video": z_v_vat, "text": z_t_vat}``; all with the same D.
+        method: ``"umap"`` (cosine metric, as the losses compare directions) or ``"pca"`` (fast, linear).
+
+    Returns:
+        ``{name: (N_i, 2)}``.
+    """
+    names = list(embeddings)
+    arrays = [_np(embeddings[k]).reshape(len(embeddings[k]), -1) for k in names]
+    dims = {a.shape[1] for a in arrays}
+    if len(dims) != 1:
+        raise ValueError(
+            f"all groups must live in one space (same dimension); got {dict(zip(names, [a.shape for a in arrays]))}"
+        )
+    X = _unit(np.concatenate(arrays).astype(np.float32))
+    if method == "pca":
+        Xc = X - X.mean(0)
+        _, _, vt = np.linalg.svd(Xc, full_matrices=False)
+        Y = Xc @ vt[:2].T
+    elif method == "umap":
+        import umap  # imported here: ~1.6 s, and its first fit compiles with numba
+
+        Y = umap.UMAP(
+            n_neighbors=min(n_neighbors, len(X) - 1), min_dist=min_dist, metric="cosine", random_state=seed, n_jobs=1
+        ).fit_transform(X)
+    else:
+        raise ValueError(f"method must be 'umap' or 'pca'; got {method!r}")
+    out, i = {}, 0
+    for k, a in zip(names, arrays):
+        out[k] = np.asarray(Y[i : i + len(a)])
+        i += len(a)
+    return out
+
+
+def show_map(
+    points: Mapping[str, np.ndarray],
+    labels: Mapping[str, Any] | Any | None = None,
+    label_names: Sequence[str] | Mapping[int, str] | None = None,
+    ax=None,
+    title: str | None = None,
+    markers: Mapping[str, str] | None = None,
+    legend: bool = True,
+    s: float = 18,
+) -> Figure:
+    """Scatter 2-D points of several groups (marker per group), coloured by a label (e.g. the action or the sound).
+
+    Args:
+        points: ``{group: (N, 2)}`` from :func:`project_2d`.
+        labels: ``{group: (N,) int}`` (or one array when there is one group); ``-1`` = unknown, drawn grey.
+        label_names: names of the label values, for the legend.
+    """
+    fig, ax = _fig_ax(ax, (5, 4.5))
+    default_markers = ["o", "^", "s", "D", "P"]
+    markers = dict(markers or {})
+    if labels is not None and not isinstance(labels, Mapping):
+        labels = {next(iter(points)): labels}
+    cmap = plt.get_cmap("tab10")
+    seen: dict[Any, Any] = {}
+    for gi, (group, xy) in enumerate(points.items()):
+        m = markers.get(group, default_markers[gi % len(default_markers)])
+        lab = None if labels is None else _np(labels[group]).astype(int)
+        if lab is None:
+            ax.scatter(xy[:, 0], xy[:, 1], s=s, marker=m, label=group, alpha=0.8)
+            continue
+        colours = np.array([cmap(v % 10) if v >= 0 else (0.7, 0.7, 0.7, 1.0) for v in lab])
+        ax.scatter(xy[:, 0], xy[:, 1], s=s, marker=m, c=colours, alpha=0.85, edgecolors="none")
+        ax.scatter([], [], marker=m, c="black", label=group, s=s)  # legend entry for the group's marker
+        for v in np.unique(lab):
+            seen.setdefault(int(v), cmap(v % 10) if v >= 0 else (0.7, 0.7, 0.7, 1.0))
+    if legend:
+        handles, names = ax.get_legend_handles_labels()
+        for v, colour in sorted(seen.items()):
+            name = "unknown" if v < 0 else (label_names[v] if label_names is not None else str(v))
+            handles.append(plt.Line2D([], [], marker="o", ls="", color=colour))
+            names.append(name)
+        ax.legend(handles, names, fontsize=7, loc="best", framealpha=0.7)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Small tables (no pandas needed)
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def html_table(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None, floatfmt: str = "{:.3g}"
+) -> str:
+    """An HTML table of a list of records; floats formatted with ``floatfmt``. Display with ``IPython.display.HTML``."""
+    if not rows:
+        return "<table></table>"
+    columns = list(columns or rows[0].keys())
+
+    def cell(v):
+        if isinstance(v, float):
+            return floatfmt.format(v)
+        return html.escape(str(v))
+
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{cell(r.get(c, ''))}</td>" for c in columns) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

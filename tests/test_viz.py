@@ -1,0 +1,158 @@
+"""Figures of mmv_lite.viz: they draw what they are given, label it, and refuse inputs of the wrong shape."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from mmv_lite import viz  # noqa: E402
+from mmv_lite.config import GRAPHS, SPACES, TEMPERATURE  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def test_frame_strip_keeps_frame_order_and_pixels():
+    T, H, W = 6, 5, 7
+    video = torch.zeros(3, T, H, W)
+    for t in range(T):
+        video[0, t] = t / (T - 1)  # red channel encodes the frame index
+    strip = viz.frame_strip_image(video, max_frames=3, gap=2)
+    assert strip.shape == (H, 3 * W + 2 * 2, 3)
+    # Evenly spaced frames 0, 2 or 3, 5: the first and last are the clip's ends.
+    assert strip[0, 0, 0] == pytest.approx(0.0)
+    assert strip[0, -1, 0] == pytest.approx(1.0)
+    assert strip[0, W, 0] == 1.0 and strip[0, W, 1] == 1.0  # the white gap
+    # (T, H, W, 3) uint8 input gives the same picture.
+    as_uint8 = (video.permute(1, 2, 3, 0).numpy() * 255).round().astype(np.uint8)
+    np.testing.assert_allclose(viz.frame_strip_image(as_uint8, max_frames=3), strip, atol=1 / 255)
+
+
+def test_frame_strip_rejects_wrong_rank():
+    with pytest.raises(ValueError, match=r"\(3, T, H, W\)"):
+        viz.frame_strip_image(np.zeros((3, 8, 8)))
+
+
+def test_show_frames_and_spectrogram_label_their_axes():
+    fig = viz.show_frames(torch.rand(3, 8, 16, 16), max_frames=4, fps=5.0, title="a clip")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.0s", "0.4s", "1.0s", "1.4s"]
+    fig = viz.show_spectrogram(torch.randn(1, 50, 80), seconds=1.6, colorbar=True)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "time (s)" and ax.get_ylabel() == "mel bin"
+    assert ax.images[0].get_array().shape == (80, 50)  # mel bins vertical, time horizontal
+    with pytest.raises(ValueError, match="n_mels"):
+        viz.show_spectrogram(np.zeros((2, 3, 4, 5)))
+
+
+def test_narration_timeline_highlights_candidates():
+    caps = {"start": [0.0, 2.0, 5.0], "end": [1.5, 4.0, 6.0], "text": ["first we cut", "then we pour", "and stir"]}
+    fig = viz.show_narration_timeline(caps, clip=(2.5, 4.1), events=[(3.0, 5.0, "pour")], candidates=[1, 2])
+    ax = fig.axes[0]
+    grey = [ln for ln in ax.lines if ln.get_color() == "#9e9e9e"]
+    green = [ln for ln in ax.lines if ln.get_color() == viz.MODALITY_COLOURS["t"]]
+    assert len(grey) == 1 and len(green) == 2
+    assert "pour" in [t.get_text() for t in ax.texts]
+    with pytest.raises(ValueError, match="equal-length"):
+        viz.show_narration_timeline({"start": [0.0], "end": [], "text": ["x"]})
+
+
+@pytest.mark.parametrize("graph", GRAPHS)
+def test_graph_diagram_agrees_with_config_spaces(graph):
+    # Every pair that config.SPACES says is compared in space s must have both modalities reach S_s in the drawing
+    # (audio reaches S_vat in FAC only at evaluation, through the va space: the diagram's dashed note).
+    for pair, space in SPACES[graph].items():
+        for m in pair:
+            reach = viz.reachable_spaces(graph, m)
+            if graph == "fac" and m == "a" and space == "vat":
+                assert "S_va" in reach and ("S_va", "S_vat") in {(s, d) for s, d, _, _ in viz.GRAPH_EDGES["fac"]}
+            else:
+                assert f"S_{space}" in reach, (graph, m, space)
+    # And no modality reaches a space the config does not give it.
+    for m in "vat":
+        allowed = {f"S_{s}" for p, s in SPACES[graph].items() if m in p}
+        if graph == "fac" and m == "v":
+            allowed |= {"S_va", "S_vat"}
+        assert viz.reachable_spaces(graph, m) <= allowed, (graph, m)
+    fig = viz.draw_embedding_graph(graph)
+    assert fig.axes[0].get_title()
+
+
+def test_draw_embedding_graphs_has_one_panel_per_graph():
+    fig = viz.draw_embedding_graphs()
+    assert len(fig.axes) == 3
+    with pytest.raises(ValueError, match="unknown graph"):
+        viz.draw_embedding_graph("late_fusion")
+
+
+def test_softmax_and_loss_of_a_row():
+    s = np.array([0.5, 0.1, -0.2, 0.3])
+    p = viz.softmax_over_candidates(s, 0.1)
+    assert p.sum() == pytest.approx(1.0) and p.argmax() == 0
+    assert viz.nce_loss_of_row(s, 0, 0.1) == pytest.approx(-np.log(p[0]))
+    # Temperature to infinity: uniform attention, loss log N. Temperature to zero: all on the best candidate.
+    assert viz.nce_loss_of_row(s, 0, 1e4) == pytest.approx(np.log(4), rel=1e-3)
+    assert viz.softmax_over_candidates(s, 1e-3)[0] == pytest.approx(1.0)
+    assert viz.nce_loss_of_row(s, 1, 1e-2) > viz.nce_loss_of_row(
+        s, 1, 1.0
+    )  # a wrong ranking is punished hard when cold
+
+
+def test_show_temperature_marks_the_chosen_tau():
+    s = np.array([0.6, 0.2, 0.1, 0.4])
+    fig = viz.show_temperature(s, positive=0, tau=0.2)
+    left, right = fig.axes
+    p0 = viz.softmax_over_candidates(s, 0.2)[0]
+    assert left.get_title(loc="left") == f"τ = 0.200: positive (green) gets {p0:.0%}"
+    bars = [b.get_height() for b in left.patches]
+    np.testing.assert_allclose(sorted(bars, reverse=True), np.sort(viz.softmax_over_candidates(s, 0.2))[::-1])
+    vertical = [list(ln.get_xdata()) for ln in right.lines if len(ln.get_xdata()) == 2]
+    assert [0.2, 0.2] in vertical and [TEMPERATURE, TEMPERATURE] in vertical
+    with pytest.raises(ValueError, match="positive"):
+        viz.show_temperature(s, positive=7)
+    with pytest.raises(ValueError, match="tau"):
+        viz.show_temperature(s, positive=0, tau=0.0)
+
+
+def test_show_history_skips_missing_values():
+    hist = [{"step": 0, "loss": 3.0}, {"step": 10, "loss": 2.0, "R@1": 0.1}, {"step": 20, "loss": 1.5}]
+    fig = viz.show_history(hist)
+    lines = {ln.get_label(): ln for ln in fig.axes[0].lines}
+    assert set(lines) == {"loss", "R@1"}
+    assert list(lines["R@1"].get_xdata()) == [10]
+    with pytest.raises(ValueError, match="empty"):
+        viz.show_history([])
+
+
+def test_project_2d_pca_keeps_groups_and_separates_directions():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(20, 8)) * 0.05 + np.eye(8)[0]
+    b = rng.normal(size=(10, 8)) * 0.05 - np.eye(8)[0]
+    pts = viz.project_2d({"video": a, "text": torch.tensor(b)}, method="pca")
+    assert pts["video"].shape == (20, 2) and pts["text"].shape == (10, 2)
+    # Two opposite directions end up on opposite sides of the first axis.
+    assert np.sign(pts["video"][:, 0]).std() == 0 and np.sign(pts["video"][0, 0]) != np.sign(pts["text"][0, 0])
+    with pytest.raises(ValueError, match="same dimension"):
+        viz.project_2d({"a": a, "b": b[:, :4]}, method="pca")
+    with pytest.raises(ValueError, match="umap"):
+        viz.project_2d({"a": a}, method="tsne")
+
+
+def test_show_map_colours_by_label_and_names_them():
+    pts = {"video": np.zeros((4, 2)), "audio": np.ones((3, 2))}
+    labels = {"video": np.array([0, 1, 1, -1]), "audio": np.array([0, 0, 1])}
+    fig = viz.show_map(pts, labels, label_names=["pour", "cut"], title="vat")
+    names = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert names == ["video", "audio", "unknown", "pour", "cut"]
+
+
+def test_html_table_escapes_and_formats():
+    out = viz.html_table([{"name": "<a>", "R@1": 0.123456}], floatfmt="{:.2f}")
+    assert "&lt;a&gt;" in out and "0.12" in out and "<th>R@1</th>" in out
