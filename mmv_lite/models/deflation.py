@@ -1,0 +1,145 @@
+"""Deflation: turn a video backbone into an image network (MMV paper, section 3.3 and Table 3).
+
+* S3D-G: every 3D kernel is summed over its temporal axis to a 2D kernel; temporal strides, temporal padding and
+  the temporal axis of the pools disappear, so the result is a true 2D network on ``(B, 3, H, W)``. The temporal
+  conv of a separable unit (``kT x 1 x 1``) becomes a 1x1 conv; self-gating averages over H, W.
+  On a static clip (one image repeated over time), each 3D conv equals its deflated 2D conv at every frame far
+  enough from the clip ends that its temporal window sees no padding.
+* TSM-ResNet: the same ResNet with the temporal shift switched off (feeding a one-frame clip instead would zero the
+  shifted quarter of the channels).
+
+Naive deflation loses accuracy because the video network's outputs include the clip borders (temporal zero padding).
+:func:`calibrate_deflated_bn` keeps every weight and learns new BatchNorm scale and offset (gamma, beta) of the
+deflated copy, minimising the L1 distance between ``deflated(image)`` and ``video_backbone(image as a static clip)``.
+
+    >>> image_net = deflate(model.video_backbone)
+    >>> report = calibrate_deflated_bn(image_net, model.video_backbone, frames, num_frames=8)
+    >>> model.set_image_mode(image_net)           # model(video=images) now takes (B, 3, H, W)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .s3dg import S3DG
+from .tsm_resnet import ResNetV2, TSMResNet
+
+
+def deflate(video_backbone: nn.Module) -> nn.Module:
+    """A new image network ``(B, 3, H, W) -> (B, out_dim)`` from a video backbone (or an ``MMV`` model's).
+
+    The video backbone is not modified; the result has its own copies of every weight and BatchNorm (statistics
+    included) and the same train/eval mode, device and dtype.
+    """
+    if hasattr(video_backbone, "video_backbone") and isinstance(video_backbone.video_backbone, nn.Module):
+        video_backbone = video_backbone.video_backbone  # an MMV model
+    ref = next(video_backbone.parameters())
+    if isinstance(video_backbone, S3DG):
+        if video_backbone.dims != 3:
+            raise ValueError("deflate: this S3DG is already a 2D (deflated) network")
+        net = S3DG(
+            width=video_backbone.width,
+            first_temporal_kernel=video_backbone.first_temporal_kernel,
+            gating=video_backbone.gating,
+            dims=2,
+        )
+        # Conv3d weight (out, in, kT, kH, kW) -> Conv2d (out, in, kH, kW): sum over time. Names are identical.
+        state = {k: (v.sum(dim=2) if v.dim() == 5 else v) for k, v in video_backbone.state_dict().items()}
+    elif isinstance(video_backbone, TSMResNet):
+        net = ResNetV2(in_channels=3, depth=video_backbone.depth, width=video_backbone.width, shift_fraction=0.0)
+        state = video_backbone.state_dict()
+    else:
+        raise TypeError(
+            "deflate: expected an S3DG or TSMResNet video backbone (or an MMV model), "
+            f"got {type(video_backbone).__name__}"
+        )
+    net.load_state_dict({k: v.detach().clone() for k, v in state.items()})
+    return net.to(device=ref.device, dtype=ref.dtype).train(video_backbone.training)
+
+
+def static_clip(images: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """``(B, 3, H, W)`` images -> ``(B, 3, T, H, W)`` clips that repeat each image ``num_frames`` times."""
+    return images.unsqueeze(2).expand(-1, -1, num_frames, -1, -1).contiguous()
+
+
+@torch.no_grad()
+def _features(net: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    return torch.cat([net(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+@torch.no_grad()
+def deflation_gap(
+    deflated: nn.Module, video_backbone: nn.Module, images: torch.Tensor, num_frames: int = 8, batch_size: int = 16
+) -> float:
+    """Mean absolute difference between ``deflated(images)`` and ``video_backbone(static clips)``, both in eval mode."""
+    modes = deflated.training, video_backbone.training
+    deflated.eval(), video_backbone.eval()
+    try:
+        target = _features(video_backbone, static_clip(images, num_frames), batch_size)
+        return (_features(deflated, images, batch_size) - target).abs().mean().item()
+    finally:
+        deflated.train(modes[0]), video_backbone.train(modes[1])
+
+
+def calibrate_deflated_bn(
+    deflated: nn.Module,
+    video_backbone: nn.Module,
+    images: torch.Tensor,
+    steps: int = 100,
+    lr: float = 1e-2,
+    batch_size: int = 16,
+    num_frames: int = 8,
+    seed: int = 0,
+) -> dict:
+    """Learn the deflated network's BatchNorm gamma/beta so that it matches the video network on static clips.
+
+    Minimises ``mean |deflated(image) - video_backbone(image repeated num_frames times)|`` with Adam over random
+    mini-batches of ``images (N, 3, H, W)``. Only the BatchNorm ``weight``/``bias`` of ``deflated`` change; every
+    other weight is frozen and the video backbone is untouched. BatchNorm running statistics: both networks run in
+    eval mode, so the deflated copy keeps the statistics copied from the video network and the correction is a pure
+    per-channel affine one (a few images give poor batch statistics, and the result must not depend on the batch).
+    ``requires_grad`` flags and train/eval modes are restored afterwards.
+
+    Returns ``{"before": L1, "after": L1, "history": [L1 of each step's batch], "steps": steps}``, the L1 values
+    before/after measured on all ``images``.
+    """
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"calibrate_deflated_bn: images must be (N, 3, H, W), got shape {tuple(images.shape)}")
+    bn_params = [
+        p
+        for m in deflated.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine
+        for p in (m.weight, m.bias)
+    ]
+    if not bn_params:
+        raise ValueError("calibrate_deflated_bn: the deflated network has no BatchNorm with scale/offset to learn")
+    before = deflation_gap(deflated, video_backbone, images, num_frames, batch_size)
+    modes = deflated.training, video_backbone.training
+    flags = [(p, p.requires_grad) for p in deflated.parameters()]
+    video_backbone.eval()
+    with torch.no_grad():
+        targets = _features(video_backbone, static_clip(images, num_frames), batch_size)
+    deflated.eval()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    for p in bn_params:
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(bn_params, lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    history = []
+    try:
+        for _ in range(steps):
+            idx = torch.randperm(len(images), generator=gen)[:batch_size].to(images.device)
+            loss = (deflated(images[idx]) - targets[idx]).abs().mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            history.append(loss.item())
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+            p.grad = None
+        deflated.train(modes[0]), video_backbone.train(modes[1])
+    after = deflation_gap(deflated, video_backbone, images, num_frames, batch_size)
+    return {"before": before, "after": after, "history": history, "steps": steps}

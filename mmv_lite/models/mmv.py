@@ -1,0 +1,270 @@
+"""MMV: the whole network. Backbones for video, audio and text, and the heads of one embedding graph.
+
+    >>> model = build_model("lite", graph="fac", word_vectors=wv)           # wv: (V, 300)
+    >>> out = model(video=video, audio=audio, text_ids=ids, text_mask=mask)
+    >>> sorted(out)   # fac, training mode
+    ['f_a', 'f_t', 'f_v', 'z_a_va', 'z_t_vat', 'z_v_va', 'z_v_vat']
+
+Inputs (any subset; see docs/DESIGN.md):
+
+* ``video (B, 3, T, H, W)`` float in [0, 1], fed as is (the released models take [0, 1] frames; no mean/std
+  normalisation happens inside). In image mode (:meth:`MMV.set_image_mode`) ``video`` is ``(B, 3, H, W)`` images.
+* ``audio (B, 1, F, n_mels)`` log-mel.
+* ``text_ids (B, K, L)`` or ``(B, L)`` int64 (0 = padding), ``text_mask`` of the same shape (default ``ids != 0``).
+
+Outputs: backbone features ``f_v (B, d_v)``, ``f_a (B, d_a)``, ``f_t (B, K, d_t)`` and the embeddings
+``z_{m}_{space}`` of the graph (unnormalised; text keeps its K axis): ``fac``: ``z_v_va, z_v_vat, z_a_va,
+z_t_vat`` and, in eval mode only, ``z_a_vat``; ``shared``: ``z_v_vat, z_a_vat, z_t_vat``; ``disjoint``:
+``z_v_va, z_v_vt, z_a_va, z_t_vt``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import Config, get_config, validate
+from ..config import space_for as _space_for
+from .audio_resnet import audio_resnet
+from .heads import EmbeddingGraph
+from .layers import init_like_haiku
+from .s3dg import s3dg
+from .text import TextTower
+from .tsm_resnet import tsm_resnet
+
+
+def build_video_backbone(cfg: Config) -> nn.Module:
+    """The video backbone a config asks for (``model.video_backbone``)."""
+    m = cfg.model
+    if m.video_backbone == "s3dg":
+        return s3dg(width=m.video_width)
+    if m.video_backbone == "tsm_resnet":
+        return tsm_resnet(
+            depth=m.video_depth, width=m.video_width, shift_fraction=m.shift_fraction, num_frames=cfg.data.num_frames
+        )
+    raise ValueError(f"model.video_backbone={m.video_backbone!r}; expected 's3dg' or 'tsm_resnet'")
+
+
+class MMV(nn.Module):
+    """The MMV network for one config. ``model.cfg`` is its :class:`~mmv_lite.config.Config`.
+
+    Sub-modules: ``video_backbone``, ``audio_backbone``, ``text_backbone`` (:class:`TextTower`),
+    ``heads`` (:class:`EmbeddingGraph`, heads in ``heads.heads[<paper name>]``) and, in image mode only,
+    ``image_backbone`` (a deflated video backbone).
+    """
+
+    def __init__(self, cfg: Config, word_vectors: torch.Tensor | np.ndarray):
+        super().__init__()
+        self.cfg = cfg
+        m = cfg.model
+        self.video_backbone = build_video_backbone(cfg)
+        self.audio_backbone = audio_resnet(depth=m.audio_depth, width=m.audio_width)
+        self.text_backbone = TextTower(word_vectors, out_dim=m.text_dim)
+        if self.text_backbone.word_dim != cfg.data.word_dim:
+            raise ValueError(
+                f"word_vectors have {self.text_backbone.word_dim} columns but data.word_dim={cfg.data.word_dim}"
+            )
+        self.heads = EmbeddingGraph(
+            m.graph,
+            d_v=self.video_backbone.out_dim,
+            d_a=self.audio_backbone.out_dim,
+            d_t=m.text_dim,
+            d_va=m.d_va,
+            d_vt=m.d_vt,
+            d_vat=m.d_vat,
+            head=m.head,
+            eps=m.bn_eps,
+            momentum=m.bn_momentum,
+        )
+        init_like_haiku(self.text_backbone)
+        init_like_haiku(self.heads)
+        for mod in self.modules():  # the config's BatchNorm settings everywhere
+            if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+                mod.eps, mod.momentum = m.bn_eps, m.bn_momentum
+        self.image_backbone: nn.Module | None = None
+
+    # ----------------------------------------------------------------------------------------- the graph
+    @property
+    def graph(self) -> str:
+        return self.cfg.model.graph
+
+    def space_for(self, m1: str, m2: str) -> str:
+        """Space in which modalities ``m1`` and ``m2`` (``"v"``, ``"a"``, ``"t"``) are compared in this graph."""
+        return _space_for(self.graph, m1, m2)
+
+    # ----------------------------------------------------------------------------------------- forward
+    def forward(
+        self,
+        video: torch.Tensor | None = None,
+        audio: torch.Tensor | None = None,
+        text_ids: torch.Tensor | None = None,
+        text_mask: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Features and embeddings of the modalities given (see the module docstring for shapes and keys)."""
+        out: dict[str, torch.Tensor] = {}
+        if video is not None:
+            out["f_v"] = self._video_features(video)
+            out.update(self.heads.video(out["f_v"]))
+        if audio is not None:
+            out["f_a"] = self.audio_backbone(audio)
+            out.update(self.heads.audio(out["f_a"]))
+        if text_ids is not None:
+            out["f_t"] = self.text_backbone(text_ids, text_mask)
+            out.update(self.heads.text(out["f_t"]))
+        elif text_mask is not None:
+            raise ValueError("MMV.forward: text_mask given without text_ids")
+        return out
+
+    def _video_features(self, video: torch.Tensor) -> torch.Tensor:
+        if self.image_backbone is not None:
+            if video.dim() != 4:
+                raise ValueError(
+                    f"the model is in image mode and expects images (B, 3, H, W), got shape {tuple(video.shape)}; "
+                    "call model.set_image_mode(None) to go back to video"
+                )
+            return self.image_backbone(video)
+        if video.dim() != 5:
+            raise ValueError(
+                f"video must be (B, 3, T, H, W), got shape {tuple(video.shape)}; for images (B, 3, H, W) switch the "
+                "model to image mode first: model.set_image_mode(True) (naive deflation) or model.set_image_mode(net)"
+            )
+        return self.video_backbone(video)
+
+    def embed_video(self, video: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``video (B, 3, T, H, W)`` (images ``(B, 3, H, W)`` in image mode) -> ``{"f_v", "z_v_*"}``."""
+        return self.forward(video=video)
+
+    def embed_audio(self, audio: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``audio (B, 1, F, n_mels)`` -> ``{"f_a", "z_a_*"}``."""
+        return self.forward(audio=audio)
+
+    def embed_text(self, text_ids: torch.Tensor, text_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``text_ids (B, K, L)`` or ``(B, L)`` -> ``{"f_t", "z_t_*"}`` with the same leading axes."""
+        return self.forward(text_ids=text_ids, text_mask=text_mask)
+
+    def embed_image(self, images: torch.Tensor, deflated: nn.Module | None = None) -> dict[str, torch.Tensor]:
+        """``images (B, 3, H, W)`` -> ``{"f_v", "z_v_*"}`` through a deflated video backbone.
+
+        Uses ``deflated`` if given, else the model's image backbone (:meth:`set_image_mode`).
+        """
+        net = deflated if deflated is not None else self.image_backbone
+        if net is None:
+            raise ValueError(
+                "embed_image needs a deflated network: call model.set_image_mode(True) (naive deflation), "
+                "model.set_image_mode(calibrated_net), or pass deflated=..."
+            )
+        if images.dim() != 4:
+            raise ValueError(f"embed_image expects images (B, 3, H, W), got shape {tuple(images.shape)}")
+        f_v = net(images)
+        return {"f_v": f_v, **self.heads.video(f_v)}
+
+    # ----------------------------------------------------------------------------------------- image mode
+    def set_image_mode(self, image_backbone: nn.Module | bool | None = True) -> MMV:
+        """Switch the video input between clips and images; one call toggles it.
+
+        ``True``: images go through a naive deflation of ``video_backbone`` (``deflation.deflate``);
+        a module: that image network (e.g. one tuned with ``calibrate_deflated_bn``);
+        ``None`` / ``False``: back to video. In image mode ``forward(video=images)`` takes ``(B, 3, H, W)`` and
+        returns the same keys as for video. The image network is a registered sub-module (it follows
+        ``.to()``/``.eval()`` and appears in the state dict as ``image_backbone.*`` while set). Returns ``self``.
+        """
+        if image_backbone is True:
+            from .deflation import deflate
+
+            ref = next(self.video_backbone.parameters())
+            image_backbone = deflate(self.video_backbone).to(ref.device)
+            image_backbone.train(self.training)
+        elif image_backbone is False:
+            image_backbone = None
+        if image_backbone is not None and not isinstance(image_backbone, nn.Module):
+            raise TypeError(f"set_image_mode expects True, None or an nn.Module, got {type(image_backbone).__name__}")
+        self.image_backbone = image_backbone
+        return self
+
+    @property
+    def image_mode(self) -> bool:
+        return self.image_backbone is not None
+
+    # ----------------------------------------------------------------------------------------- similarity
+    def similarity(self, out_a: dict[str, torch.Tensor], out_b: dict[str, torch.Tensor], m1: str, m2: str):
+        """Cosine similarity between modality ``m1`` of ``out_a`` and ``m2`` of ``out_b``, in their common space.
+
+        ``out_a``/``out_b`` are ``forward`` outputs. Embeddings ``(..., D)`` are L2-normalised; the result has shape
+        ``lead_a + lead_b``, e.g. video ``(B1, D)`` x text ``(B2, K, D)`` -> ``(B1, B2, K)``.
+        Raises ``ValueError`` when the pair has no common space in this graph.
+        """
+        space = self.space_for(m1, m2)
+        za, zb = _pick(out_a, m1, space, self.graph), _pick(out_b, m2, space, self.graph)
+        za, zb = F.normalize(za, dim=-1), F.normalize(zb, dim=-1)
+        lead_a, lead_b = za.shape[:-1], zb.shape[:-1]
+        sim = za.reshape(-1, za.shape[-1]) @ zb.reshape(-1, zb.shape[-1]).T
+        return sim.view(*lead_a, *lead_b)
+
+
+def _pick(out: dict[str, torch.Tensor], m: str, space: str, graph: str) -> torch.Tensor:
+    key = f"z_{m}_{space}"
+    if key not in out:
+        hint = ""
+        if key == "z_a_vat" and graph == "fac":
+            hint = " (in the fac graph z_a_vat is computed only in eval mode: call model.eval() first)"
+        raise KeyError(f"{key} is not in the model output (keys: {sorted(out)}){hint}")
+    return out[key]
+
+
+def _apply_overrides(cfg: Config, overrides: dict[str, Any]) -> None:
+    """Same rules as ``config.get_config``: ``name`` when unambiguous, else ``section.name``."""
+    sections = {"data": cfg.data, "model": cfg.model, "train": cfg.train}
+    for key, value in overrides.items():
+        sec, _, name = key.rpartition(".")
+        if sec:
+            if sec not in sections:
+                raise ValueError(f"override {key!r}: section must be one of {sorted(sections)}")
+            targets = [sections[sec]]
+        else:
+            targets = [s for s in sections.values() if name in {f.name for f in dataclasses.fields(s)}]
+            if len(targets) != 1:
+                where = "no section" if not targets else "several sections; use 'section.name'"
+                raise ValueError(f"override {key!r} matches {where}")
+        if name not in {f.name for f in dataclasses.fields(targets[0])}:
+            raise ValueError(f"override {key!r}: {type(targets[0]).__name__} has no field {name!r}")
+        setattr(targets[0], name, value)
+
+
+def build_model(
+    preset: str | Config = "lite",
+    graph: str | None = None,
+    word_vectors: torch.Tensor | np.ndarray | None = None,
+    vocab_size: int | None = None,
+    **overrides: Any,
+) -> MMV:
+    """Build an :class:`MMV` from a preset name or a :class:`Config`.
+
+    Args:
+        preset: ``"lite"``, ``"s3dg"``, ``"tsm_r50"``, ``"tsm_r50x2"`` or a ``Config`` (copied, not modified).
+        graph: ``"fac"``, ``"shared"`` or ``"disjoint"`` (default: the config's ``model.graph``).
+        word_vectors: the frozen word matrix ``(V, data.word_dim)``, row 0 = padding. If ``None``, a zero matrix of
+            ``(vocab_size or 1, word_dim)`` rows stands in (a checkpoint's state dict then fills it).
+        vocab_size: rows of the placeholder matrix when ``word_vectors`` is None.
+        **overrides: config fields, as in ``get_config`` (``video_width=0.5``, ``**{"model.d_va": 64}``).
+    """
+    if isinstance(preset, Config):
+        cfg = copy.deepcopy(preset)
+        _apply_overrides(cfg, overrides)
+    elif isinstance(preset, str):
+        cfg = get_config(preset, **overrides)
+    else:
+        raise TypeError(f"build_model: preset must be a preset name or a Config, got {type(preset).__name__}")
+    if graph is not None:
+        cfg.model.graph = graph
+    validate(cfg)
+    if word_vectors is None:
+        word_vectors = torch.zeros(vocab_size or 1, cfg.data.word_dim)
+    elif vocab_size is not None and len(word_vectors) != vocab_size:
+        raise ValueError(f"build_model: vocab_size={vocab_size} but word_vectors has {len(word_vectors)} rows")
+    return MMV(cfg, word_vectors)
