@@ -99,7 +99,11 @@ def samples_dir(path: str | os.PathLike | None = None) -> Path:
 _SETUP_CELL = """# Setup: works on a laptop and on Colab. On Colab it clones the repository (code + sample clips),
 # installs mmv_lite without its dependencies, then only the dependencies Colab lacks, with every package
 # Colab already has (torch, ipywidgets 7.7, numpy, ...) pinned at its installed version: nothing is upgraded.
-import importlib.util, os, re, subprocess, sys
+import importlib.util
+import os
+import re
+import subprocess
+import sys
 from importlib.metadata import PackageNotFoundError, requires, version
 
 REPO_URL = "{repo_url}"

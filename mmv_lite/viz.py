@@ -284,6 +284,88 @@ def draw_embedding_graphs(graphs: Sequence[str] = ("shared", "disjoint", "fac"))
 
 
 # --------------------------------------------------------------------------------------------------------------------
+# The network: sizes and shapes
+# --------------------------------------------------------------------------------------------------------------------
+
+COMPONENTS = ("video_backbone", "audio_backbone", "text_backbone", "heads")
+
+
+def parameter_counts(model: Any) -> dict[str, int]:
+    """Trainable parameters of each part of an :class:`~mmv_lite.models.mmv.MMV` (the frozen word vectors excluded).
+
+    Works on a model built on the ``meta`` device (no memory used), which is how paper-size models are counted.
+    """
+    out = {}
+    for name in COMPONENTS:
+        part = getattr(model, name, None)
+        if part is None:
+            raise ValueError(f"model has no {name!r}: expected an mmv_lite MMV network")
+        out[name] = sum(p.numel() for p in part.parameters() if p.requires_grad)
+    return out
+
+
+def show_parameter_counts(counts: Mapping[str, Mapping[str, int]], ax=None) -> Figure:
+    """Grouped horizontal bars (log scale) of ``{model name: {component: parameters}}``, e.g. lite vs paper sizes."""
+    fig, ax = _fig_ax(ax, (8, 0.5 + 0.9 * len(counts)))
+    names = list(counts)
+    comps = list(next(iter(counts.values())))
+    h = 0.8 / len(comps)
+    colours = {"video_backbone": MODALITY_COLOURS["v"], "audio_backbone": MODALITY_COLOURS["a"]}
+    colours |= {"text_backbone": MODALITY_COLOURS["t"], "heads": "#6d4c41"}
+    for j, c in enumerate(comps):
+        vals = [counts[n][c] for n in names]
+        ys = np.arange(len(names)) + (j - (len(comps) - 1) / 2) * h
+        ax.barh(ys, vals, height=h, color=colours.get(c), label=c.replace("_", " "))
+        for y, v in zip(ys, vals):
+            ax.text(v * 1.05, y, f"{v / 1e6:.2f}M" if v >= 1e5 else f"{v / 1e3:.0f}k", va="center", fontsize=7)
+    ax.set_yticks(np.arange(len(names)))
+    ax.set_yticklabels(names)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("trainable parameters (log scale)")
+    ax.set_xlim(right=max(v for c in counts.values() for v in c.values()) * 5)  # room for the value labels
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def show_endpoint_shapes(endpoints: Mapping[str, Any], ax=None, title: str | None = None) -> Figure:
+    """How a video backbone trades resolution for channels, block by block.
+
+    Args:
+        endpoints: ``{block: (B, C, T, H, W) tensor}`` in order, e.g. from ``S3DG.forward(x, return_endpoints=True)``.
+    """
+    names, chans, vols, labels = [], [], [], []
+    for k, v in endpoints.items():
+        shape = tuple(v.shape)
+        if len(shape) != 5:
+            continue
+        _, c, t, h, w = shape
+        names.append(k)
+        chans.append(c)
+        vols.append(t * h * w)
+        labels.append(f"{t}×{h}×{w}")
+    if not names:
+        raise ValueError("endpoints must hold (B, C, T, H, W) tensors")
+    fig, ax = _fig_ax(ax, (10, 3.2))
+    x = np.arange(len(names))
+    ax.bar(x, chans, color=MODALITY_COLOURS["v"], alpha=0.7, label="channels C")
+    ax.set_ylabel("channels C", color=MODALITY_COLOURS["v"])
+    ax2 = ax.twinx()
+    ax2.plot(x, vols, color="black", marker="o", label="positions T×H×W")
+    ax2.set_yscale("log")
+    ax2.set_ylabel("positions T×H×W (log)")
+    for xi, v, lab in zip(x, vols, labels):
+        ax2.annotate(lab, (xi, v), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=6)
+    ax.set_xticks(x)
+    ax.set_xticklabels([n.replace("_", "\n", 1) for n in names], fontsize=6)
+    if title:
+        ax.set_title(title, fontsize=10, loc="left")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------------------------
 # Losses: what the temperature does
 # --------------------------------------------------------------------------------------------------------------------
 
@@ -340,6 +422,43 @@ def show_temperature(
     a2.set_ylabel("loss of this anchor")
     a2.legend(fontsize=7)
     fig.tight_layout()
+    return fig
+
+
+def show_similarity(
+    sim: Any,
+    positive: Any,
+    ax=None,
+    row_label: str = "video i",
+    col_label: str = "audio j",
+    title: str | None = None,
+    col_groups: int = 1,
+) -> Figure:
+    """Heatmap of a similarity matrix ``(N, M)`` with the positive pairs outlined.
+
+    Args:
+        sim: cosine similarities ``(N, M)``.
+        positive: ``(N, M)`` bool, the pairs the loss pulls together (the rest are negatives).
+        col_groups: columns per clip (K for MIL-NCE's candidate narrations); thin lines separate the clips.
+    """
+    S, P = _np(sim), _np(positive).astype(bool)
+    if S.ndim != 2 or S.shape != P.shape:
+        raise ValueError(f"sim and positive must be (N, M) of the same shape; got {S.shape} and {P.shape}")
+    fig, ax = _fig_ax(ax, (0.45 * S.shape[1] + 2, 0.45 * S.shape[0] + 1))
+    im = ax.imshow(S, cmap="RdBu_r", vmin=-1, vmax=1)
+    for i, j in zip(*np.nonzero(P)):
+        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="black", lw=2))
+    if col_groups > 1:
+        for x in np.arange(col_groups, S.shape[1], col_groups):
+            ax.axvline(x - 0.5, color="white", lw=2)
+    ax.set_xlabel(col_label)
+    ax.set_ylabel(row_label)
+    ax.set_xticks(range(S.shape[1]))
+    ax.set_yticks(range(S.shape[0]))
+    ax.tick_params(labelsize=7)
+    fig.colorbar(im, ax=ax, fraction=0.04, label="cosine similarity")
+    if title:
+        ax.set_title(title, fontsize=10, loc="left")
     return fig
 
 

@@ -156,3 +156,39 @@ def test_show_map_colours_by_label_and_names_them():
 def test_html_table_escapes_and_formats():
     out = viz.html_table([{"name": "<a>", "R@1": 0.123456}], floatfmt="{:.2f}")
     assert "&lt;a&gt;" in out and "0.12" in out and "<th>R@1</th>" in out
+
+
+def test_show_similarity_outlines_positives_and_checks_shapes():
+    sim = np.array([[0.9, 0.1, 0.0, 0.2], [0.0, 0.2, 0.8, 0.1]])
+    pos = np.array([[1, 1, 0, 0], [0, 0, 1, 1]], dtype=bool)
+    fig = viz.show_similarity(sim, pos, col_groups=2)
+    ax = fig.axes[0]
+    outlined = [p for p in ax.patches if isinstance(p, matplotlib.patches.Rectangle) and not p.get_fill()]
+    assert sorted((int(p.get_x() + 0.5), int(p.get_y() + 0.5)) for p in outlined) == [(0, 0), (1, 0), (2, 1), (3, 1)]
+    assert any(np.allclose(ln.get_xdata(), [1.5, 1.5]) for ln in ax.lines)  # the clip separator
+    with pytest.raises(ValueError, match="same shape"):
+        viz.show_similarity(sim, pos[:, :3])
+
+
+def test_parameter_counts_of_meta_models_match_the_paper():
+    from mmv_lite import build_model
+
+    with torch.device("meta"):
+        counts = viz.parameter_counts(build_model("s3dg", vocab_size=10))
+    # The official S3D-G and audio ResNet-50 counts (MMV_REFERENCE section 2).
+    assert counts["video_backbone"] == 9_162_704 and counts["audio_backbone"] == 23_494_080
+    assert counts["text_backbone"] == 616_448  # Linear(300 -> 2048); the frozen word matrix is not counted
+    fig = viz.show_parameter_counts({"s3dg": counts})
+    assert fig.axes[0].get_xscale() == "log"
+    with pytest.raises(ValueError, match="MMV"):
+        viz.parameter_counts(torch.nn.Linear(2, 2))
+
+
+def test_show_endpoint_shapes_reads_5d_endpoints():
+    eps = {"a": torch.zeros(1, 8, 4, 16, 16), "b": torch.zeros(1, 32, 2, 8, 8), "Embeddings": torch.zeros(1, 32)}
+    fig = viz.show_endpoint_shapes(eps)
+    ax = fig.axes[0]
+    assert [p.get_height() for p in ax.patches] == [8, 32]
+    assert list(fig.axes[1].lines[0].get_ydata()) == [4 * 16 * 16, 2 * 8 * 8]
+    with pytest.raises(ValueError, match="T, H, W"):
+        viz.show_endpoint_shapes({"Embeddings": torch.zeros(1, 4)})

@@ -1,0 +1,207 @@
+# %% [markdown]
+# # 02 · The losses: NCE, MIL-NCE and the temperature
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmv-lite/mmv_lite/blob/main/notebooks/02_losses.ipynb)
+#
+# **Learning goals.** After this notebook you can
+# 1. explain the *contrastive* idea: pull the modalities of one moment together, push other moments away;
+# 2. read MMV's video-audio loss (symmetric **NCE**) off a similarity matrix;
+# 3. say why video-text uses **MIL-NCE** with several candidate narrations, and see what it does to the gradient when
+#    the nearest narration is about something else;
+# 4. predict what the **temperature** τ does, with a slider.
+#
+# The loss of MMV is $L = \lambda_{va}\,\mathrm{NCE}(v, a) + \lambda_{vt}\,\mathrm{MIL\text{-}NCE}(v, t)$, with every
+# embedding L2-normalised and τ = 0.07. No labels anywhere: the supervision is *which things happened together*.
+
+# %%
+# Setup: works on a laptop and on Colab. On Colab it clones the repository (code + sample clips),
+# installs mmv_lite without its dependencies, then only the dependencies Colab lacks, with every package
+# Colab already has (torch, ipywidgets 7.7, numpy, ...) pinned at its installed version: nothing is upgraded.
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, requires, version
+
+REPO_URL = "https://github.com/mmv-lite/mmv_lite"
+if "google.colab" in sys.modules:
+    if not os.path.isdir("/content/mmv_lite"):
+        subprocess.run(["git", "clone", "--depth", "1", REPO_URL, "/content/mmv_lite"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "/content/mmv_lite"], check=True)
+    importlib.invalidate_caches()
+    missing, pins = [], []
+    for req in requires("mmv_lite"):
+        if "extra ==" in req:
+            continue
+        name = re.split(r"[ ;<>=!~\[]", req)[0]
+        try:
+            pins.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            missing.append(req)
+    if missing:
+        with open("/tmp/mmv_lite_pins.txt", "w") as f:
+            f.write("\n".join(pins))
+        pip = [sys.executable, "-m", "pip", "install", "-q"]
+        subprocess.run([*pip, *missing, "-c", "/tmp/mmv_lite_pins.txt"], check=True)
+        importlib.invalidate_caches()
+    os.chdir("/content/mmv_lite/notebooks")
+elif importlib.util.find_spec("mmv_lite") is None:
+    sys.path.insert(0, os.path.abspath(".."))  # a clone used without `pip install -e .`
+
+# %%
+# Parameters. MMV_LITE_MODE=quick|full (default: full on a GPU, quick on a CPU). Everything here is small.
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from IPython.display import display
+
+from mmv_lite import losses, viz, widgets
+from mmv_lite.colab import run_mode, select_device
+from mmv_lite.config import TEMPERATURE
+
+MODE = run_mode()
+DEVICE = select_device()
+B, D = 6, 16  # a toy batch: 6 clips, 16-d embeddings
+torch.manual_seed(0)
+print(f"mode={MODE}  device={DEVICE}")
+
+# %% [markdown]
+# ## 1. A batch as a similarity matrix
+#
+# Take a batch of B clips. Each clip gives a video embedding $v_i$ and an audio embedding $a_i$. The matrix
+# $S_{ij} = \cos(v_i, a_j)$ holds every pairing. Its diagonal are the **positives** (same clip: the sound of what is
+# shown); every other entry is a **negative**. We build a toy batch in which each clip has a hidden "content" vector
+# $c_i$ and both modalities see it through some noise, so the diagonal stands out.
+
+# %%
+content = F.normalize(torch.randn(B, D), dim=1)
+v = content + 0.5 * torch.randn(B, D) / D**0.5
+a = content + 0.5 * torch.randn(B, D) / D**0.5
+sim = F.normalize(v, dim=1) @ F.normalize(a, dim=1).T
+fig = viz.show_similarity(sim, torch.eye(B, dtype=torch.bool), title="cos(video i, audio j): positives outlined")
+plt.show()
+
+# %% [markdown]
+# ## 2. NCE, in both directions
+#
+# NCE turns each row into a classification problem: "which of these B sounds belongs to video $i$?", scored by a
+# softmax over the row, $s/τ$. MMV's version is **symmetric**: the same clip's audio also has to pick out its video
+# among all videos (the column). For clip $i$:
+#
+# $$\mathrm{loss}_i = -\log \frac{\exp(S_{ii}/τ)}{\sum_j \exp(S_{ij}/τ) + \sum_j \exp(S_{ji}/τ)}$$
+#
+# (one softmax over the row and the column together; the positive sits in both, so the loss never goes below
+# log 2). The loss is small when the diagonal beats every other entry
+# of its row and column by a margin of a few τ. Below, the same toy batch with more and more noise between the two
+# modalities: as the positives stop standing out, the loss climbs to the value of unrelated embeddings.
+
+# %%
+noise = np.linspace(0.0, 3.0, 13)
+draws = 20  # average over a few random batches: one batch of 6 is noisy
+curve = []
+for s in noise:
+    vals = []
+    for _ in range(draws):
+        va = content + s * torch.randn(B, D) / D**0.5
+        aa = content + s * torch.randn(B, D) / D**0.5
+        vals.append(losses.nce(va, aa, tau=TEMPERATURE).item())
+    curve.append(np.mean(vals))
+unrelated = np.mean([losses.nce(torch.randn(B, D), torch.randn(B, D)).item() for _ in range(200)])
+fig, ax = plt.subplots(figsize=(6, 3))
+ax.plot(noise, curve, marker="o", ms=3, label=f"NCE(v, a), mean of {draws} toy batches")
+ax.axhline(unrelated, color="grey", ls="--", label="unrelated embeddings")
+ax.axhline(np.log(2), color="grey", ls=":", label="floor: log 2 (positive counted in row and column)")
+ax.set_xlabel("noise between the two modalities (× content size)")
+ax.set_ylabel("loss")
+ax.set_title("NCE falls as the modalities agree", fontsize=10, loc="left")
+ax.legend(fontsize=7)
+plt.show()
+
+# %% [markdown]
+# ## 3. What the temperature does
+#
+# The scores are divided by τ before the softmax. A cold (small) τ sharpens the softmax: the loss then cares only
+# about the *hardest* negatives, the ones closest to the positive. A hot τ spreads attention over every candidate,
+# so even a correct ranking costs almost log N. Move the slider and watch the share of the positive and the loss;
+# the paper's τ = 0.07 (dotted line) is cold.
+
+# %%
+names = ["own audio"] + [f"audio of clip {j}" for j in range(1, B)]
+app = widgets.TemperatureApp(sim[0], positive=0, names=names)
+display(app.widget)
+
+# %% [markdown]
+# **Try this.** Set τ to 1.0: what share does the positive get, and why is the loss close to log 6 ≈ 1.8 although
+# the positive still has the highest similarity? Then set τ to 0.01: which candidate decides the loss now?
+#
+# ## 4. Narrations are not aligned: MIL-NCE
+#
+# In narrated videos, people talk about what they *are about to do* or *just did*. The narration nearest in time to
+# a clip is often about a neighbouring moment. MIL-NCE (multiple-instance NCE) therefore gives each clip a **bag of K
+# candidate narrations**, the K nearest in time, and asks only that *some* of them match:
+#
+# $$\mathrm{loss}_i = -\log \frac{\sum_{k} \exp(S(v_i, t_{ik})/τ)}{\sum_{j,k} \exp(S(v_i, t_{jk})/τ) + \sum_{j,k} \exp(S(v_j, t_{ik})/τ)}$$
+#
+# The numerator is a *soft maximum* over the bag. Its gradient is shared among the candidates by a softmax of their
+# scores, so the candidate that already fits best gets most of the pull, and a narration about something else gets
+# little. The similarity matrix now has B rows and B × K columns; the bags are outlined.
+
+# %%
+K = 4
+text = F.normalize(torch.randn(B, K, D), dim=-1)  # off-topic narrations by default
+good = torch.tensor([1, 0, 2, 3, 1, 0])  # which candidate of each bag really describes the clip
+text[torch.arange(B), good] = content + 0.5 * torch.randn(B, D) / D**0.5
+video = content + 0.5 * torch.randn(B, D) / D**0.5
+sim_vt = F.normalize(video, dim=-1) @ F.normalize(text, dim=-1).reshape(B * K, D).T
+bags = torch.zeros(B, B * K, dtype=torch.bool)
+for i in range(B):
+    bags[i, i * K : (i + 1) * K] = True
+fig = viz.show_similarity(
+    sim_vt, bags, col_label="narration (clip j, candidate k)", col_groups=K, title="cos(video i, narration jk): bags"
+)
+plt.show()
+
+# %% [markdown]
+# Now the gradient. Suppose clip 0's nearest narration is candidate 0, which is about a neighbouring moment; the
+# matching one is candidate 1. Plain NCE with the nearest narration pulls the video entirely towards the wrong words.
+# MIL-NCE with the whole bag pulls mostly towards the matching one.
+
+
+# %%
+def pull_on_candidates(loss_fn):
+    """Share of the gradient that goes to each of clip 0's K candidate narrations (sums to 1)."""
+    t = text.clone().requires_grad_(True)
+    loss_fn(video, t).backward()
+    g = t.grad[0].norm(dim=-1).numpy()
+    return g / g.sum()
+
+
+nearest = torch.zeros(B, dtype=torch.long)  # "the nearest narration": candidate 0 of every clip
+g_nce = pull_on_candidates(lambda v_, t_: losses.nce(v_, t_[torch.arange(B), nearest]))
+g_mil = pull_on_candidates(lambda v_, t_: losses.mil_nce(v_, t_))
+fig, axes = plt.subplots(1, 2, figsize=(9, 2.8), sharey=True)
+fig.suptitle("Which of clip 0's narrations does the loss move?", fontsize=10)
+for ax, g, name in zip(axes, (g_nce, g_mil), ("NCE with the nearest narration", "MIL-NCE with the bag of K")):
+    colours = [viz.MODALITY_COLOURS["t"] if k == good[0] else "#9e9e9e" for k in range(K)]
+    ax.bar(range(K), g, color=colours)
+    ax.set_xticks(range(K))
+    ax.set_xticklabels([f"cand. {k}" + ("\n(matches)" if k == good[0] else "") for k in range(K)], fontsize=8)
+    ax.set_title(name, fontsize=10, loc="left")
+axes[0].set_ylabel("share of the gradient")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **Try this.** Change `good[0]` to 0 (the nearest narration *is* the right one) and rerun the two cells: NCE and
+# MIL-NCE then agree. With `K = 1` MIL-NCE *is* NCE (the library checks this in its tests).
+#
+# ## What we learned
+# * A contrastive loss is a classification over the batch: each clip must pick out its own other modality among
+#   everyone else's. Positives sit on the diagonal of the similarity matrix.
+# * MMV's NCE is symmetric (row and column together); MIL-NCE replaces the single positive by a bag of K nearby
+#   narrations and a soft maximum over it, which tolerates narrations that talk about a neighbouring moment.
+# * The temperature sets how hard the loss looks at the closest negatives; τ = 0.07 is cold.
+#
+# Next: **03 · pretraining** puts these losses to work on the sample clips.
