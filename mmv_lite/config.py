@@ -131,6 +131,7 @@ class TrainConfig:
     log_every: int = 50
     seed: int = 0
     amp: bool = True  # mixed precision on CUDA (bf16 where supported)
+    sync_bn: bool = True  # several GPUs: SyncBatchNorm, the paper's cross-replica BatchNorm
 
 
 @dataclass

@@ -1,0 +1,288 @@
+"""The training loop: schedule, deterministic batches, exact resume, Ctrl-C, logs and checkpoints, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+from torch.utils.data import Dataset
+
+from mmv_lite.checkpoints import load_checkpoint, load_model
+from mmv_lite.config import get_config
+from mmv_lite.data.text import WordVectors
+from mmv_lite.train import StepBatchSampler, format_retrieval, lr_factor, train
+
+VOCAB = ["<pad>"] + [f"w{i}" for i in range(30)]
+K, L, F_AUDIO, N_MELS = 3, 6, 12, 16
+
+
+def tiny_config(**over):
+    """A very small network and schedule: a few seconds for a handful of steps on a CPU."""
+    base = {
+        "data.num_frames": 4,
+        "data.crop_size": 16,
+        "data.n_mels": N_MELS,
+        "data.num_candidates": K,
+        "data.max_words": L,
+        "video_width": 0.0625,
+        "audio_depth": 10,
+        "audio_width": 0.0625,
+        "text_dim": 16,
+        "d_va": 16,
+        "d_vt": 8,
+        "d_vat": 8,
+        "batch_size": 8,
+        "steps": 6,
+        "warmup_steps": 2,
+        "lr": 1e-2,
+        "eval_every": 3,
+        "checkpoint_every": 2,
+        "log_every": 1,
+        "num_workers": 0,
+    }
+    base.update(over)
+    return get_config("lite", **base)
+
+
+def tiny_word_vectors() -> WordVectors:
+    vecs = np.random.default_rng(0).standard_normal((len(VOCAB), 300)).astype(np.float32)
+    vecs[0] = 0
+    return WordVectors(VOCAB, vecs)
+
+
+class FakeClips(Dataset):
+    """Items with the ClipDataset keys and shapes, and random augmentation from all three global RNGs."""
+
+    def __init__(self, n: int, seed: int, augment: bool):
+        g = torch.Generator().manual_seed(seed)
+        self.n, self.augment = n, augment
+        self.video = torch.rand(n, 3, 4, 16, 16, generator=g)
+        self.audio = torch.randn(n, 1, F_AUDIO, N_MELS, generator=g)
+        self.ids = torch.randint(1, len(VOCAB), (n, K, L), generator=g)
+        self.ids[:, :, 4:] = 0
+        self.valid = torch.ones(n, K, dtype=torch.bool)
+        self.valid[::5, 2] = False
+        self.has_audio = torch.arange(n) % 7 != 3
+        self.has_text = torch.arange(n) % 6 != 1
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        video, audio = self.video[i], self.audio[i]
+        if self.augment:  # one draw from each RNG a real pipeline might use
+            video = video * (0.8 + 0.4 * torch.rand(()))
+            if random.random() < 0.5:
+                video = video.flip(-1)
+            audio = audio + 0.1 * float(np.random.rand())  # noqa: NPY002
+        ids = self.ids[i] * self.valid[i][:, None]
+        return {
+            "video": video,
+            "audio": audio,
+            "text_ids": ids,
+            "text_mask": ids != 0,
+            "text_valid": self.valid[i] & self.has_text[i],
+            "has_audio": self.has_audio[i],
+            "has_text": self.has_text[i],
+            "video_id": f"v{i // 3}",
+            "start": float(i % 3),
+            "end": float(i % 3) + 1.0,
+            "index": i,
+            "action_label": i % 4,
+            "sound_label": i % 5,
+            "image_label": i % 3,
+        }
+
+
+def fake_data():
+    return FakeClips(40, seed=0, augment=True), FakeClips(12, seed=1, augment=False), tiny_word_vectors()
+
+
+def _params(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def test_lr_warmup_then_half_cosine():
+    f = [lr_factor(s, 10, 110) for s in range(110)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(a < b for a, b in zip(f[:9], f[1:10]))  # linear warm-up
+    assert all(a >= b for a, b in zip(f[10:], f[11:]))  # then decays monotonically
+    assert f[60] == pytest.approx(0.5) and f[109] == pytest.approx(0.5 * (1 + np.cos(np.pi * 99 / 100)))
+
+
+def test_batches_are_a_function_of_seed_and_step():
+    full = list(StepBatchSampler(50, 8, seed=3, start=0, total=20))
+    assert len(full) == 20
+    # Each epoch (6 steps of 8 of 50 clips) visits distinct clips; epochs differ.
+    first = [i for b in full[:6] for i, _ in b]
+    assert len(set(first)) == 48
+    assert [i for i, _ in full[6]] != [i for i, _ in full[0]]
+    # Starting late gives the tail of the same stream (what resume relies on).
+    assert list(StepBatchSampler(50, 8, seed=3, start=13, total=20)) == full[13:]
+    assert list(StepBatchSampler(50, 8, seed=4, start=0, total=20)) != full
+    # Two ranks split each global batch in order, item seeds included.
+    r0 = list(StepBatchSampler(50, 8, seed=3, start=0, total=20, rank=0, world=2))
+    r1 = list(StepBatchSampler(50, 8, seed=3, start=0, total=20, rank=1, world=2))
+    assert all(a + b == f for a, b, f in zip(r0, r1, full))
+    # Every item of the run has its own augmentation seed.
+    assert len({s for b in full for _, s in b}) == 160
+    with pytest.raises(ValueError, match="fewer than train.batch_size"):
+        StepBatchSampler(5, 8, seed=0, start=0, total=1)
+    with pytest.raises(ValueError, match="divisible"):
+        StepBatchSampler(50, 8, seed=0, start=0, total=1, world=3)
+
+
+def test_resume_continues_exactly(tmp_path):
+    torch.set_num_threads(1)
+    cfg = tiny_config()
+    straight = train(cfg, out_dir=tmp_path / "a", datasets=fake_data(), progress=False, verbose=False)
+    assert straight["finished"] and straight["step"] == 6
+    half = train(cfg, out_dir=tmp_path / "b", datasets=fake_data(), stop_at=3, progress=False, verbose=False)
+    assert half["step"] == 3 and not half["finished"]
+    # Resume with 2 DataLoader workers: the augmentation of each clip must not depend on who loads it.
+    cfg_workers = tiny_config(num_workers=2)
+    rest = train(cfg_workers, out_dir=tmp_path / "b", datasets=fake_data(), resume=True, progress=False, verbose=False)
+    assert rest["finished"] and rest["step"] == 6
+    a = load_checkpoint(tmp_path / "a" / "checkpoint.pt")
+    b = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    assert a["model"].keys() == b["model"].keys()
+    for k in a["model"]:
+        torch.testing.assert_close(b["model"][k], a["model"][k], atol=1e-6, rtol=0, msg=f"{k} differs after resume")
+    assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
+    # The metrics log of the resumed run has each step once.
+    entries = [json.loads(ln) for ln in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in entries if "loss" in e] == [1, 2, 3, 4, 5, 6]
+    assert [e["step"] for e in entries if "val" in e] == [3, 6]
+    # Without restoring the data position the run would differ: a fresh seed changes the parameters.
+    other = train(tiny_config(seed=1), out_dir=tmp_path / "c", datasets=fake_data(), progress=False, verbose=False)
+    assert other["step"] == 6
+    c = load_checkpoint(tmp_path / "c" / "checkpoint.pt")
+    assert any(not torch.allclose(c["model"][k].float(), a["model"][k].float()) for k in a["model"])
+
+
+def test_logs_checkpoint_and_export(tmp_path):
+    torch.set_num_threads(1)
+    cfg = tiny_config(steps=4, eval_every=2)
+    summary = train(cfg, out_dir=tmp_path / "run", datasets=fake_data(), export=tmp_path / "small.pt", progress=False)
+    lines = [json.loads(ln) for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    logs = [e for e in lines if "loss" in e]
+    vals = [e for e in lines if "val" in e]
+    assert [e["step"] for e in logs] == [1, 2, 3, 4]
+    for e in logs:
+        assert {"loss", "loss_va", "loss_vt", "lr", "clips_per_s", "data_wait"} <= set(e)
+        assert np.isfinite(e["loss"]) and 0 <= e["data_wait"] <= 1
+    assert [e["step"] for e in vals] == [2, 4]
+    assert {"t2v", "v2t", "v2a", "a2v"} <= set(vals[-1]["val"])
+    assert summary["val"]["t2v"]["R@10"] == vals[-1]["val"]["t2v"]["R@10"]
+    assert 0 <= summary["data_wait_fraction"] <= 1 and summary["clips_per_second"] > 0
+    # The full checkpoint resumes; the export is small and rebuilds the same network.
+    full = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert full["kind"] == "training" and full["step"] == 4 and "rng" in full and "optimizer" in full
+    small_path = tmp_path / "small.pt"
+    assert load_checkpoint(small_path)["kind"] == "inference"
+    assert small_path.stat().st_size < (tmp_path / "run" / "checkpoint.pt").stat().st_size
+    model, cfg2, vocab = load_model(small_path)
+    assert cfg2.to_dict() == cfg.to_dict() and vocab == VOCAB
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, full["model"][k]), k
+    # A checkpoint of another shape is refused with a clear message.
+    bad = dict(full)
+    bad["config"] = tiny_config(d_va=32).to_dict()
+    torch.save(bad, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="do not fit the model"):
+        load_model(tmp_path / "bad.pt")
+
+
+def test_retrieval_table_shows_chance():
+    m = {"t2v": {"R@1": 10.0, "R@5": 40.0, "R@10": 70.0, "MedR": 3.0, "num_queries": 20}}
+    c = {"t2v": {"R@1": 5.0, "R@5": 25.0, "R@10": 50.0, "MedR": 10.5}}
+    text = format_retrieval(m, c, title="val")
+    assert "t2v" in text and "70.0 (50.0)" in text and "chance" in text
+
+
+_SIGINT_SCRIPT = textwrap.dedent(
+    """
+    import sys, json
+    sys.path.insert(0, {tests!r})
+    import torch
+    torch.set_num_threads(1)
+    from test_train import tiny_config, fake_data
+    from mmv_lite.train import train
+    summary = train(tiny_config(steps=100_000, eval_every=0, checkpoint_every=0, log_every=1),
+                    out_dir={out!r}, datasets=fake_data(), progress=False, verbose=False)
+    print(json.dumps({{"step": summary["step"], "interrupted": summary["interrupted"]}}))
+    """
+)
+
+
+def test_ctrl_c_saves_a_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    script = tmp_path / "run_train.py"
+    script.write_text(_SIGINT_SCRIPT.format(tests=str(Path(__file__).parent), out=str(out)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    metrics = out / "metrics.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr.decode()[-2000:]
+    summary = json.loads(stdout.decode().strip().splitlines()[-1])
+    assert summary["interrupted"] and summary["step"] >= 3
+    state = load_checkpoint(out / "checkpoint.pt")
+    assert state["step"] == summary["step"] and "optimizer" in state
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# DDP: two gloo processes train the same global batches as one process
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(
+        {"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1"}
+    )
+    os.environ["MASTER_PORT"] = str(port)
+    torch.set_num_threads(1)
+    import torch.distributed as dist
+
+    try:
+        summary = train(tiny_config(steps=3, eval_every=0), out_dir=out, device="cpu", datasets=fake_data())
+        with open(os.path.join(out, f"summary{rank}.json"), "w") as f:
+            json.dump({"step": summary["step"], "loss": summary["loss"]}, f)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def test_ddp_two_processes_train_and_only_rank0_writes(tmp_path):
+    out = tmp_path / "ddp"
+    out.mkdir()
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    s0, s1 = (json.loads((out / f"summary{r}.json").read_text()) for r in (0, 1))
+    assert s0["step"] == s1["step"] == 3
+    state = load_checkpoint(out / "checkpoint.pt")
+    assert state["step"] == 3 and not any(k.startswith("module.") for k in state["model"])
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 4  # 3 log lines + final validation, rank 0 only
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "metrics.jsonl", "summary0.json", "summary1.json"]
