@@ -1,79 +1,34 @@
-"""Fixtures that run notebooks the way students meet them: JupyterLab in headless Chromium.
+"""Fixtures for the browser tests: a JupyterLab server in a temp folder (nothing is written into the repository)
+and a fresh headless Chromium tab per test. The helpers live in ``lab_harness.py``.
 
-``jupyter_lab`` starts a JupyterLab server (token off, localhost, a free port) in a temporary folder, so
-nothing is written into the repository; ``page`` is a fresh Chromium tab driven by Playwright. The helpers
-``open_notebook``, ``run_all_cells`` and ``screenshot`` are what the tests use.
-
-Chromium comes from Debian's ``chromium`` package (``.ci/install-browser.sh``); ``MMV_CHROMIUM`` names
-another binary. Without a usable browser every test here is skipped with the reason, or fails when
-``MMV_REQUIRE_BROWSER=1`` (for CI machines that must run them).
-
-Screenshots, the server log and the browser console go to ``test-artifacts/browser/``.
+Without a usable browser every test here is skipped with the reason, or fails when ``MMV_REQUIRE_BROWSER=1``
+(for CI machines that must run them).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts" / "browser"
-CHROMIUM = os.environ.get("MMV_CHROMIUM", "/usr/bin/chromium")
-# Flags for a container without a display, GPU or network; the sandbox needs user namespaces we may not have.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
-SERVER_START_TIMEOUT_S = 60
-SERVER_START_TRIES = 3
-# JupyterLab user settings for the test server: no news/update pop-ups over the notebook, and every cell
-# kept in the DOM (the "full" windowing mode detaches cells scrolled out of view).
-LAB_SETTINGS = {
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
-        "fetchNews": "false",
-        "checkForUpdates": False,
-    },
-    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-}
-PY_KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-
-
-def _browser_unavailable_reason() -> str | None:
-    """Why the browser tests cannot run here, or None when they can."""
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError as exc:
-        return f"Python package 'playwright' is not importable ({exc}); run `pip install -r requirements.txt`"
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        return (
-            f"no Chromium executable at {CHROMIUM} (MMV_CHROMIUM); install it with `.ci/install-browser.sh` "
-            "(apt-get install chromium)"
-        )
-    if shutil.which("jupyter") is None:
-        return "the `jupyter` command is not on PATH; run `pip install -r requirements.txt`"
-    return None
+from lab_harness import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    REPO,
+    LabServer,
+    browser_unavailable_reason,
+    screenshot,
+    start_server,
+    stop,
+)
 
 
 def pytest_collection_modifyitems(config, items):
     here = Path(__file__).parent
-    reason = _browser_unavailable_reason()
+    reason = browser_unavailable_reason()
     for item in items:
         if here not in Path(str(item.fspath)).parents:
             continue
@@ -91,101 +46,8 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _tail(path: Path, n: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return "(no log)"
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the server's process group (server and kernels), then SIGKILL what is left."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=5)
-
-
-@dataclass
-class LabServer:
-    url: str  # e.g. http://127.0.0.1:8890
-    root: Path  # the server's root folder; notebooks are copied into root / "notebooks"
-    log: Path
-
-    def add_notebook(self, src: Path, name: str | None = None) -> str:
-        """Copy the notebook ``src`` into the server's ``notebooks/`` folder; return its name there.
-
-        A copy without kernelspec metadata (jupytext may strip it) gets the python3 kernel, so JupyterLab
-        starts it instead of asking which kernel to use.
-        """
-        import nbformat
-
-        nb = nbformat.read(src, as_version=4)
-        nb.metadata.setdefault("kernelspec", PY_KERNELSPEC)
-        name = name or src.name
-        nbformat.write(nb, self.root / "notebooks" / name)
-        return name
-
-
-def _start_server(root: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    settings = root / ".lab" / "settings"
-    for rel, value in LAB_SETTINGS.items():
-        (settings / rel).parent.mkdir(parents=True, exist_ok=True)
-        (settings / rel).write_text(json.dumps(value))
-    env = dict(os.environ)
-    env.setdefault("MMV_LITE_MODE", "quick")  # the kernels inherit it: notebooks run their quick path
-    env["JUPYTER_RUNTIME_DIR"] = str(root / ".lab" / "runtime")
-    env["PYTHONUNBUFFERED"] = "1"
-    errors = []
-    for _ in range(SERVER_START_TRIES):
-        port = _free_port()
-        cmd = [
-            sys.executable, "-m", "jupyter", "lab",
-            "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
-            "--ServerApp.port_retries=0",  # fail on a clash instead of moving to a port we do not know
-            "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
-            f"--ServerApp.root_dir={root}",
-            f"--LabApp.user_settings_dir={settings}",
-            f"--LabApp.workspaces_dir={root / '.lab' / 'workspaces'}",
-        ]  # fmt: skip
-        with open(log, "ab") as fh:
-            proc = subprocess.Popen(
-                cmd, cwd=root, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                with urllib.request.urlopen(f"{url}/api/status", timeout=2) as r:
-                    if r.status == 200:
-                        return proc, url
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.5)
-        _stop(proc)
-        errors.append(f"port {port}: exit code {proc.returncode}")
-    raise RuntimeError(
-        f"JupyterLab did not answer on /api/status within {SERVER_START_TIMEOUT_S} s after "
-        f"{SERVER_START_TRIES} tries ({'; '.join(errors)}). Server log {log}:\n{_tail(log)}"
-    )
-
-
 def _fail_without_browser() -> None:
-    reason = _browser_unavailable_reason()
+    reason = browser_unavailable_reason()
     if reason is not None:  # only reached with MMV_REQUIRE_BROWSER=1; otherwise the tests were skipped
         pytest.fail(f"MMV_REQUIRE_BROWSER=1 but {reason}", pytrace=False)
 
@@ -203,11 +65,11 @@ def jupyter_lab(tmp_path_factory):
     if (REPO / "data_samples").is_dir():
         (root / "data_samples").symlink_to(REPO / "data_samples", target_is_directory=True)
     log = root / "jupyter-lab.log"
-    proc, url = _start_server(root, log)
+    proc, url = start_server(root, log)
     try:
         yield LabServer(url=url, root=root, log=log)
     finally:
-        _stop(proc)
+        stop(proc)
         shutil.copyfile(log, ARTIFACTS / "jupyter-lab.log")
 
 
@@ -237,109 +99,11 @@ def page(browser, request):
         yield p
     finally:
         name = re.sub(r"[^\w.-]+", "_", request.node.name)
-        (ARTIFACTS / f"{name}.console.txt").write_text("\n".join(console) + "\n")
         report = getattr(request.node, "report_call", None)
         if report is not None and report.failed:
             try:
                 screenshot(p, f"{name}.FAILED")
             except Exception as exc:  # a crashed page must not hide the test's own failure
                 console.append(f"[screenshot failed] {exc}")
+        (ARTIFACTS / f"{name}.console.txt").write_text("\n".join(console) + "\n")
         context.close()
-
-
-def screenshot(page, name: str, target=None) -> Path:
-    """Screenshot of the JupyterLab window to ``test-artifacts/browser/<name>.png``, after scrolling ``target``
-    (a locator, e.g. a widget) into view: the notebook scrolls inside the window, so a full-page shot would not."""
-    if target is not None:
-        target.scroll_into_view_if_needed(timeout=10_000)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), timeout=30_000)
-    return path
-
-
-def open_notebook(page, lab: LabServer, name: str, timeout_s: float = 90) -> None:
-    """Open ``notebooks/<name>`` in JupyterLab and wait until its kernel is idle."""
-    page.goto(f"{lab.url}/lab/tree/notebooks/{name}", timeout=timeout_s * 1000)
-    page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell").first.wait_for(
-        state="visible", timeout=timeout_s * 1000
-    )
-    wait_kernel_idle(page, timeout_s)
-
-
-def wait_kernel_idle(page, timeout_s: float) -> None:
-    """Wait until the notebook has a kernel (not "No Kernel") and the status bar reads "| Idle".
-
-    The toolbar's execution indicator alone is not enough: it reads idle before any kernel is attached, and
-    running cells then would open the "Select Kernel" dialog.
-    """
-    page.wait_for_function(
-        """() => {
-            const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
-            const name = panel && panel.querySelector('.jp-Toolbar-kernelName');
-            if (!name || /No Kernel/.test(name.getAttribute('aria-label') || name.textContent)) return false;
-            const status = [...document.querySelectorAll('.jp-StatusBar-TextItem')].map(e => e.textContent);
-            return status.some(t => /\\|\\s*Idle\\s*$/.test(t));
-        }""",
-        timeout=timeout_s * 1000,
-        polling=250,
-    )
-
-
-def run_all_cells(page, timeout_s: float) -> None:
-    """Run > Run All Cells from the menu bar, as a student would, and wait until the run is over.
-
-    The run is over when no cell is queued ("[*]:") and the kernel is idle. JupyterLab stops at the first
-    cell that raises and leaves the cells after it unrun ("[ ]:"); that is reported with the failing cell's
-    output. (Error outputs and stderr text share one DOM form, so the unrun cells are the reliable sign.)
-    """
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
-    prompts = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputArea-prompt"
-    page.wait_for_function(
-        """(sel) => {
-            const p = [...document.querySelectorAll(sel)].map(e => e.textContent);
-            return p.length > 0 && /\\[\\d+\\]/.test(p[0]) && !p.some(t => t.includes('*'));
-        }""",
-        arg=prompts,
-        timeout=timeout_s * 1000,
-        polling=500,
-    )
-    wait_kernel_idle(page, timeout_s)
-    cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell")
-    texts = page.locator(prompts).all_inner_texts()
-    sources = cells.locator(".jp-InputArea-editor").all_inner_texts()
-    # An empty code cell is never executed, so it keeps "[ ]:" without meaning that the run stopped.
-    unrun = [i for i, (t, src) in enumerate(zip(texts, sources)) if src.strip() and not re.search(r"\[\d+\]", t)]
-    if unrun:
-        ran = [i for i in range(unrun[0]) if re.search(r"\[\d+\]", texts[i])]
-        failed = cells.nth(ran[-1] if ran else 0)
-        raise AssertionError(
-            f"Run All Cells stopped: code cell {(ran[-1] if ran else 0) + 1} of {len(texts)} raised.\n"
-            f"Cell source:\n{failed.locator('.jp-InputArea-editor').inner_text()[:1500]}\n"
-            f"Its output:\n{failed.locator('.jp-OutputArea').inner_text()[-3000:]}"
-        )
-
-
-def output_signature(locator) -> dict:
-    """What an output area shows: its text and a short fingerprint of each image (``src`` length and tail),
-    so a redrawn figure counts as a change even when the text around it does not."""
-    return locator.evaluate(
-        """(el) => ({
-            text: el.innerText,
-            images: [...el.querySelectorAll('img')].map(i => `${i.src.length}:${i.src.slice(-48)}`),
-            loaded: [...el.querySelectorAll('img')].every(i => i.complete && i.naturalWidth > 0),
-        })"""
-    )
-
-
-def wait_signature_change(locator, before: dict, timeout_s: float) -> dict:
-    """Poll ``output_signature(locator)`` until it differs from ``before``, shows something and its images are
-    decoded (so a screenshot taken next shows them); return it."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        now = output_signature(locator)
-        if now != before and now["loaded"] and (now["text"].strip() or now["images"]):
-            return now
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the output did not change within {timeout_s} s; it still shows:\n{now}")
-        time.sleep(0.25)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import nbformat
 import pytest
-from conftest import open_notebook, output_signature, run_all_cells, screenshot, wait_signature_change
+from lab_harness import open_notebook, output_signature, run_all_cells, screenshot, wait_signature_change
 
 pytestmark = pytest.mark.browser
 
