@@ -108,6 +108,7 @@ def show_narration_timeline(
     clip: tuple[float, float] | None = None,
     events: Sequence[tuple[float, float, str]] = (),
     candidates: Sequence[int] = (),
+    misaligned: Sequence[int] = (),
     ax=None,
     title: str | None = None,
     max_chars: int = 38,
@@ -119,6 +120,7 @@ def show_narration_timeline(
         clip: ``(start, end)`` of a training clip, shaded.
         events: ``(start, end, label)`` of what the video really shows (from ``metadata.json``), drawn on a top row.
         candidates: indices of the narrations chosen as the clip's candidates (MIL-NCE's positive bag), highlighted.
+        misaligned: indices of narrations that talk about another moment than the one on screen, marked with a cross.
     """
     starts, ends, texts = list(captions["start"]), list(captions["end"]), list(captions["text"])
     if not (len(starts) == len(ends) == len(texts)):
@@ -127,26 +129,67 @@ def show_narration_timeline(
     fig, ax = _fig_ax(ax, (10, 0.9 + 0.32 * (n + 2)))
     top = n + 1.2
     for s, e, label in events:
-        ax.add_patch(FancyBboxPatch((s, top - 0.35), e - s, 0.7, boxstyle="round,pad=0.02", fc="#ffe9b3", ec="#b8860b"))
-        ax.text((s + e) / 2, top, label, ha="center", va="center", fontsize=8)
+        ax.add_patch(FancyBboxPatch((s, top - 0.5), e - s, 1.0, boxstyle="round,pad=0.02", fc="#ffe9b3", ec="#b8860b"))
+        ax.text((s + e) / 2, top, label.replace(" ", "\n"), ha="center", va="center", fontsize=6.5, linespacing=0.9)
     chosen = set(int(c) for c in candidates)
+    bad = set(int(c) for c in misaligned)
     for i, (s, e, t) in enumerate(zip(starts, ends, texts)):
         y = n - i
         colour = MODALITY_COLOURS["t"] if i in chosen else "#9e9e9e"
         ax.plot([s, e], [y, y], lw=5, color=colour, solid_capstyle="butt")
         short = t if len(t) <= max_chars else t[: max_chars - 1] + "…"
         ax.text(e + 0.1, y, short, va="center", fontsize=7, color="black" if i in chosen else "#616161")
+        if i in bad:
+            ax.plot([s - 0.25], [y], marker="x", color="#c62828", ms=6, mew=2)
     if clip is not None:
         ax.axvspan(clip[0], clip[1], color=MODALITY_COLOURS["v"], alpha=0.15, label="training clip")
-        ax.legend(loc="lower right", fontsize=8)
+    if chosen:
+        ax.plot([], [], lw=5, color=MODALITY_COLOURS["t"], label="the clip's K candidate narrations")
+    if bad:
+        ax.plot([], [], ls="", marker="x", color="#c62828", mew=2, label="talks about another moment")
+    if clip is not None or chosen or bad:
+        ax.legend(loc="upper right", bbox_to_anchor=(1.0, -0.2), ncol=3, fontsize=7, frameon=False)
     t_max = max([*ends, *(e for _, e, _ in events), clip[1] if clip else 0])
-    ax.set_xlim(0, t_max * 1.35)
-    ax.set_ylim(0.3, top + 0.6)
+    ax.set_xlim(-0.6, t_max * 1.35)
+    ax.set_ylim(0.3, top + 0.7)
     ax.set_yticks([top] + ([n / 2 + 0.5] if n else []))
     ax.set_yticklabels(["shown"] + (["said"] if n else []))
     ax.set_xlabel("time in the video (s)")
     if title:
         ax.set_title(title, fontsize=10, loc="left")
+    return fig
+
+
+def show_clips(
+    videos: Sequence[Any],
+    logmels: Sequence[Any] | None = None,
+    titles: Sequence[str] | None = None,
+    fps: float | None = None,
+    seconds: float | None = None,
+    max_frames: int = 8,
+) -> Figure:
+    """Several clips, one per row: the frame strip, and the spectrogram of the same span beside it when given."""
+    n = len(videos)
+    if n == 0:
+        raise ValueError("no clips to show")
+    if logmels is not None and len(logmels) != n:
+        raise ValueError(f"got {n} videos but {len(logmels)} spectrograms")
+    cols = 1 if logmels is None else 2
+    fig, axes = plt.subplots(
+        n,
+        cols,
+        figsize=(1.3 * max_frames + 3.2 * (cols - 1), 1.6 * n + 0.3),
+        squeeze=False,
+        gridspec_kw={"width_ratios": [1.3 * max_frames, 3.2][:cols]},
+    )
+    for i in range(n):
+        title = titles[i] if titles is not None else None
+        show_frames(videos[i], ax=axes[i, 0], max_frames=max_frames, title=title, fps=fps)
+        if logmels is not None:
+            show_spectrogram(logmels[i], ax=axes[i, 1], seconds=seconds)
+            if i < n - 1:
+                axes[i, 1].set_xlabel("")
+    fig.tight_layout()
     return fig
 
 

@@ -130,3 +130,88 @@ class ChoiceApp(_App):
 
     def compute(self):
         return self.view(**{name: t.value for name, t in self.toggles.items()})
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# 06 retrieval: type a query, pick a sound
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _hit_title(rank: int, hit: Any) -> str:
+    labels = ", ".join(hit.labels.values())
+    return f"#{rank}  cos {hit.score:.2f}  ·  {hit.video_id} at {hit.start:.1f}s  ·  {labels}"
+
+
+def hits_view(bank: Any, hits: Sequence[Any], audio: bool = True, narrations: bool = True) -> list[Any]:
+    """What a retrieval app shows for ranked hits: one figure of frame strips, then per hit its narrations and an
+    audio player (``IPython.display.Audio``). Returns the list of displayable objects."""
+    from IPython.display import Audio
+
+    from . import demo
+
+    if not hits:
+        return ["<p>no results</p>"]
+    media = [demo.clip_media(bank.dataset, h.index) for h in hits]
+    fps = bank.dataset.cfg.fps
+    fig = viz.show_clips([m[0] for m in media], titles=[_hit_title(r + 1, h) for r, h in enumerate(hits)], fps=fps)
+    shown: list[Any] = [fig]
+    for r, (h, (_, wave, sr)) in enumerate(zip(hits, media)):
+        said = (
+            "; ".join(f"“{html.escape(t)}”" for t in h.narrations) if narrations and h.narrations else "(no narration)"
+        )
+        shown.append(f"<p style='margin:4px 0 0 0'><b>#{r + 1}</b> said nearby: {said}</p>")
+        if audio and wave is not None:
+            shown.append(Audio(wave, rate=sr, normalize=True))
+    return shown
+
+
+class TextSearchApp(_App):
+    """Type a query, press Search (or change the text and leave the box): ranked clips by text -> video similarity."""
+
+    def __init__(self, bank: Any, model: Any, query: str = "a small star spins", k: int = 4, audio: bool = True):
+        super().__init__()
+        self.bank, self.model, self.k, self.audio = bank, model, k, audio
+        self.text = widgets.Text(value=query, description="query", placeholder="e.g. the big red circle bounces")
+        self.text.continuous_update = False  # fire on Enter / leaving the box, not on every key
+        self.button = widgets.Button(description="Search", button_style="primary")
+        self.button.on_click(self.show)
+        self.text.observe(self.show, names="value")
+        self.widget = widgets.VBox([widgets.HBox([self.text, self.button]), self.out])
+        self.show()
+
+    def compute(self):
+        from . import demo
+
+        self.hits = demo.search_text(self.bank, self.model, self.text.value, k=self.k)
+        return hits_view(self.bank, self.hits, audio=self.audio)
+
+
+class SoundSearchApp(_App):
+    """Pick a clip's sound: the clips whose video matches it (audio -> video), and the narrations it evokes
+    (audio -> text, never trained directly)."""
+
+    def __init__(self, bank: Any, options: Sequence[tuple[str, int]], k: int = 4, audio: bool = True):
+        super().__init__()
+        self.bank, self.k, self.audio = bank, k, audio
+        if not options:
+            raise ValueError("SoundSearchApp needs at least one (label, clip index) option")
+        self.dropdown = widgets.Dropdown(options=list(options), description="sound of")
+        self.dropdown.observe(self.show, names="value")
+        self.widget = widgets.VBox([self.dropdown, self.out])
+        self.show()
+
+    def compute(self):
+        from IPython.display import Audio
+
+        from . import demo
+
+        i = self.dropdown.value
+        self.hits = demo.search_sound(self.bank, i, k=self.k)
+        self.texts = demo.sound_to_text(self.bank, i, k=3)
+        shown: list[Any] = [f"<p><b>query sound</b> (clip {i})</p>"]
+        _, wave, sr = demo.clip_media(self.bank.dataset, i)
+        if self.audio and wave is not None:
+            shown.append(Audio(wave, rate=sr, normalize=True))
+        rows = [{"narration ranked for this sound (audio → text)": t, "cos": s} for t, s in self.texts]
+        shown.append(viz.html_table(rows, floatfmt="{:.2f}"))
+        return shown + hits_view(self.bank, self.hits, audio=self.audio, narrations=False)

@@ -56,3 +56,47 @@ def test_programming_errors_still_raise():
 
     with pytest.raises(KeyError):
         widgets.ChoiceApp({"mode": ["x"]}, view)
+
+
+SAMPLES = __import__("pathlib").Path(__file__).resolve().parents[1] / "data_samples"
+needs_samples = pytest.mark.skipif(not (SAMPLES / "metadata.json").is_file(), reason="data_samples/ not made yet")
+
+
+@pytest.fixture(scope="module")
+def small_bank():
+    import torch
+
+    from mmv_lite import build_model, demo, get_config
+    from mmv_lite.data.clips import ClipDataset
+
+    torch.manual_seed(0)
+    ds = ClipDataset(SAMPLES, "val", get_config("lite").data)
+    model = build_model("lite", word_vectors=ds.word_vectors.as_tensor()).eval()
+    return demo.ClipBank.build(model, ds), model
+
+
+@needs_samples
+def test_text_search_app_follows_the_query_box_and_the_button(small_bank):
+    bank, model = small_bank
+    app = widgets.TextSearchApp(bank, model, query="red circle", k=3, audio=False)
+    first = [h.index for h in app.hits]
+    assert len(first) == 3 and isinstance(app.last[0], matplotlib.figure.Figure)
+    app.text.value = "small purple star orbits"
+    second = [h.index for h in app.hits]
+    assert app.last[0].axes[0].get_title(loc="left").startswith("#1  cos")
+    # The Search button recomputes the same query: same ranking.
+    app.button.click()
+    assert [h.index for h in app.hits] == second
+    app.text.value = "zzzz qqqq"
+    assert app.last is None and "vocabulary" in app.error
+
+
+@needs_samples
+def test_sound_search_app_excludes_the_query_clip(small_bank):
+    bank, _ = small_bank
+    with_audio = [int(i) for i in bank.emb["has_audio"].nonzero()[:, 0][:2]]
+    app = widgets.SoundSearchApp(bank, [(f"clip {i}", i) for i in with_audio], k=3, audio=False)
+    assert with_audio[0] not in [h.index for h in app.hits]
+    app.dropdown.value = with_audio[1]
+    assert with_audio[1] not in [h.index for h in app.hits] and len(app.texts) == 3
+    assert any("audio → text" in x for x in app.last if isinstance(x, str))

@@ -63,13 +63,31 @@ def with_outputs(folder: Path = NOTEBOOKS) -> list[str]:
     return bad
 
 
-def sync(folder: Path = NOTEBOOKS) -> None:
-    """Write every .ipynb from its .py source, with no outputs."""
+def _stable_ids(nb) -> None:
+    """Cell ids from each cell's content, so that re-syncing an unchanged notebook changes no byte of it."""
+    import hashlib
+
+    seen: dict[str, int] = {}
+    for cell in nb.cells:
+        digest = hashlib.sha1(f"{cell.cell_type}\n{cell.source}".encode()).hexdigest()[:8]
+        n = seen.get(digest, 0)
+        seen[digest] = n + 1
+        cell["id"] = digest if n == 0 else f"{digest}-{n}"
+
+
+def sync(folder: Path = NOTEBOOKS) -> list[Path]:
+    """Write every .ipynb from its .py source, with no outputs; returns the files that changed."""
     jt = _jupytext()
+    changed = []
     for py, ipynb in pairs(folder):
         nb = jt.read(py)
         nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
-        jt.write(nb, ipynb, fmt="ipynb")
+        _stable_ids(nb)
+        text = jt.writes(nb, fmt="ipynb")
+        if not ipynb.exists() or ipynb.read_text() != text:
+            ipynb.write_text(text)
+            changed.append(ipynb)
+    return changed
 
 
 def main(argv: list[str] | None = None) -> int:
