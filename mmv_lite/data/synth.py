@@ -1,0 +1,751 @@
+"""The sample world: a generator of small narrated videos and sound clips with real cross-modal structure.
+
+    python -m mmv_lite make-samples --out data_samples --videos 60 --seed 0
+
+Each *segment* of a video shows one object on a background and plays its sound. The factors, and which modality
+carries each, so that every pair of modalities shares some information and keeps some private:
+
+=========== =========================================== ===================== ===============================
+factor      values                                      seen in               heard in / said in
+=========== =========================================== ===================== ===============================
+kind        circle square triangle star cross diamond   one frame (shape)     timbre (instrument); said
+colour      red green blue yellow purple orange         one frame             said sometimes
+shade       dark light                                  one frame             pitch (+1 semitone); rarely said
+size        small large (continuous radius)             one frame             pitch (smaller = higher)
+motion      slide rise fall spin pulse bounce orbit     only across frames    rhythm, loudness, glide; said
+speed       continuous factor 0.8-1.25                  across frames         rate of the rhythm
+background  plain stripes checker gradient (per video)  one frame             colour of the background noise
+=========== =========================================== ===================== ===============================
+
+Every motion class is unchanged by a horizontal flip (slide = either direction, spin and orbit = either way round),
+so flip augmentation keeps labels and narrations true. A small marker dot on every object makes rotation visible.
+
+Two kinds of video, like the paper's data:
+- *narrated* (HowTo100M-like): 20-30 s, several segments, ASR-like captions with timestamps. Captions name the kind
+  and the motion with synonyms, sometimes colour, size or the sound; they carry filler and stop words, word errors,
+  and about one in six describes a *neighbouring* segment (the misalignment MIL-NCE is built for).
+- *sound* (AudioSet-like): a few seconds, one segment, no narration.
+
+Ground truth per segment (for evaluation only): ``action_label`` (motion, needs several frames),
+``sound_label`` (instrument x register), ``image_label`` (kind, visible in one frame).
+
+Everything is deterministic for a seed: each video draws from its own random stream (seed, kind, index), frames and
+audio are synthesised with NumPy, x264 runs single-threaded, and the word vectors are trained with one worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+FPS = 10
+FRAME_SIZE = 64
+SAMPLE_RATE = 16_000
+
+KINDS = ("circle", "square", "triangle", "star", "cross", "diamond")
+INSTRUMENTS = ("flute", "organ", "bell", "horn", "buzzer", "clarinet")  # timbre of each kind, same order
+COLOURS = {
+    "red": (215, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (45, 85, 225),
+    "yellow": (230, 205, 35),
+    "purple": (150, 55, 195),
+    "orange": (240, 130, 25),
+}
+SHADES = ("dark", "light")
+SIZES = ("small", "large")
+MOTIONS = ("slide", "rise", "fall", "spin", "pulse", "bounce", "orbit")
+BACKGROUNDS = ("plain", "stripes", "checker", "gradient")
+
+ACTION_CLASSES = list(MOTIONS)
+SOUND_CLASSES = [f"{inst} {reg}" for inst in INSTRUMENTS for reg in ("low", "high")]
+IMAGE_CLASSES = list(KINDS)
+
+SPLIT_FRACTIONS = (("train", 0.7), ("val", 0.15), ("test", 0.15))
+
+
+# --------------------------------------------------------------------------------------------------- the factors
+@dataclass
+class Segment:
+    """One object doing one thing for ``end - start`` seconds (times in the video's timeline)."""
+
+    start: float
+    end: float
+    kind: str
+    colour: str
+    shade: str
+    size: str
+    radius: float  # pixels at FRAME_SIZE = 64
+    motion: str
+    direction: int  # +1 / -1: left/right for slide, clockwise or not for spin/orbit (flip-invariant classes)
+    speed: float
+    x: float  # resting centre, pixels
+    y: float
+    angle: float  # resting orientation, radians
+    gain: float  # loudness of the sound
+    pitch_hz: float = 0.0
+    labels: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "labels"}
+        for k in ("start", "end"):
+            d[k] = round(d[k], 3)
+        for k in ("radius", "speed", "x", "y", "angle", "gain", "pitch_hz"):
+            d[k] = round(float(d[k]), 4)
+        d.update({f"{k}_label": v for k, v in self.labels.items()})
+        return d
+
+
+def base_pitch(kind: str, radius: float, shade: str) -> float:
+    """Fundamental frequency: set by size (fine, continuous) and shade (a semitone); kind sets only the timbre."""
+    f0 = 220.0 * 2.0 ** (2.4 * (13.0 - radius) / 6.5)  # radius 13 px -> 220 Hz, 6.5 px -> ~1160 Hz
+    return f0 * (2 ** (1 / 12) if shade == "light" else 1.0)
+
+
+def _draw_segment(rng: np.random.Generator, start: float, end: float, prev: Segment | None) -> Segment:
+    while True:
+        kind = KINDS[rng.integers(len(KINDS))]
+        motion = MOTIONS[rng.integers(len(MOTIONS))]
+        if prev is None or (kind, motion) != (prev.kind, prev.motion):
+            break
+    size = SIZES[rng.integers(2)]
+    radius = float(rng.uniform(6.5, 8.5) if size == "small" else rng.uniform(10.5, 13.0))
+    shade = SHADES[rng.integers(2)]
+    seg = Segment(
+        start=start,
+        end=end,
+        kind=kind,
+        colour=list(COLOURS)[rng.integers(len(COLOURS))],
+        shade=shade,
+        size=size,
+        radius=radius,
+        motion=motion,
+        direction=int(rng.choice([-1, 1])),
+        speed=float(rng.uniform(0.8, 1.25)),
+        x=float(rng.uniform(24, 40)),
+        y=float(rng.uniform(24, 40)),
+        angle=float(rng.uniform(0, 2 * np.pi)),
+        gain=float(rng.uniform(0.5, 0.9)),
+    )
+    seg.pitch_hz = base_pitch(kind, radius, shade)
+    seg.labels = {
+        "action": MOTIONS.index(motion),
+        "sound": KINDS.index(kind) * 2 + (0 if size == "large" else 1),
+        "image": KINDS.index(kind),
+    }
+    return seg
+
+
+# --------------------------------------------------------------------------------------------------- vision
+def _trajectory(seg: Segment, t: np.ndarray, size: int) -> tuple[np.ndarray, ...]:
+    """Centre (x, y), orientation and scale of the object at times ``t`` (seconds since the segment start)."""
+    s = size / FRAME_SIZE
+    n = len(t)
+    x, y = np.full(n, seg.x * s), np.full(n, seg.y * s)
+    angle, scale = np.full(n, seg.angle), np.ones(n)
+    r = seg.radius * s
+    period = size + 2 * r  # wrap-around domain: the object leaves one side and comes back on the other
+    v = 14.0 * s * seg.speed  # px / s
+    if seg.motion == "slide":
+        x = (seg.x * s + seg.direction * v * t + r) % period - r
+    elif seg.motion == "rise":
+        y = (seg.y * s - v * t + r) % period - r
+    elif seg.motion == "fall":
+        y = (seg.y * s + v * t + r) % period - r
+    elif seg.motion == "spin":
+        angle = seg.angle + seg.direction * 2 * np.pi * 0.45 * seg.speed * t
+    elif seg.motion == "pulse":
+        scale = 1.0 + 0.35 * np.sin(2 * np.pi * 0.8 * seg.speed * t)
+    elif seg.motion == "bounce":
+        floor = min(seg.y * s + 10 * s, size - r - 1)
+        y = floor - 18 * s * np.abs(np.sin(np.pi * 1.0 * seg.speed * t))
+    elif seg.motion == "orbit":
+        w = 2 * np.pi * 0.6 * seg.speed * t
+        x = seg.x * s + 9 * s * np.cos(w)
+        y = seg.y * s + seg.direction * 9 * s * np.sin(w)
+    return x, y, angle, scale
+
+
+def _shape_distance(kind: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Signed distance-like field of a unit-size shape in object coordinates (negative inside)."""
+    au, av = np.abs(u), np.abs(v)
+    if kind == "circle":
+        return np.sqrt(u * u + v * v) - 0.9
+    if kind == "square":
+        return np.maximum(au, av) - 0.78
+    if kind == "diamond":  # an elongated rhombus, so that it never looks like a rotated square
+        return (au + av / 0.6 - 1.0) * 0.55
+    if kind == "triangle":  # equilateral, one vertex along +u, inradius 0.5
+        d = -u - 0.5
+        for a in (np.pi / 3, -np.pi / 3):
+            d = np.maximum(d, np.cos(a) * u + np.sin(a) * v - 0.5)
+        return d
+    if kind == "star":
+        rho, phi = np.sqrt(u * u + v * v), np.arctan2(v, u)
+        return (rho - (0.68 + 0.32 * np.cos(5 * phi))) * 0.6
+    if kind == "cross":
+        return np.minimum(np.maximum(au - 1.0, av - 0.34), np.maximum(au - 0.34, av - 1.0))
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+def _object_rgb(seg: Segment) -> tuple[np.ndarray, np.ndarray]:
+    base = np.array(COLOURS[seg.colour], np.float32)
+    if seg.shade == "dark":
+        body = base * 0.62
+        marker = body + (255 - body) * 0.65
+    else:
+        body = base + (255 - base) * 0.45
+        marker = body * 0.35
+    return body, marker
+
+
+def make_background(name: str, rng: np.random.Generator, size: int = FRAME_SIZE) -> np.ndarray:
+    """A muted static background ``(size, size, 3)`` float32 in [0, 255], so the objects' colours stand out."""
+    tint = rng.uniform(70, 120) + rng.uniform(-12, 12, size=3)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) * (FRAME_SIZE / size)
+    if name == "plain":
+        pattern = np.zeros_like(xx)
+    elif name == "stripes":
+        pattern = 14 * np.sign(np.sin(2 * np.pi * (xx + yy) / 12.0 + rng.uniform(0, 6)))
+    elif name == "checker":
+        pattern = 12 * (2 * (((xx // 8) + (yy // 8)) % 2) - 1)
+    elif name == "gradient":
+        pattern = 40 * (yy / FRAME_SIZE - 0.5)
+    else:
+        raise ValueError(f"unknown background {name!r}")
+    return np.clip(tint[None, None, :] + pattern[..., None], 0, 255).astype(np.float32)
+
+
+def render_frames(seg: Segment, background: np.ndarray, n_frames: int, fps: float = FPS) -> np.ndarray:
+    """The segment's frames ``(n_frames, H, W, 3)`` uint8, vectorised over time and pixels (anti-aliased edges)."""
+    size = background.shape[0]
+    t = np.arange(n_frames, dtype=np.float64) / fps
+    cx, cy, angle, scale = _trajectory(seg, t, size)
+    r = seg.radius * size / FRAME_SIZE * scale  # (T,)
+    grid = np.arange(size, dtype=np.float64) + 0.5
+    dx = grid[None, None, :] - cx[:, None, None]  # (T, 1, W)
+    dy = grid[None, :, None] - cy[:, None, None]  # (T, H, 1)
+    c, s = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
+    rr = r[:, None, None]
+    u = (c * dx + s * dy) / rr  # object coordinates, unit size
+    v = (-s * dx + c * dy) / rr
+    alpha = np.clip(0.5 - _shape_distance(seg.kind, u, v) * rr, 0, 1)  # ~1 px soft edge
+    marker = np.clip(0.5 - (np.sqrt((u - 0.5) ** 2 + v**2) - 0.2) * rr, 0, 1) * alpha
+    body, mark = _object_rgb(seg)
+    a, m = alpha[..., None].astype(np.float32), marker[..., None].astype(np.float32)
+    frames = background[None] * (1 - a) + body * a
+    frames = frames * (1 - m) + mark * m
+    return np.clip(np.rint(frames), 0, 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------------------------------- audio
+# Partials (frequency ratio, amplitude) of each instrument: the timbre that names the kind.
+TIMBRES: dict[str, list[tuple[float, float]]] = {
+    "flute": [(1, 1.0), (2, 0.25), (3, 0.06)],
+    "organ": [(k, 1 / k) for k in (1, 3, 5, 7, 9)],
+    "bell": [(1, 1.0), (2.76, 0.6), (5.40, 0.4), (8.93, 0.25)],
+    "horn": [(k, 1 / k) for k in range(1, 9)],
+    "buzzer": [(k, 1 / math.sqrt(k)) for k in range(1, 9)],
+    "clarinet": [(k, 1 / k**2) for k in (1, 3, 5, 7)],
+}
+
+
+def _envelope_and_pitch(seg: Segment, t: np.ndarray, size: int = FRAME_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """Loudness envelope and pitch multiplier over time ``t``, driven by the same trajectory the frames use."""
+    env, bend = np.ones_like(t), np.ones_like(t)
+    m, sp = seg.motion, seg.speed
+    if m in ("rise", "fall"):  # pitch follows height on screen: rising object -> rising glide, reset at the wrap
+        _, y, _, _ = _trajectory(seg, t, size)
+        bend = 2.0 ** (0.6 * (0.5 - y / size))
+    elif m == "slide":
+        bend = 1.0 + 0.01 * np.sin(2 * np.pi * 5.0 * t)
+    elif m == "spin":  # tremolo twice per turn
+        env = 0.55 + 0.45 * np.cos(2 * 2 * np.pi * 0.45 * sp * t) ** 2
+    elif m == "pulse":  # louder when bigger
+        _, _, _, scale = _trajectory(seg, t, size)
+        env = 0.25 + 0.75 * (scale - 0.65) / 0.7
+    elif m == "bounce":  # a struck note at every impact with the floor (|sin| = 0)
+        since = (t * sp * 1.0) % 1.0 / (sp * 1.0)
+        env = np.exp(-since / 0.12)
+    elif m == "orbit":  # regular staccato beats, 4 per turn
+        env = ((t * 4 * 0.6 * sp) % 1.0 < 0.4).astype(np.float64)
+        env = np.convolve(env, np.hanning(161) / np.hanning(161).sum(), mode="same")  # no clicks
+    return env, bend
+
+
+def render_sound(seg: Segment, n_samples: int, rng: np.random.Generator, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """The object's sound ``(n_samples,)`` float32: additive synthesis of the kind's timbre at the segment's pitch."""
+    t = np.arange(n_samples, dtype=np.float64) / sample_rate
+    env, bend = _envelope_and_pitch(seg, t)
+    f = seg.pitch_hz * bend
+    phase = 2 * np.pi * np.cumsum(f) / sample_rate
+    out = np.zeros(n_samples)
+    partials = TIMBRES[INSTRUMENTS[KINDS.index(seg.kind)]]
+    for ratio, amp in partials:
+        if ratio * f.max() < 0.45 * sample_rate:
+            out += amp * np.sin(ratio * phase + rng.uniform(0, 2 * np.pi))
+    out /= np.sqrt(sum(a * a for _, a in partials) / 2)  # same loudness for every timbre
+    ramp = np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.01)  # 10 ms fades: no click at segment edges
+    return (0.3 * seg.gain * env * ramp * out).astype(np.float32)
+
+
+def background_noise(name: str, n_samples: int, rng: np.random.Generator, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """The scene's noise: its colour follows the background (shared by vision and audio, invisible to narration)."""
+    white = rng.standard_normal(n_samples)
+    if name == "gradient":  # mains hum and a little hiss
+        t = np.arange(n_samples) / sample_rate
+        noise = sum(np.sin(2 * np.pi * 100 * k * t) / k for k in (1, 2, 3)) + 0.3 * white
+    else:
+        alpha = {"plain": 0.0, "stripes": 1.0, "checker": 2.0}[name]  # white, pink, brown: power ~ 1/f^alpha
+        spec = np.fft.rfft(white)
+        freqs = np.fft.rfftfreq(n_samples, 1 / sample_rate)
+        spec *= 1.0 / np.maximum(freqs, 20.0) ** (alpha / 2)
+        noise = np.fft.irfft(spec, n_samples)
+    noise /= noise.std() + 1e-12
+    return (0.025 * noise).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------------- narration
+DETERMINERS = ("the", "a", "this", "our")
+FILLERS = ("so", "okay so", "um", "uh", "now", "alright", "and then", "next", "right so", "okay now", "um so", "here")
+FILLER_ONLY = (
+    "okay so lets get started",
+    "alright um lets see",
+    "so yeah thats basically it",
+    "um give me a second here",
+    "right okay",
+    "thanks for watching",
+    "and uh yeah",
+    "so as you can see",
+)
+TAILS = ("right here", "like this", "you see", "again", "on the screen", "for a while", "just like that")
+KIND_WORDS = {
+    "circle": ("circle", "ball", "disc"),
+    "square": ("square", "box", "block"),
+    "triangle": ("triangle", "wedge", "pyramid"),
+    "star": ("star", "starfish"),
+    "cross": ("cross", "plus sign"),
+    "diamond": ("diamond", "rhombus", "gem"),
+}
+SIZE_WORDS = {"small": ("small", "little", "tiny"), "large": ("big", "large", "huge")}
+SHADE_WORDS = {"dark": ("dark", "deep"), "light": ("light", "pale", "bright")}
+# (bare, third person, -ing) forms of each motion's synonyms
+MOTION_WORDS = {
+    "slide": (
+        ("slide across", "slides across", "sliding across"),
+        ("glide sideways", "glides sideways", "gliding sideways"),
+        ("move sideways", "moves sideways", "moving sideways"),
+        ("drift across", "drifts across", "drifting across"),
+    ),
+    "rise": (
+        ("rise", "rises", "rising"),
+        ("go up", "goes up", "going up"),
+        ("float up", "floats up", "floating up"),
+        ("climb", "climbs", "climbing"),
+    ),
+    "fall": (
+        ("fall", "falls", "falling"),
+        ("drop", "drops", "dropping"),
+        ("sink", "sinks", "sinking"),
+        ("go down", "goes down", "going down"),
+    ),
+    "spin": (
+        ("spin", "spins", "spinning"),
+        ("rotate", "rotates", "rotating"),
+        ("turn around", "turns around", "turning around"),
+        ("twirl", "twirls", "twirling"),
+    ),
+    "pulse": (
+        ("pulse", "pulses", "pulsing"),
+        ("grow and shrink", "grows and shrinks", "growing and shrinking"),
+        ("swell", "swells", "swelling"),
+        ("throb", "throbs", "throbbing"),
+    ),
+    "bounce": (("bounce", "bounces", "bouncing"), ("hop", "hops", "hopping"), ("jump", "jumps", "jumping")),
+    "orbit": (
+        ("orbit", "orbits", "orbiting"),
+        ("go round", "goes round", "going round"),
+        ("loop around", "loops around", "looping around"),
+        ("revolve", "revolves", "revolving"),
+    ),
+}
+# ASR-style mis-recognitions: real words that sound alike
+ASR_ERRORS = {
+    "square": ("swear", "squared"),
+    "circle": ("circus", "sparkle"),
+    "triangle": ("tangle", "strangle"),
+    "star": ("stare", "start"),
+    "cross": ("crust", "course"),
+    "diamond": ("diamonds", "dime"),
+    "box": ("bucks", "fox"),
+    "ball": ("bowl", "fall"),
+    "red": ("read", "bread"),
+    "blue": ("blew", "glue"),
+    "green": ("screen", "grin"),
+    "yellow": ("hello", "mellow"),
+    "purple": ("people", "turtle"),
+    "orange": ("arrange", "range"),
+    "spins": ("pins", "spends"),
+    "bounces": ("announces", "ounces"),
+    "rises": ("prizes", "raises"),
+    "falls": ("calls", "false"),
+    "slides": ("sides", "slights"),
+    "pulses": ("pulls", "puzzles"),
+    "orbits": ("orbit", "habits"),
+    "small": ("smell", "mall"),
+    "big": ("pig", "bag"),
+    "flute": ("fruit", "flu"),
+    "bell": ("belle", "spell"),
+    "horn": ("corn", "born"),
+    "organ": ("oregon", "organic"),
+}
+
+
+def _pick(rng: np.random.Generator, options):
+    return options[rng.integers(len(options))]
+
+
+def describe(seg: Segment, rng: np.random.Generator) -> str:
+    """One clean sentence about a segment: names kind and motion, sometimes colour, shade, size or the sound."""
+    if rng.random() < 0.1:
+        inst = INSTRUMENTS[KINDS.index(seg.kind)]
+        return _pick(rng, (f"listen to that {inst}", f"you can hear the {inst}", f"that sounds like a {inst}"))
+    words = [_pick(rng, DETERMINERS)]
+    if rng.random() < 0.45:
+        if rng.random() < 0.3:
+            words.append(_pick(rng, SHADE_WORDS[seg.shade]))
+        words.append(seg.colour)
+    if rng.random() < 0.3:
+        words.insert(1, _pick(rng, SIZE_WORDS[seg.size]))
+    words.append(_pick(rng, KIND_WORDS[seg.kind]))
+    subject = " ".join(words)
+    bare, third, ing = _pick(rng, MOTION_WORDS[seg.motion])
+    form = rng.integers(5)
+    if form == 0:
+        text = f"watch {subject} {bare}"
+    elif form == 1:
+        text = f"you can see {subject} {ing}"
+    elif form == 2:
+        text = f"{subject} is {ing}"
+    elif form == 3:
+        text = f"here we have {subject} that {third}"
+    else:
+        text = f"{subject} {third}"
+    if rng.random() < 0.3:
+        text += " " + _pick(rng, TAILS)
+    return text
+
+
+def asr_noise(text: str, rng: np.random.Generator, error_rate: float = 0.08) -> str:
+    """Speech-recognition noise: leading filler, sound-alike substitutions, dropped and inserted words."""
+    out = [_pick(rng, FILLERS)] if rng.random() < 0.6 else []
+    for w in text.split():
+        r = rng.random()
+        if w in ASR_ERRORS and r < error_rate:
+            w = _pick(rng, ASR_ERRORS[w])
+        elif r > 1 - 0.02:
+            continue
+        out.append(w)
+        if rng.random() < 0.03:
+            out.append(_pick(rng, ("uh", "um", "like", "you know")))
+    return " ".join(out)
+
+
+def narrate(segments: list[Segment], duration: float, rng: np.random.Generator) -> tuple[dict[str, list], list[int]]:
+    """Captions in HowTo100M layout for a narrated video, and which segment each describes (-1: filler only).
+
+    Long segments get two captions. Caption boundaries are jittered by up to 0.4 s; one caption in six talks
+    about the previous or next segment instead of its own; one in ten is filler only.
+    """
+    starts, ends, texts, about = [], [], [], []
+    for i, seg in enumerate(segments):
+        parts = 2 if seg.end - seg.start >= 5.0 else 1
+        edges = np.linspace(seg.start, seg.end, parts + 1)
+        for p in range(parts):
+            a = float(np.clip(edges[p] + rng.uniform(-0.4, 0.4), 0, duration))
+            b = float(np.clip(edges[p + 1] + rng.uniform(-0.4, 0.4), a + 0.5, duration))
+            r = rng.random()
+            if r < 0.1:
+                target, text = -1, _pick(rng, FILLER_ONLY)
+            else:
+                target = i
+                if r < 0.1 + 1 / 6:  # misaligned: the narrator talks about what came before or what comes next
+                    target = int(np.clip(i + _pick(rng, (-1, 1)), 0, len(segments) - 1))
+                text = asr_noise(describe(segments[target], rng), rng)
+            starts.append(round(a, 2))
+            ends.append(round(b, 2))
+            texts.append(text)
+            about.append(target)
+    return {"start": starts, "end": ends, "text": texts}, about
+
+
+def text_corpus(n_sentences: int, seed: int) -> list[str]:
+    """Extra narration-style sentences about random objects, for training the word vectors."""
+    rng = np.random.default_rng([seed, 7, 7])
+    out = []
+    for _ in range(n_sentences):
+        seg = _draw_segment(rng, 0.0, 1.0, None)
+        out.append(asr_noise(describe(seg, rng), rng) if rng.random() < 0.9 else _pick(rng, FILLER_ONLY))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- files
+def write_mp4(
+    path: str | os.PathLike,
+    frames: np.ndarray,
+    audio: np.ndarray | None,
+    fps: float = FPS,
+    sample_rate: int = SAMPLE_RATE,
+    crf: int = 20,
+    gop: int = 10,
+    audio_bitrate: int = 32_000,
+) -> None:
+    """Write ``frames (T, H, W, 3) uint8`` as H.264 yuv420p and ``audio (samples,) float32`` as AAC mono with PyAV.
+
+    ``audio=None`` writes a file with no audio stream. Single-threaded x264 and bit-exact flags make the bytes
+    depend only on the inputs. A keyframe every ``gop`` frames keeps seeking cheap; ``faststart`` puts the index first.
+    """
+    import av
+
+    frames = np.ascontiguousarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be (T, H, W, 3) uint8; got {frames.shape} {frames.dtype}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.mp4")
+    with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart", "fflags": "+bitexact"}) as out:
+        vs = out.add_stream("libx264", rate=int(fps))
+        vs.width, vs.height, vs.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        vs.options = {
+            "crf": str(crf),
+            "preset": "medium",
+            "threads": "1",
+            "bf": "0",
+            "g": str(gop),
+            "keyint_min": str(gop),
+            "sc_threshold": "0",
+            "flags": "+bitexact",
+        }
+        astream = None
+        if audio is not None:
+            astream = out.add_stream("aac", rate=sample_rate, layout="mono")
+            astream.bit_rate = audio_bitrate
+            astream.options = {"flags": "+bitexact"}
+        for i, f in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(f, format="rgb24")
+            vf.pts = i
+            out.mux(vs.encode(vf))
+        out.mux(vs.encode(None))
+        if astream is not None:
+            audio = np.clip(np.asarray(audio, np.float32), -1, 1)
+            hop = 1024
+            for i in range(0, len(audio), hop):
+                af = av.AudioFrame.from_ndarray(audio[None, i : i + hop], format="fltp", layout="mono")
+                af.sample_rate, af.pts = sample_rate, i
+                out.mux(astream.encode(af))
+            out.mux(astream.encode(None))
+    os.replace(tmp, path)
+
+
+def _video_specs(n_narrated: int, n_sound: int, seed: int) -> list[tuple[str, str, int]]:
+    specs = [(f"narrated_{i:03d}", "narrated", i) for i in range(n_narrated)]
+    return specs + [(f"sound_{i:03d}", "sound", i) for i in range(n_sound)]
+
+
+def assign_splits(ids: list[str], seed: int) -> dict[str, str]:
+    """Fixed train / val / test split by video, 70 / 15 / 15 (at least one val and test video when there are 3+)."""
+    order = list(np.random.default_rng([seed, 99]).permutation(len(ids)))
+    n = len(ids)
+    n_val = max(1, round(n * 0.15)) if n >= 3 else 0
+    n_test = max(1, round(n * 0.15)) if n >= 3 else 0
+    split = {}
+    for rank, i in enumerate(order):
+        split[ids[i]] = "val" if rank < n_val else "test" if rank < n_val + n_test else "train"
+    return split
+
+
+def plan_video(kind: str, index: int, seed: int) -> dict[str, Any]:
+    """The factors of one video without rendering it: segments, background, duration and (narrated) captions.
+
+    Returns ``{"segments": [Segment], "background": str, "duration": float, "captions": dict | None,
+    "caption_segments": list[int] | None}``; ``caption_segments[i]`` is the segment caption i talks about (-1: filler).
+    """
+    rng = np.random.default_rng([seed, 0 if kind == "narrated" else 1, index])
+    if kind == "narrated":
+        n_seg = int(rng.integers(4, 6))
+        lengths = np.round(rng.uniform(3.5, 6.5, size=n_seg), 1)
+    else:
+        n_seg, lengths = 1, np.round(rng.uniform(4.0, 6.0, size=1), 1)
+    background = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
+    bounds = np.round(np.concatenate([[0.0], np.cumsum(lengths)]), 3)
+    segments: list[Segment] = []
+    for i in range(n_seg):
+        segments.append(_draw_segment(rng, float(bounds[i]), float(bounds[i + 1]), segments[-1] if segments else None))
+    duration = float(bounds[-1])
+    captions, about = None, None
+    if kind == "narrated":
+        captions, about = narrate(segments, duration, np.random.default_rng([seed, 2, index]))
+    return {
+        "segments": segments,
+        "background": background,
+        "duration": duration,
+        "captions": captions,
+        "caption_segments": about,
+    }
+
+
+def make_video(
+    kind: str, index: int, seed: int, size: int = FRAME_SIZE, fps: int = FPS, sample_rate: int = SAMPLE_RATE
+) -> dict[str, Any]:
+    """One video, rendered: :func:`plan_video` plus ``"frames": (T, H, W, 3) uint8`` and
+    ``"audio": (T * sample_rate / fps,) float32``."""
+    plan = plan_video(kind, index, seed)
+    rng = np.random.default_rng([seed, 3 if kind == "narrated" else 4, index])  # rendering randomness only
+    background = make_background(plan["background"], rng, size)
+    frames, sound = [], []
+    for seg in plan["segments"]:
+        n_frames = int(round((seg.end - seg.start) * fps))
+        frames.append(render_frames(seg, background, n_frames, fps))
+        sound.append(render_sound(seg, n_frames * sample_rate // fps, rng, sample_rate))
+    audio = np.concatenate(sound)
+    audio = audio + background_noise(plan["background"], len(audio), rng, sample_rate)
+    return {**plan, "frames": np.concatenate(frames), "audio": audio}
+
+
+def make_samples(
+    out: str | os.PathLike,
+    num_videos: int = 60,
+    num_sound: int | None = None,
+    seed: int = 0,
+    size: int = FRAME_SIZE,
+    fps: int = FPS,
+    sample_rate: int = SAMPLE_RATE,
+    word_dim: int = 300,
+    corpus_sentences: int = 20_000,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Generate the sample folder ``out``: ``videos/*.mp4``, ``captions.json``, ``metadata.json``, ``word_vectors.bin``.
+
+    Other files in ``out`` (e.g. a checkpoint) are left alone; stale generated videos are removed.
+    Returns the metadata dictionary written to ``metadata.json``.
+    """
+    from .text import WordVectors
+
+    out = Path(out)
+    num_sound = num_videos if num_sound is None else num_sound
+    specs = _video_specs(num_videos, num_sound, seed)
+    splits = {}
+    for kind in ("narrated", "sound"):  # split each kind separately so both are in every split
+        splits.update(assign_splits([vid for vid, k, _ in specs if k == kind], seed))
+    video_dir = out / "videos"
+    video_dir.mkdir(parents=True, exist_ok=True)
+    wanted = {f"{vid}.mp4" for vid, _, _ in specs}
+    for old in video_dir.glob("*.mp4"):
+        if old.name not in wanted and old.name.startswith(("narrated_", "sound_")):
+            old.unlink()
+
+    videos, captions = {}, {}
+    t0 = time.time()
+    for n, (vid, kind, index) in enumerate(specs):
+        v = make_video(kind, index, seed, size, fps, sample_rate)
+        write_mp4(video_dir / f"{vid}.mp4", v["frames"], v["audio"], fps, sample_rate)
+        entry = {
+            "split": splits[vid],
+            "kind": kind,
+            "duration": v["duration"],
+            "background": v["background"],
+            "segments": [s.to_json() for s in v["segments"]],
+        }
+        if v["captions"] is not None:
+            captions[vid] = v["captions"]
+            entry["caption_segments"] = v["caption_segments"]
+        videos[vid] = entry
+        if progress and (n + 1) % 20 == 0:
+            print(f"  {n + 1}/{len(specs)} videos ({time.time() - t0:.0f} s)", flush=True)
+
+    # Word vectors: the train split's narrations plus a larger corpus in the same style, like an external text corpus.
+    train_texts = [t for vid, c in captions.items() if splits[vid] == "train" for t in c["text"]]
+    wv = WordVectors.from_texts(train_texts + text_corpus(corpus_sentences, seed), seed=seed, dim=word_dim)
+    wv.save(out / "word_vectors.bin")
+
+    metadata = {
+        "format_version": FORMAT_VERSION,
+        "generator": "mmv_lite.data.synth",
+        "seed": seed,
+        "fps": fps,
+        "frame_size": size,
+        "sample_rate": sample_rate,
+        "classes": {"action": ACTION_CLASSES, "sound": SOUND_CLASSES, "image": IMAGE_CLASSES},
+        "factors": {
+            "kind": list(KINDS),
+            "instrument": list(INSTRUMENTS),
+            "colour": list(COLOURS),
+            "shade": list(SHADES),
+            "size": list(SIZES),
+            "motion": list(MOTIONS),
+            "background": list(BACKGROUNDS),
+        },
+        "videos": videos,
+    }
+    _write_json(out / "captions.json", captions)
+    _write_json(out / "metadata.json", metadata)
+    if progress:
+        counts = {s: sum(1 for v in videos.values() if v["split"] == s) for s, _ in SPLIT_FRACTIONS}
+        print(f"wrote {len(videos)} videos to {out} {counts}, {len(wv) - 1} words, {time.time() - t0:.0f} s")
+    return metadata
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1, sort_keys=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def cli_main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m mmv_lite make-samples", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True, help="output folder (created; other files in it are kept)")
+    p.add_argument("--videos", type=int, default=60, help="number of narrated videos (HowTo100M-like)")
+    p.add_argument(
+        "--sound-clips", type=int, default=None, help="number of sound clips (AudioSet-like); default: --videos"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=FRAME_SIZE, help="frame height and width in pixels")
+    p.add_argument("--fps", type=int, default=FPS)
+    p.add_argument("--sample-rate", type=int, default=SAMPLE_RATE)
+    p.add_argument("--word-dim", type=int, default=300)
+    p.add_argument("--corpus-sentences", type=int, default=20_000, help="extra sentences for the word vectors")
+    p.add_argument("--overwrite", action="store_true", help="remove the whole output folder first")
+    args = p.parse_args(argv)
+    if args.videos < 0 or (args.sound_clips or 0) < 0 or args.videos + (args.sound_clips or args.videos) == 0:
+        p.error("--videos and --sound-clips must be >= 0 and not both 0")
+    if args.size % 2:
+        p.error("--size must be even (H.264 yuv420p)")
+    if args.overwrite and Path(args.out).exists():
+        shutil.rmtree(args.out)
+    make_samples(
+        args.out,
+        args.videos,
+        args.sound_clips,
+        args.seed,
+        args.size,
+        args.fps,
+        args.sample_rate,
+        args.word_dim,
+        args.corpus_sentences,
+    )
+    return 0

@@ -1,0 +1,40 @@
+"""Shared fixtures: small configurations and a tiny generated sample folder (made once per test session)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mmv_lite.config import get_config
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_SAMPLES = REPO / "data_samples"
+
+
+@pytest.fixture
+def lite_data_cfg():
+    """The ``lite`` preset's DataConfig (8 frames at 5 fps, 56 px crops, 16 kHz audio), a fresh copy."""
+    return get_config("lite").data
+
+
+@pytest.fixture(scope="session")
+def tiny_samples(tmp_path_factory) -> Path:
+    """A sample folder made by the generator: 2 narrated videos + 2 sound clips, seed 0, small word corpus.
+
+    Laid out like ``data_samples/`` (videos/, captions.json, metadata.json, word_vectors.bin). Treat it as
+    read-only; copy it (``shutil.copytree``) before changing anything.
+    """
+    from mmv_lite.data.synth import make_samples
+
+    out = tmp_path_factory.mktemp("tiny_samples")
+    make_samples(out, num_videos=2, num_sound=2, seed=0, corpus_sentences=300, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def data_samples() -> Path:
+    """The shipped ``data_samples/`` folder (skips the test when it has not been generated)."""
+    if not (DATA_SAMPLES / "metadata.json").is_file():
+        pytest.skip("data_samples/ is missing: python -m mmv_lite make-samples --out data_samples --videos 60 --seed 0")
+    return DATA_SAMPLES
