@@ -82,6 +82,9 @@ class DataConfig:
     max_words: int = 16  # narration tokens kept per caption (pad / truncate)
     num_candidates: int = 4  # K: narrations per clip for MIL-NCE (nearest in time)
     word_dim: int = 300  # size of the frozen word vectors
+    crop_min_scale: float = 0.35  # train: random resized crop keeps 35-100% of the frame area (scale jitter)
+    hflip: bool = True  # train: horizontal flip, the same for every frame of a clip
+    color_jitter: float = 0.3  # train: brightness / contrast / saturation jitter (0 = off; hue is never jittered)
 
     @property
     def clip_seconds(self) -> float:
