@@ -54,10 +54,15 @@ def test_show_frames_and_spectrogram_label_their_axes():
 
 def test_narration_timeline_highlights_candidates():
     caps = {"start": [0.0, 2.0, 5.0], "end": [1.5, 4.0, 6.0], "text": ["first we cut", "then we pour", "and stir"]}
-    fig = viz.show_narration_timeline(caps, clip=(2.5, 4.1), events=[(3.0, 5.0, "pour")], candidates=[1, 2])
+    fig = viz.show_narration_timeline(
+        caps, clip=(2.5, 4.1), events=[(3.0, 5.0, "pour")], candidates=[1, 2], misaligned=[0]
+    )
     ax = fig.axes[0]
-    grey = [ln for ln in ax.lines if ln.get_color() == "#9e9e9e"]
-    green = [ln for ln in ax.lines if ln.get_color() == viz.MODALITY_COLOURS["t"]]
+    crosses = [ln for ln in ax.lines if ln.get_marker() == "x" and len(ln.get_xdata())]
+    assert len(crosses) == 1 and crosses[0].get_ydata()[0] == 3  # caption 0 is drawn on the top row
+    drawn = [ln for ln in ax.lines if len(ln.get_xdata())]  # legend proxies have no data
+    grey = [ln for ln in drawn if ln.get_color() == "#9e9e9e"]
+    green = [ln for ln in drawn if ln.get_color() == viz.MODALITY_COLOURS["t"]]
     assert len(grey) == 1 and len(green) == 2
     assert "pour" in [t.get_text() for t in ax.texts]
     with pytest.raises(ValueError, match="equal-length"):
@@ -192,3 +197,11 @@ def test_show_endpoint_shapes_reads_5d_endpoints():
     assert list(fig.axes[1].lines[0].get_ydata()) == [4 * 16 * 16, 2 * 8 * 8]
     with pytest.raises(ValueError, match="T, H, W"):
         viz.show_endpoint_shapes({"Embeddings": torch.zeros(1, 4)})
+
+
+def test_show_clips_one_row_per_clip_and_checks_counts():
+    fig = viz.show_clips([torch.rand(3, 4, 8, 8)] * 3, [torch.randn(1, 20, 80)] * 3, titles=["a", "b", "c"], fps=5.0)
+    assert len(fig.axes) == 6
+    assert [fig.axes[i].get_title(loc="left") for i in (0, 2, 4)] == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="spectrograms"):
+        viz.show_clips([torch.rand(3, 4, 8, 8)] * 2, [torch.randn(1, 20, 80)])
