@@ -26,6 +26,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -194,6 +195,7 @@ def embed_dataset(
     device: str | torch.device = "cpu",
     num_workers: int = 0,
     modalities: str = "vat",
+    keep_frames: bool = False,
 ) -> dict[str, Any]:
     """Run ``model`` in eval mode over every item of ``dataset`` and stack the outputs.
 
@@ -202,6 +204,7 @@ def embed_dataset(
     ``text_valid (N, K)``, ``text_ids (N, K, L)`` (to tell identical narrations apart), the labels
     ``action_label`` / ``sound_label`` / ``image_label (N,)`` (-1 = unknown), ``index``, ``start``, ``end``
     and ``video_id`` (list of N str). ``modalities`` drops model inputs ("va" sends no text).
+    ``keep_frames`` also keeps each clip's middle frame, ``frames (N, 3, H, W)``, for the image probes.
     The model's train/eval mode is restored afterwards.
     """
     device = torch.device(device)
@@ -225,6 +228,9 @@ def embed_dataset(
                 if k in batch:
                     v = batch[k]
                     chunks.setdefault(k, []).append(v if isinstance(v, Tensor) else torch.as_tensor(v))
+            if keep_frames:
+                video = batch["video"]  # (B, 3, T, H, W)
+                chunks.setdefault("frames", []).append(video[:, :, video.shape[2] // 2].float())
             video_ids.extend(list(batch.get("video_id", [])))
     finally:
         model.train(was_training)
@@ -473,12 +479,15 @@ PROBE_TASKS: dict[str, tuple[str, str, bool]] = {
 }
 
 
-def probe_groups(emb: dict[str, Any], label_key: str) -> list[tuple[str, int]]:
-    """The "video" of each window for score averaging: its video file and its label.
+def probe_groups(emb: dict[str, Any], label_key: str) -> list[Any]:
+    """The "video" of each window, whose windows' scores are averaged (the official script's 10 clips per video).
 
-    A labelled segment of a long video plays the part of one UCF101 video (one action each); a sound clip is its
-    own video. Windows of the same file with the same label are pooled.
+    ``emb["group"]`` when present (:func:`window_groups`: one labelled segment of a long video plays the part of
+    one UCF101 video, a sound clip is its own video); otherwise the video file and the label, so windows of the same
+    file with the same label are pooled.
     """
+    if "group" in emb:
+        return list(emb["group"])
     labels = emb[label_key].tolist()
     vids = emb.get("video_id") or [str(i) for i in range(len(labels))]
     return [(v, int(y)) for v, y in zip(vids, labels)]
@@ -511,3 +520,319 @@ def probe_suite(
         (xtr, ytr, _), (xva, yva, gva), (xte, yte, gte) = parts
         out[task] = linear_probe(xtr, ytr, xva, yva, xte, yte, val_groups=gva, test_groups=gte, seed=seed)
     return out
+
+
+def window_groups(dataset: torch.utils.data.Dataset) -> tuple[list[Any], Tensor] | None:
+    """For a :class:`~mmv_lite.data.clips.ClipDataset` (or a ``Subset`` of one): each item's ground-truth segment
+    ``(video_id, segment)`` and whether it is its segment's centre window (the one retrieval uses).
+
+    Returns ``(groups (N,), centre (N,) bool)``, or None for a dataset without a window list.
+    """
+    indices: list[int] | None = None
+    ds = dataset
+    if isinstance(ds, torch.utils.data.Subset):
+        indices, ds = list(ds.indices), ds.dataset
+    windows = getattr(ds, "windows", None)
+    if windows is None:
+        return None
+    indices = list(range(len(windows))) if indices is None else indices
+    keys = []
+    for i in indices:
+        w = windows[i]
+        keys.append((w.video_id, w.segment) if w.segment >= 0 else (w.video_id, f"{w.start:.3f}"))
+    members: dict[Any, list[int]] = {}
+    for row, key in enumerate(keys):
+        members.setdefault(key, []).append(row)
+    centre = torch.zeros(len(keys), dtype=torch.bool)
+    for rows in members.values():
+        centre[rows[len(rows) // 2]] = True
+    return keys, centre
+
+
+def subset_embeddings(emb: dict[str, Any], keep: Tensor) -> dict[str, Any]:
+    """The rows of an embedding dict where ``keep (N,) bool`` is True (tensors and per-item lists alike)."""
+    idx = keep.nonzero().squeeze(1)
+    out: dict[str, Any] = {}
+    for k, v in emb.items():
+        if isinstance(v, Tensor) and v.shape[:1] == keep.shape:
+            out[k] = v[idx]
+        elif isinstance(v, list) and len(v) == len(keep):
+            out[k] = [v[i] for i in idx.tolist()]
+        else:
+            out[k] = v
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Images through the deflated network (the paper's Table 3)
+# --------------------------------------------------------------------------------------------------------------------
+
+IMAGE_MODES = ("naive", "calibrated", "static")
+
+
+@torch.no_grad()
+def _batched(net: torch.nn.Module, x: Tensor, batch_size: int, device: torch.device) -> Tensor:
+    return torch.cat([net(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
+
+
+def image_features(
+    model: torch.nn.Module,
+    splits: dict[str, dict[str, Any]],
+    calibrate_on: str = "train",
+    calib_steps: int = 100,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Add single-frame features ``f_image_naive``, ``f_image_calibrated``, ``f_image_static`` to every split.
+
+    ``splits``: ``{name: embedding dict with "frames" (N, 3, H, W)}`` (:func:`embed_dataset` with ``keep_frames``),
+    modified in place. The three modes of the paper's Table 3:
+
+    - ``naive``: :func:`~mmv_lite.models.deflation.deflate` of the video backbone, on the image;
+    - ``calibrated``: the same, with BatchNorm gamma/beta learned by
+      :func:`~mmv_lite.models.deflation.calibrate_deflated_bn` on the ``calibrate_on`` split's frames (never test);
+    - ``static``: the video backbone on the image repeated as a static clip of ``data.num_frames`` frames.
+
+    Returns the calibration report (``{"before": L1, "after": L1, ...}`` on the calibration frames, no history).
+    """
+    from .models.deflation import calibrate_deflated_bn, deflate, static_clip
+
+    device = torch.device(device)
+    video_backbone = model.video_backbone
+    num_frames = model.cfg.data.num_frames
+    was_training = video_backbone.training
+    video_backbone.eval()
+    try:
+        naive = deflate(video_backbone).eval()
+        calibrated = deflate(video_backbone).eval()
+        report = calibrate_deflated_bn(
+            calibrated,
+            video_backbone,
+            splits[calibrate_on]["frames"].to(device),
+            steps=calib_steps,
+            num_frames=num_frames,
+            batch_size=min(16, batch_size),
+            seed=seed,
+        )
+        calibrated.eval()
+        for emb in splits.values():
+            frames = emb["frames"]
+            emb["f_image_naive"] = _batched(naive, frames, batch_size, device)
+            emb["f_image_calibrated"] = _batched(calibrated, frames, batch_size, device)
+            emb["f_image_static"] = _batched(
+                lambda x: video_backbone(static_clip(x, num_frames)), frames, batch_size, device
+            )
+    finally:
+        video_backbone.train(was_training)
+    return {k: v for k, v in report.items() if k != "history"}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The whole evaluation of a model
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def evaluate_model(
+    model: torch.nn.Module,
+    datasets: dict[str, torch.utils.data.Dataset],
+    *,
+    split: str = "test",
+    probes: bool = True,
+    images: bool = True,
+    retrieval: bool = True,
+    calib_steps: int = 100,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    modalities: str = "vat",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Zero-shot retrieval on ``datasets[split]``; linear probes fitted on "train", tuned on "val", scored on ``split``.
+
+    ``datasets``: ``{"train", "val", split}`` of evaluation-mode datasets (only ``split`` without probes). With
+    several windows per segment (``ClipDataset(windows_per_segment=W)``) the action and sound probes average their
+    scores over a segment's windows, while retrieval and the image probes use each segment's centre window only
+    (one clip per segment, one frame per image). ``modalities``: the inputs given to the model ("va" for a model
+    that never saw text).
+
+    Returns ``{"graph", "split", "retrieval": {direction: metrics}, "chance": {direction: chance metrics},
+    "probes": {task: linear_probe result}, "deflation": calibration report, "num_clips": {split: N},
+    "seconds": {stage: s}}``.
+    """
+    import time
+
+    graph = model.cfg.model.graph
+    needed = list(dict.fromkeys([split] + (["train", "val"] if probes else [])))
+    missing = [s for s in needed if s not in datasets]
+    if missing:
+        raise ValueError(f"evaluate_model: datasets lacks the split(s) {missing}; it has {sorted(datasets)}")
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    embs, centres = {}, {}
+    for s in needed:
+        emb = embed_dataset(
+            model, datasets[s], batch_size, device, modalities=modalities, keep_frames=probes and images
+        )
+        info = window_groups(datasets[s])
+        if info is not None:
+            emb["group"] = info[0]
+        centre = info[1] if info is not None else torch.ones(len(emb["video_id"]), dtype=torch.bool)
+        embs[s], centres[s] = emb, subset_embeddings(emb, centre)
+    times["embed"] = time.perf_counter() - t0
+    result: dict[str, Any] = {
+        "graph": graph,
+        "split": split,
+        "num_clips": {s: len(e["video_id"]) for s, e in embs.items()},
+    }
+    if retrieval:
+        result["retrieval"] = zero_shot_retrieval(centres[split], graph)
+        result["chance"] = chance_levels(centres[split], graph)
+    if probes:
+        t0 = time.perf_counter()
+        result["probes"] = probe_suite(embs["train"], embs["val"], embs[split], tasks=("action", "sound"), seed=seed)
+        times["probes"] = time.perf_counter() - t0
+        if images:
+            t0 = time.perf_counter()
+            result["deflation"] = image_features(
+                model, centres, calib_steps=calib_steps, batch_size=batch_size, device=device, seed=seed
+            )
+            image_tasks = [f"image_{m}" for m in IMAGE_MODES]
+            result["probes"].update(probe_suite(centres["train"], centres["val"], centres[split], image_tasks, seed))
+            times["images"] = time.perf_counter() - t0
+    result["seconds"] = times
+    return result
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """:func:`evaluate_model`'s result as plain-text tables (retrieval with chance in brackets, then the probes)."""
+    lines: list[str] = []
+    if result.get("retrieval"):
+        lines.append(f"zero-shot retrieval on {result['split']} ({result['graph']} graph; %, chance in brackets)")
+        lines.append(f"{'':<6}" + "".join(f"{c:>16}" for c in METRIC_KEYS) + f"{'queries':>9}{'candidates':>12}")
+        for d, m in result["retrieval"].items():
+            ch = result.get("chance", {}).get(d, {})
+            cells = "".join(f"{m[c]:.1f} ({ch.get(c, math.nan):.1f})".rjust(16) for c in METRIC_KEYS)
+            lines.append(f"{d:<6}{cells}{m['num_queries']:>9}{m['num_candidates']:>12}")
+        lines.append("")
+    if result.get("probes"):
+        lines.append(f"linear probes (StandardScaler + LinearSVC, C on val; scored on {result['split']})")
+        head = ("task", "acc %", "chance %", "mAP %", "chance mAP", "C", "train", "test", "classes")
+        lines.append(f"{head[0]:<18}" + "".join(f"{h:>11}" for h in head[1:]))
+        for task, p in result["probes"].items():
+            vals = (p["accuracy"], p["chance"], p["mAP"], p["chance_mAP"])
+            lines.append(
+                f"{task:<18}" + "".join(f"{v:>11.1f}" for v in vals) + f"{p['C']:>11g}{p['num_train']:>11}"
+                f"{p['num_test']:>11}{p['num_classes']:>11}"
+            )
+        if result.get("deflation"):
+            d = result["deflation"]
+            lines.append(
+                f"deflation L1 gap to the video network on static clips (train frames): "
+                f"{d['before']:.4f} naive -> {d['after']:.4f} calibrated"
+            )
+    return "\n".join(lines)
+
+
+def load_eval_datasets(
+    data_dir: str | Path,
+    cfg: Any,
+    splits: Sequence[str],
+    vocab: Sequence[str] | None = None,
+    word_matrix: Tensor | None = None,
+    windows: dict[str, int] | None = None,
+    max_segments: int | None = None,
+) -> dict[str, torch.utils.data.Dataset]:
+    """Evaluation-mode :class:`~mmv_lite.data.clips.ClipDataset` of each split of ``data_dir``.
+
+    Narrations are tokenised with the model's own vocabulary when ``vocab`` and ``word_matrix`` are given (a
+    checkpoint's), else with ``data_dir/word_vectors.bin``. ``windows``: windows per ground-truth segment of each
+    split (default 1; the scored split usually gets several, as the official protocol averages several clips per
+    test video). ``max_segments`` keeps that many evenly spaced segments per split (all their windows), for quick runs.
+    """
+    from .data.clips import ClipDataset
+    from .data.text import WordVectors
+
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"--data {str(data_dir)!r} is not a folder of clips (videos/, captions.json, ...)")
+    if vocab and word_matrix is not None and len(vocab) == word_matrix.shape[0]:
+        wv = WordVectors(list(vocab), word_matrix.detach().cpu().numpy())
+    else:
+        wv = WordVectors.load(data_dir / "word_vectors.bin")
+    out: dict[str, torch.utils.data.Dataset] = {}
+    for s in splits:
+        w = (windows or {}).get(s, 1)
+        ds: torch.utils.data.Dataset = ClipDataset(
+            data_dir, s, cfg.data, train=False, word_vectors=wv, windows_per_segment=w
+        )
+        info = window_groups(ds)
+        if max_segments is not None and info is not None:
+            segments = list(dict.fromkeys(info[0]))
+            if len(segments) > max_segments:
+                picked = {segments[i] for i in np.linspace(0, len(segments) - 1, max_segments).round().astype(int)}
+                ds = torch.utils.data.Subset(ds, [i for i, g in enumerate(info[0]) if g in picked])
+        out[s] = ds
+    return out
+
+
+def cli_main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mmv_lite evaluate --checkpoint PATH --data DIR [--split test] [--json OUT]``."""
+    import argparse
+    import json
+    import time
+
+    ap = argparse.ArgumentParser(
+        prog="python -m mmv_lite evaluate",
+        description="Zero-shot retrieval and linear probes (video actions, sounds, images through the deflated "
+        "network) of a trained mmv_lite checkpoint.",
+    )
+    ap.add_argument("--checkpoint", required=True, help="an mmv_lite checkpoint (.pt) written by the train command")
+    ap.add_argument("--data", default="data_samples", help="folder of clips (default: data_samples)")
+    ap.add_argument("--split", default="test", help="split to score (default: test); probes train on train, C on val")
+    ap.add_argument("--json", default=None, help="also write the results to this JSON file")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
+    ap.add_argument("--no-probes", action="store_true", help="retrieval only")
+    ap.add_argument("--no-images", action="store_true", help="skip the deflated-network image probes")
+    ap.add_argument("--calib-steps", type=int, default=100, help="BatchNorm calibration steps (default 100)")
+    ap.add_argument(
+        "--windows", type=int, default=3, help="windows per segment of the scored split, averaged by the probes"
+    )
+    ap.add_argument("--max-segments", type=int, default=None, help="evenly spaced segments per split (quick look)")
+    args = ap.parse_args(list(argv) if argv is not None else None)
+
+    from .checkpoints import load_model
+
+    t0 = time.perf_counter()
+    model, cfg, vocab = load_model(args.checkpoint, device=args.device)
+    splits = [args.split] + ([] if args.no_probes else ["train", "val"])
+    datasets = load_eval_datasets(
+        args.data,
+        cfg,
+        list(dict.fromkeys(splits)),
+        vocab,
+        model.text_backbone.word_vectors,
+        windows={args.split: args.windows},
+        max_segments=args.max_segments,
+    )
+    result = evaluate_model(
+        model,
+        datasets,
+        split=args.split,
+        probes=not args.no_probes,
+        images=not args.no_images,
+        calib_steps=args.calib_steps,
+        batch_size=args.batch_size,
+        device=args.device,
+        modalities=cfg.train.modalities,
+    )
+    result["checkpoint"] = str(args.checkpoint)
+    result["data"] = str(args.data)
+    result["seconds"]["total"] = time.perf_counter() - t0
+    print(format_report(result))
+    print(f"\n({result['seconds']['total']:.0f} s)")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2))
+        print(f"wrote {args.json}")
+    return 0

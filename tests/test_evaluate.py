@@ -270,3 +270,96 @@ def test_probe_errors():
         ev.linear_probe(x, torch.zeros(10, dtype=torch.long), x, torch.zeros(10), x, torch.zeros(10))
     with pytest.raises(ValueError, match="no labelled"):
         ev.linear_probe(x, torch.arange(10) % 2, x, torch.full((10,), -1), x, torch.arange(10) % 2)
+
+
+# ---------------------------------------------------------------------------- the whole evaluation on a tiny model
+
+
+class _Window:
+    def __init__(self, video_id, segment, start):
+        self.video_id, self.segment, self.start = video_id, segment, start
+
+
+class _TinyClips(torch.utils.data.Dataset):
+    """Items of the docs/DESIGN.md contract, made in memory: 2 windows per segment, labels that a probe can learn
+    from the frames (brightness encodes the class), narrations shared between neighbouring segments."""
+
+    def __init__(self, n_segments, seed, cfg, vocab_size=20):
+        g = torch.Generator().manual_seed(seed)
+        self.items, self.windows = [], []
+        t, s = cfg.data.num_frames, cfg.data.crop_size
+        for seg in range(n_segments):
+            label = seg % 3
+            for w in range(2):
+                video = 0.15 + 0.3 * label + 0.05 * torch.rand(3, t, s, s, generator=g)
+                ids = torch.randint(1, vocab_size, (cfg.data.num_candidates, cfg.data.max_words), generator=g)
+                self.items.append(
+                    {
+                        "video": video,
+                        "audio": torch.randn(1, 20, cfg.data.n_mels, generator=g) + label,
+                        "text_ids": ids,
+                        "text_mask": ids != 0,
+                        "text_valid": torch.ones(cfg.data.num_candidates, dtype=torch.bool),
+                        "has_audio": torch.tensor(True),
+                        "has_text": torch.tensor(seg % 4 != 3),
+                        "video_id": f"video{seg // 2}",
+                        "start": float(seg * 4 + w),
+                        "end": float(seg * 4 + w + 1.6),
+                        "index": len(self.items),
+                        "action_label": label,
+                        "sound_label": label,
+                        "image_label": label,
+                    }
+                )
+                self.windows.append(_Window(f"video{seg // 2}", seg, float(seg * 4 + w)))
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    from mmv_lite.models.mmv import build_model
+
+    torch.manual_seed(0)
+    overrides = {"data.num_frames": 4, "data.crop_size": 32, "data.max_words": 4}
+    return build_model("lite", graph="fac", word_vectors=torch.randn(20, 300), **overrides)
+
+
+def test_window_groups_and_centres(tiny_model):
+    ds = _TinyClips(3, 0, tiny_model.cfg)
+    groups, centre = ev.window_groups(ds)
+    assert groups == [("video0", 0), ("video0", 0), ("video0", 1), ("video0", 1), ("video1", 2), ("video1", 2)]
+    assert centre.tolist() == [False, True, False, True, False, True]
+    sub = torch.utils.data.Subset(ds, [2, 3, 4])
+    groups, centre = ev.window_groups(sub)
+    assert groups == [("video0", 1), ("video0", 1), ("video1", 2)] and centre.tolist() == [False, True, True]
+    assert ev.window_groups(torch.utils.data.TensorDataset(torch.zeros(3))) is None
+
+
+def test_evaluate_model_end_to_end(tiny_model):
+    cfg = tiny_model.cfg
+    datasets = {"train": _TinyClips(12, 1, cfg), "val": _TinyClips(6, 2, cfg), "test": _TinyClips(6, 3, cfg)}
+    result = ev.evaluate_model(tiny_model, datasets, calib_steps=3, batch_size=8)
+    assert result["num_clips"] == {"test": 12, "train": 24, "val": 12}
+    # retrieval on the centre windows only: 6 clips, of which 5 have narrations (segment 3 has none)
+    assert set(result["retrieval"]) == set(ev.DIRECTIONS)
+    assert result["retrieval"]["v2a"]["num_queries"] == 6
+    assert result["retrieval"]["v2t"]["num_queries"] == 5
+    assert set(result["chance"]) == set(result["retrieval"])
+    # probes: action and sound averaged over the 2 windows of each of the 6 test segments; images one frame each
+    probes = result["probes"]
+    assert set(probes) == {"action", "sound", "image_naive", "image_calibrated", "image_static"}
+    assert probes["action"]["num_test"] == 6 and probes["action"]["num_train"] == 24
+    assert probes["image_naive"]["num_train"] == 12 and probes["image_naive"]["num_test"] == 6
+    # brightness gives the class away even to random features, which is what the probe must find
+    assert probes["image_static"]["accuracy"] >= 66.0
+    assert set(result["deflation"]) >= {"before", "after"}
+    text = ev.format_report(result)
+    assert "image_calibrated" in text and "t2v" in text
+    # a VA model gets no text: no text directions
+    va = ev.evaluate_model(tiny_model, {"test": datasets["test"]}, probes=False, modalities="va")
+    assert set(va["retrieval"]) == {"v2a", "a2v"}
