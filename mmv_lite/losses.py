@@ -45,6 +45,8 @@ from .config import TEMPERATURE, Config, embedding_key
 # Fill value for scores that must not count: finite (unlike -inf) so that rows with nothing valid give finite
 # values and zero gradients instead of NaN; far below any real score (|score| <= 1 / tau).
 _NEG = -1e9
+# exp(-x) stays a normal float32 for x below about 87; beyond, the fixed-shift logsumexp would underflow.
+_MAX_EXP_RANGE = 80.0
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -174,24 +176,46 @@ def mil_nce(
         else:
             v_all, t_all, valid_all, anchor_all = v, t, valid, anchor
         N = v_all.shape[0]
-        inv_tau = 1.0 / tau
+        all_valid = bool(valid_all.all())
+        v_scaled = v / tau  # scale the (B, D) side, not the (B, N, K) scores
 
-        # Row i: v_i against every text of every clip, (B, N, K).
-        rows = torch.matmul(v, t_all.reshape(N * K, -1).t()).view(B, N, K) * inv_tau
+        # rows[i, j, k] = s(v_i, t_jk): v_i against every text of every clip, (B, N, K).
+        rows = torch.matmul(v_scaled, t_all.reshape(N * K, -1).t()).view(B, N, K)
         if use_gather:
-            # Column i: every video against the texts of clip i, (B, N, K).
-            cols = torch.matmul(t.reshape(B * K, -1), v_all.t()).view(B, K, N).transpose(1, 2) * inv_tau
+            # cols[i, j, k] = s(v_j, t_ik): every video against the texts of clip i, (B, N, K).
+            cols = torch.matmul(t.reshape(B * K, -1), v_all.t() / tau).view(B, K, N).transpose(1, 2)
             offset = dist.get_rank() * B
             own = rows[torch.arange(B, device=dev), torch.arange(offset, offset + B, device=dev)]  # (B, K)
+            col_dims = (1, 2)
         else:
-            cols = rows.transpose(0, 1)  # the same matrix read the other way: no second matmul
+            # One process: the column of clip i is rows[:, i, :], the same matrix read the other way.
+            cols = rows
             own = torch.diagonal(rows, dim1=0, dim2=1).t()  # (B, K): s(v_i, t_ik)
+            col_dims = (0, 2)
+        # What may enter the denominator: valid texts of every clip (rows); videos of complete clips (columns).
+        row_keep = col_keep = None
+        if not all_valid:
+            row_keep = valid_all[None, :, :]
+            if use_gather:
+                col_keep = valid[:, None, :] & anchor_all[None, :, None]
+            else:
+                col_keep = anchor_all[:, None, None] & valid[None, :, :]
 
-        if not bool(valid_all.all()):  # skip the masking copies in the common all-valid case
-            rows = rows.masked_fill(~valid_all[None, :, :], _NEG)  # negatives: valid texts of every clip
-            cols = cols.masked_fill(~(valid[:, None, :] & anchor_all[None, :, None]), _NEG)  # videos of complete clips
-        # logsumexp over the concatenation [row_i, col_i], without building it: logaddexp of the two halves.
-        denom = torch.logaddexp(torch.logsumexp(rows.flatten(1), dim=1), torch.logsumexp(cols.flatten(1), dim=1))
+        # denominator_i = logsumexp over the concatenation [row_i, col_i], without building it.
+        shift = 1.0 / tau
+        if 2.0 * shift < _MAX_EXP_RANGE:
+            # Scores of unit vectors lie in [-1/tau, 1/tau]: with the fixed shift 1/tau every exp lies in
+            # [exp(-2/tau), 1], so one exp pass, no max pass, is stable; the row and column sums share it.
+            e_rows = torch.exp(rows - shift)
+            e_cols = e_rows if cols is rows else torch.exp(cols - shift)
+            if row_keep is not None:
+                e_rows, e_cols = e_rows * row_keep, e_cols * col_keep
+            total = e_rows.sum(dim=(1, 2)) + e_cols.sum(dim=col_dims)
+            denom = torch.log(total.clamp_min(torch.finfo(total.dtype).tiny)) + shift
+        else:  # a very low temperature: per-row maxima (logsumexp) instead
+            if row_keep is not None:
+                rows, cols = rows.masked_fill(~row_keep, _NEG), cols.masked_fill(~col_keep, _NEG)
+            denom = torch.logaddexp(torch.logsumexp(rows, dim=(1, 2)), torch.logsumexp(cols, dim=col_dims))
         numer = torch.logsumexp(own.masked_fill(~valid, _NEG), dim=1)
         per_clip = (denom - numer) * anchor  # masked anchors give exactly 0 (all values finite)
         return _mean_over(per_clip, anchor, use_gather)
