@@ -1,0 +1,699 @@
+"""``ClipDataset``: clips of video, the audio of the same span, and the narrations nearest in time.
+
+A folder looks like ``data_samples/`` (the layout HowTo100M and AudioSet loaders use)::
+
+    ROOT/videos/<video_id>.mp4   (or media files directly in ROOT; .mp4 .mkv .webm .mov .avi .m4v, and
+                                  audio-only .wav .flac .mp3 .m4a .ogg)
+    ROOT/captions.json           optional: {video_id: {"start": [...], "end": [...], "text": [...]}}
+    ROOT/metadata.json           optional: splits, kinds and ground-truth segments (see ``mmv_lite.data.synth``)
+    ROOT/word_vectors.bin        word2vec vectors, needed when there are captions
+
+    >>> ds = ClipDataset("data_samples", "train", get_config("lite").data, train=True)
+    >>> item = ds[0]
+    >>> item["video"].shape, item["audio"].shape, item["text_ids"].shape     # (3,T,H,W) (1,F,80) (K,L)
+
+Each item (the contract of ``docs/DESIGN.md``): ``video (3, T, H, W)`` float32 in [0, 1]; ``audio (1, F, n_mels)``
+log-mel of exactly the same time span (zeros when there is no audio track); ``text_ids / text_mask (K, L)`` and
+``text_valid (K,)``, the K captions nearest in time; ``has_audio``, ``has_text``, ``has_video`` bool; ``video_id``,
+``start``, ``end``, ``index``; ``action_label``, ``sound_label``, ``image_label`` (-1 when unknown).
+
+Windows. The list of windows is fixed: with ground-truth segments, ``windows_per_segment`` windows evenly spaced in
+each segment (one, at its centre, by default); without, the video is tiled with clip-long windows. In train mode each
+window's start is re-drawn uniformly within its segment (temporal jitter) and the frames are augmented
+(``mmv_lite.data.augment``); eval mode is deterministic.
+
+Short videos. A clip longer than the video starts at 0 and is *padded*, not looped: the last frame is held and the
+audio after the end is silence, so that frames and sound stay in sync.
+
+Cache. The first time a video is read its frames (uint8, shorter side at most ``resize_to``) and waveform (int16 at
+``sample_rate``) are written to ``cache_dir`` (default ``ROOT/.cache``, or a user cache folder when ROOT is read-only)
+as ``.npy`` files, through a temporary name and an atomic rename, so several DataLoader workers can fill it at once.
+Later reads memory-map them: no mp4 is decoded again. The cache key holds the file's size and modification time.
+
+Bad input. A file that cannot be decoded, is truncated, or a caption entry that does not parse raises
+:class:`BadClipError` naming the file and the problem. With ``skip_bad=True`` it is logged as a warning instead: a bad
+video found at construction is left out, one found while loading is replaced by the next good window (its
+``index`` says which), a bad caption entry leaves that video without narration. No other item is lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import tempfile
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, default_collate
+
+from ..config import DataConfig, get_config
+from .audio import LogMel, num_audio_frames, num_audio_samples
+from .augment import VideoTransform
+from .text import WordVectors
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".aac")
+SPLITS = ("train", "val", "test", "all")
+KINDS = ("narrated", "sound")
+CACHE_VERSION = 1
+
+
+class BadClipError(RuntimeError):
+    """A media, caption or metadata file that cannot be used; the message names the file and the problem."""
+
+
+# --------------------------------------------------------------------------------------------------- decoding
+@dataclass
+class Decoded:
+    """A decoded stretch of a file. ``frames[i]`` is shown from ``t0 + i / fps``; ``audio[j]`` plays at
+    ``audio_t0 + j / sample_rate``. ``frames`` is None without a video stream, ``audio`` None without an audio one."""
+
+    frames: np.ndarray | None  # (N, H, W, 3) uint8
+    fps: float
+    t0: float
+    audio: np.ndarray | None  # (S,) int16 or float32
+    audio_t0: float
+    sample_rate: int
+
+
+def _target_size(width: int, height: int, max_short_side: int) -> tuple[int, int]:
+    """Downscale so that the shorter side is at most ``max_short_side`` (even sizes); never upscale."""
+    short = min(width, height)
+    if short <= max_short_side:
+        return width, height
+    s = max_short_side / short
+    return max(2, int(round(width * s / 2)) * 2), max(2, int(round(height * s / 2)) * 2)
+
+
+def probe(path: Path) -> dict[str, Any]:
+    """Open a media file and read its streams and duration without decoding (cheap)."""
+    import av
+
+    try:
+        with av.open(str(path)) as c:
+            vs = c.streams.video[0] if c.streams.video else None
+            a = c.streams.audio[0] if c.streams.audio else None
+            if vs is None and a is None:
+                raise BadClipError(f"{path}: no video or audio stream")
+            duration = None
+            if c.duration is not None:
+                duration = c.duration / 1_000_000
+            elif vs is not None and vs.duration is not None:
+                duration = float(vs.duration * vs.time_base)
+            fps = float(vs.average_rate) if vs is not None and vs.average_rate else None
+            return {"has_video": vs is not None, "has_audio": a is not None, "duration": duration, "fps": fps}
+    except BadClipError:
+        raise
+    except Exception as e:  # av.error.FFmpegError, OSError, ...
+        raise BadClipError(f"{path}: cannot open as a media file ({type(e).__name__}: {e})") from e
+
+
+def decode(
+    path: Path,
+    sample_rate: int,
+    max_short_side: int,
+    start: float = 0.0,
+    stop: float = math.inf,
+    expected_duration: float | None = None,
+) -> Decoded:
+    """Decode frames and mono audio (resampled to ``sample_rate`` by PyAV) of ``[start, stop)`` seconds.
+
+    With ``start > 0`` the demuxer seeks to the keyframe before ``start`` first. Decoding the whole file
+    (the default) also checks that the decoded video lasts about ``expected_duration`` (truncated files).
+    """
+    import av
+
+    frames: list[np.ndarray] = []
+    chunks: list[np.ndarray] = []
+    t0 = audio_t0 = None
+    fps = 0.0
+    try:
+        with av.open(str(path)) as c:
+            vs = c.streams.video[0] if c.streams.video else None
+            ast = c.streams.audio[0] if c.streams.audio else None
+            if vs is None and ast is None:
+                raise BadClipError(f"{path}: no video or audio stream")
+            if vs is not None:
+                vs.thread_type = "NONE"  # one thread per DataLoader worker; frame threads only add latency here
+                fps = float(vs.average_rate) if vs.average_rate else 0.0
+                width, height = _target_size(vs.codec_context.width, vs.codec_context.height, max_short_side)
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate) if ast is not None else None
+            if start > 0:
+                c.seek(int(max(0.0, start - 0.5) * av.time_base), backward=True, any_frame=False)
+            video_done, audio_done = vs is None, ast is None
+            streams = [s for s in (vs, ast) if s is not None]
+            for packet in c.demux(*streams):
+                if video_done and audio_done:
+                    break
+                for frame in packet.decode():
+                    if frame.pts is None:
+                        continue
+                    t = float(frame.pts * frame.time_base)
+                    if packet.stream is vs:
+                        if t >= stop:
+                            video_done = True
+                            continue
+                        if fps and t < start - 0.5 / fps:
+                            continue
+                        if t0 is None:
+                            t0 = t
+                        frames.append(frame.to_ndarray(format="rgb24", width=width, height=height))
+                    else:
+                        if t >= stop:
+                            audio_done = True
+                            continue
+                        if audio_t0 is None:
+                            audio_t0 = t
+                        for out in resampler.resample(frame):
+                            chunks.append(out.to_ndarray().reshape(-1))
+            if resampler is not None and not audio_done:
+                for out in resampler.resample(None):
+                    chunks.append(out.to_ndarray().reshape(-1))
+    except BadClipError:
+        raise
+    except Exception as e:  # av.error.InvalidDataError and friends on corrupt data
+        raise BadClipError(f"{path}: cannot decode, the file is corrupt or truncated ({type(e).__name__}: {e})") from e
+    if vs is not None and not frames:
+        raise BadClipError(f"{path}: no video frame could be decoded from {start:.2f} s")
+    if not fps and len(frames) > 1:
+        fps = 25.0
+    audio = np.concatenate(chunks) if chunks else (np.zeros(0, np.int16) if ast is not None else None)
+    if (
+        expected_duration is not None
+        and start == 0
+        and math.isinf(stop)
+        and vs is not None
+        and len(frames) / max(fps, 1e-9) < 0.9 * expected_duration - 0.5
+    ):
+        raise BadClipError(
+            f"{path}: truncated or damaged: decoded {len(frames) / fps:.2f} s of video, "
+            f"the file declares {expected_duration:.2f} s"
+        )
+    return Decoded(
+        frames=np.stack(frames) if frames else None,
+        fps=fps,
+        t0=t0 or 0.0,
+        audio=audio,
+        audio_t0=audio_t0 or 0.0,
+        sample_rate=sample_rate,
+    )
+
+
+# --------------------------------------------------------------------------------------------------- files
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise BadClipError(f"{path}: malformed {what} JSON ({e.msg} at line {e.lineno}, column {e.colno})") from e
+    except UnicodeDecodeError as e:
+        raise BadClipError(f"{path}: {what} file is not UTF-8 text ({e})") from e
+
+
+def _check_caption_entry(path: Path, vid: str, entry: Any) -> dict[str, list]:
+    """Validate one HowTo100M caption entry; raise BadClipError naming the file, video and field."""
+    if not isinstance(entry, dict) or not all(k in entry for k in ("start", "end", "text")):
+        raise BadClipError(f"{path}: captions of {vid!r} must be an object with 'start', 'end' and 'text' lists")
+    start, end, text = entry["start"], entry["end"], entry["text"]
+    if not all(isinstance(x, list) for x in (start, end, text)):
+        raise BadClipError(f"{path}: captions of {vid!r}: 'start', 'end' and 'text' must be lists")
+    if not len(start) == len(end) == len(text):
+        raise BadClipError(
+            f"{path}: captions of {vid!r}: 'start', 'end' and 'text' have different lengths "
+            f"({len(start)}, {len(end)}, {len(text)})"
+        )
+    for i, (s, e, t) in enumerate(zip(start, end, text)):
+        if not isinstance(s, (int, float)) or not isinstance(e, (int, float)) or not isinstance(t, str):
+            raise BadClipError(f"{path}: captions of {vid!r}, entry {i}: expected numbers start/end and a text string")
+        if e < s:
+            raise BadClipError(f"{path}: captions of {vid!r}, entry {i}: end {e} is before start {s}")
+    return {"start": [float(s) for s in start], "end": [float(e) for e in end], "text": list(text)}
+
+
+@dataclass(frozen=True)
+class Window:
+    """One clip window: ``[start, start + clip_seconds)``; train mode re-draws the start in ``[lo, hi]``."""
+
+    video_id: str
+    start: float
+    lo: float
+    hi: float
+    segment: int  # index into the video's ground-truth segments, -1 without metadata
+    action_label: int = -1
+    sound_label: int = -1
+    image_label: int = -1
+
+
+@dataclass
+class VideoRecord:
+    video_id: str
+    path: Path
+    split: str
+    kind: str
+    duration: float
+    has_video: bool
+    has_audio: bool
+    segments: list[dict] = field(default_factory=list)
+    caption_start: np.ndarray | None = None  # (C,)
+    caption_end: np.ndarray | None = None
+    caption_text: list[str] = field(default_factory=list)
+    caption_ids: torch.Tensor | None = None  # (C, L)
+    caption_valid: np.ndarray | None = None  # (C,) some word is in the vocabulary
+
+
+def hash_split(video_id: str) -> str:
+    """Deterministic 70 / 15 / 15 split for folders without metadata, from a checksum of the video id."""
+    h = zlib.crc32(video_id.encode()) % 100
+    return "train" if h < 70 else "val" if h < 85 else "test"
+
+
+def default_cache_dir(root: Path) -> Path:
+    """``ROOT/.cache`` when ROOT is writable, else a folder under the user's cache (``$XDG_CACHE_HOME``)."""
+    if os.access(root, os.W_OK):
+        return root / ".cache"
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "mmv_lite" / hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:12]
+
+
+# --------------------------------------------------------------------------------------------------- dataset
+class ClipDataset(Dataset):
+    """Clips of a folder of videos with captions; see the module docstring for layout, windows, cache and errors.
+
+    Args:
+        root: the folder (e.g. ``data_samples``).
+        split: "train", "val", "test" (from metadata.json; without it a checksum split of the ids) or "all".
+        cfg: the data configuration (default: the ``lite`` preset's).
+        train: random temporal jitter and augmentation; False = deterministic evaluation clips.
+        word_vectors: a :class:`WordVectors`, a path, or None for ``ROOT/word_vectors.bin`` (needed only with captions).
+        kinds: which kinds of video to use ("narrated", "sound"); without metadata a video with captions is
+            "narrated", else "sound".
+        skip_bad: warn and skip bad files/entries instead of raising :class:`BadClipError`.
+        cache_dir: where decoded clips are kept (default :func:`default_cache_dir`); ``cache=False`` decodes every time.
+        windows_per_segment: fixed windows per ground-truth segment (evenly spaced).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "train",
+        cfg: DataConfig | None = None,
+        train: bool = False,
+        word_vectors: WordVectors | str | os.PathLike | None = None,
+        kinds: Sequence[str] = KINDS,
+        skip_bad: bool = False,
+        cache_dir: str | os.PathLike | None = None,
+        windows_per_segment: int = 1,
+        cache: bool = True,
+    ):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(
+                f"dataset folder {str(self.root)!r} does not exist; make the samples with "
+                f"`python -m mmv_lite make-samples --out {self.root}` or point to a folder of videos"
+            )
+        if split not in SPLITS:
+            raise ValueError(f"split={split!r}; expected one of {SPLITS}")
+        bad_kinds = set(kinds) - set(KINDS)
+        if bad_kinds:
+            raise ValueError(f"kinds={tuple(kinds)!r}: unknown {sorted(bad_kinds)}; expected a subset of {KINDS}")
+        if windows_per_segment < 1:
+            raise ValueError(f"windows_per_segment must be >= 1; got {windows_per_segment}")
+        self.cfg = cfg if cfg is not None else get_config("lite").data
+        self.split, self.train, self.skip_bad = split, train, skip_bad
+        self.windows_per_segment = windows_per_segment
+        self.clip_seconds = self.cfg.clip_seconds
+        self.num_samples = num_audio_samples(self.cfg)
+        self.use_cache = cache
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(self.root)
+        self.logmel = LogMel(self.cfg)
+        self.transform = VideoTransform(self.cfg, train)
+        self._mmaps: dict[str, Decoded] = {}
+        self._bad: set[str] = set()
+
+        metadata = self._load_metadata()
+        captions = self._load_captions()
+        self.class_names: dict[str, list[str]] = dict(metadata.get("classes", {})) if metadata else {}
+        self.videos: dict[str, VideoRecord] = self._index_videos(metadata, captions, kinds)
+
+        need_words = any(captions.get(v) for v in self.videos)
+        if isinstance(word_vectors, WordVectors):
+            self.word_vectors: WordVectors | None = word_vectors
+        elif word_vectors is not None or need_words:
+            self.word_vectors = WordVectors.load(word_vectors or self.root / "word_vectors.bin")
+        else:
+            self.word_vectors = None
+        if self.word_vectors is not None:
+            for vid, rec in self.videos.items():
+                if captions.get(vid):
+                    self._attach_captions(rec, captions[vid])
+
+        self.windows: list[Window] = [w for rec in self.videos.values() for w in self._windows_of(rec)]
+        if not self.windows:
+            log.warning("ClipDataset(%s, split=%r, kinds=%r) has no clips", self.root, split, tuple(kinds))
+
+    # -------------------------------------------------------------------------------------- construction
+    def _bad_input(self, message: str) -> None:
+        if not self.skip_bad:
+            raise BadClipError(message)
+        log.warning("skipping: %s", message)
+
+    def _load_metadata(self) -> dict | None:
+        path = self.root / "metadata.json"
+        if not path.is_file():
+            return None
+        try:
+            meta = _read_json(path, "metadata")
+            if not isinstance(meta, dict) or not isinstance(meta.get("videos", {}), dict):
+                raise BadClipError(f"{path}: expected an object with a 'videos' object (video_id -> entry)")
+            return meta
+        except BadClipError as e:
+            self._bad_input(f"{e}; continuing without metadata (no splits, labels -1)")
+            return None
+
+    def _load_captions(self) -> dict[str, dict[str, list]]:
+        path = self.root / "captions.json"
+        if not path.is_file():
+            return {}
+        try:
+            raw = _read_json(path, "caption")
+            if not isinstance(raw, dict):
+                raise BadClipError(f"{path}: expected an object {{video_id: {{start, end, text}}}} (HowTo100M layout)")
+        except BadClipError as e:
+            self._bad_input(f"{e}; continuing without any narration")
+            return {}
+        out = {}
+        for vid, entry in raw.items():
+            try:
+                out[vid] = _check_caption_entry(path, vid, entry)
+            except BadClipError as e:
+                self._bad_input(f"{e}; video {vid!r} gets no narration")
+        return out
+
+    def _media_files(self) -> dict[str, Path]:
+        folder = self.root / "videos" if (self.root / "videos").is_dir() else self.root
+        files: dict[str, Path] = {}
+        for p in sorted(folder.iterdir()):
+            if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS + AUDIO_EXTENSIONS and not p.name.startswith("."):
+                files.setdefault(p.stem, p)
+        return files
+
+    def _index_videos(self, metadata: dict | None, captions: dict, kinds: Sequence[str]) -> dict[str, VideoRecord]:
+        files = self._media_files()
+        meta_videos = metadata.get("videos", {}) if metadata else {}
+        if metadata:
+            missing = [v for v in meta_videos if v not in files]
+            for v in missing:
+                self._bad_input(f"{self.root / 'metadata.json'} lists {v!r} but no media file {v}.* was found")
+            ids = [v for v in meta_videos if v in files]
+        else:
+            ids = list(files)
+            if self.split != "all":
+                log.info("%s has no metadata.json: using a checksum split of the video ids", self.root)
+        records = {}
+        for vid in ids:
+            m = meta_videos.get(vid, {})
+            split = m.get("split") or hash_split(vid)
+            kind = m.get("kind") or ("narrated" if captions.get(vid) else "sound")
+            if (self.split != "all" and split != self.split) or kind not in kinds:
+                continue
+            try:
+                info = probe(files[vid])
+                duration = m.get("duration") or info["duration"]
+                if not duration or duration <= 0:  # no duration in the header: decode once to measure it
+                    d = self._decode_full(files[vid], None)
+                    duration = len(d.frames) / d.fps if d.frames is not None else len(d.audio) / d.sample_rate
+            except BadClipError as e:
+                self._bad_input(str(e))
+                continue
+            records[vid] = VideoRecord(
+                video_id=vid,
+                path=files[vid],
+                split=split,
+                kind=kind,
+                duration=float(duration),
+                has_video=info["has_video"],
+                has_audio=info["has_audio"],
+                segments=list(m.get("segments", [])),
+            )
+        return records
+
+    def _attach_captions(self, rec: VideoRecord, cap: dict[str, list]) -> None:
+        rec.caption_start = np.asarray(cap["start"], np.float64)
+        rec.caption_end = np.asarray(cap["end"], np.float64)
+        rec.caption_text = list(cap["text"])
+        ids, mask = self.word_vectors.encode(rec.caption_text, self.cfg.max_words)
+        rec.caption_ids = ids
+        rec.caption_valid = mask.any(1).numpy()  # a caption with no known word cannot be embedded
+
+    def _windows_of(self, rec: VideoRecord) -> list[Window]:
+        clip, last = self.clip_seconds, max(0.0, rec.duration - self.clip_seconds)
+        out = []
+        if rec.segments:
+            for si, seg in enumerate(rec.segments):
+                s0, s1 = float(seg["start"]), float(seg["end"])
+                lo = min(max(0.0, s0), last)
+                hi = max(lo, min(s1 - clip, last))
+                n = self.windows_per_segment
+                for k in range(n):
+                    centre = s0 + (k + 0.5) / n * (s1 - s0)
+                    start = min(max(centre - clip / 2, 0.0), last)
+                    out.append(
+                        Window(
+                            rec.video_id,
+                            round(start, 4),
+                            lo,
+                            hi,
+                            si,
+                            int(seg.get("action_label", -1)),
+                            int(seg.get("sound_label", -1)),
+                            int(seg.get("image_label", -1)),
+                        )
+                    )
+        else:
+            n = max(1, int(rec.duration // clip))
+            offset = (rec.duration - n * clip) / 2 if rec.duration > clip else 0.0
+            for k in range(n):
+                start = offset + k * clip
+                out.append(
+                    Window(rec.video_id, round(start, 4), max(0.0, start - clip / 2), min(last, start + clip / 2), -1)
+                )
+        return out
+
+    # -------------------------------------------------------------------------------------- tables
+    @property
+    def vocab(self) -> list[str] | None:
+        return None if self.word_vectors is None else self.word_vectors.vocab
+
+    @property
+    def labels(self) -> dict[str, np.ndarray]:
+        """Ground truth of every window without decoding: ``{"action": (N,), "sound": (N,), "image": (N,)}`` int64."""
+        return {
+            name: np.array([getattr(w, f"{name}_label") for w in self.windows], dtype=np.int64)
+            for name in ("action", "sound", "image")
+        }
+
+    def candidate_texts(self, index: int, start: float | None = None) -> list[str]:
+        """The raw texts of the K narrations of window ``index`` (at its eval start unless ``start`` is given)."""
+        w = self.windows[index]
+        rec = self.videos[w.video_id]
+        picks = self._nearest_captions(rec, w.start if start is None else start)
+        return [rec.caption_text[i] for i in picks]
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __repr__(self) -> str:
+        kinds = sorted({r.kind for r in self.videos.values()})
+        return (
+            f"ClipDataset({str(self.root)!r}, split={self.split!r}, train={self.train}, "
+            f"videos={len(self.videos)}, windows={len(self.windows)}, kinds={kinds})"
+        )
+
+    # -------------------------------------------------------------------------------------- loading
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_mmaps"] = {}  # memory maps are per process: each DataLoader worker opens its own
+        return state
+
+    def _cache_stem(self, path: Path) -> Path:
+        st = path.stat()
+        cfg = self.cfg
+        key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{cfg.sample_rate}|{cfg.resize_to}|{CACHE_VERSION}"
+        return self.cache_dir / f"{path.stem}-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
+
+    def _decode_full(self, path: Path, expected_duration: float | None) -> Decoded:
+        return decode(path, self.cfg.sample_rate, self.cfg.resize_to, expected_duration=expected_duration)
+
+    def _load_cached(self, rec: VideoRecord) -> Decoded:
+        """The whole video, memory-mapped from the cache; decoded and written there on first use."""
+        if rec.video_id in self._mmaps:
+            return self._mmaps[rec.video_id]
+        stem = self._cache_stem(rec.path)
+        meta_path = stem.with_suffix(".json")
+        if not meta_path.is_file():
+            d = self._decode_full(rec.path, rec.duration)
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            meta = {
+                "fps": d.fps,
+                "t0": d.t0,
+                "audio_t0": d.audio_t0,
+                "sample_rate": d.sample_rate,
+                "has_frames": d.frames is not None,
+                "has_audio": d.audio is not None,
+                "source": str(rec.path),
+            }
+            if d.frames is not None:
+                _atomic_save(stem.with_suffix(".frames.npy"), d.frames)
+            if d.audio is not None:
+                _atomic_save(stem.with_suffix(".audio.npy"), d.audio)
+            _atomic_write_text(meta_path, json.dumps(meta))  # written last: its presence marks a complete entry
+        meta = json.loads(meta_path.read_text())
+        d = Decoded(
+            frames=np.load(stem.with_suffix(".frames.npy"), mmap_mode="r") if meta["has_frames"] else None,
+            fps=meta["fps"],
+            t0=meta["t0"],
+            audio=np.load(stem.with_suffix(".audio.npy"), mmap_mode="r") if meta["has_audio"] else None,
+            audio_t0=meta["audio_t0"],
+            sample_rate=meta["sample_rate"],
+        )
+        self._mmaps[rec.video_id] = d
+        return d
+
+    def load_clip(self, rec: VideoRecord, start: float) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Raw frames ``(T, H, W, 3)`` uint8 at ``cfg.fps`` and waveform ``(samples,)`` float32 of one window."""
+        if self.use_cache:
+            d = self._load_cached(rec)
+        else:
+            d = decode(
+                rec.path, self.cfg.sample_rate, self.cfg.resize_to, start=start, stop=start + self.clip_seconds + 0.2
+            )
+        frames = None
+        if d.frames is not None:
+            times = start + np.arange(self.cfg.num_frames) / self.cfg.fps
+            # frame i is on screen during [t0 + i/fps, t0 + (i+1)/fps); past the end the last frame is held
+            idx = np.floor((times - d.t0) * d.fps + 1e-6).astype(np.int64)
+            frames = np.asarray(d.frames[np.clip(idx, 0, len(d.frames) - 1)])
+        wave = None
+        if d.audio is not None:
+            a0 = int(round((start - d.audio_t0) * d.sample_rate))
+            wave = np.zeros(self.num_samples, np.float32)
+            lo, hi = max(a0, 0), min(a0 + self.num_samples, len(d.audio))
+            if hi > lo:  # silence outside the recording
+                chunk = np.asarray(d.audio[lo:hi])
+                wave[lo - a0 : hi - a0] = chunk / 32768.0 if chunk.dtype == np.int16 else chunk
+        return frames, wave
+
+    def _nearest_captions(self, rec: VideoRecord, start: float) -> list[int]:
+        """Indices of the K usable captions nearest in time to the window (overlap = distance 0), nearest first."""
+        if rec.caption_ids is None:
+            return []
+        end = start + self.clip_seconds
+        gap = np.maximum(0.0, np.maximum(rec.caption_start - end, start - rec.caption_end))
+        centre_gap = np.abs((rec.caption_start + rec.caption_end) / 2 - (start + end) / 2)
+        order = np.lexsort((centre_gap, gap))
+        return [int(i) for i in order if rec.caption_valid[i]][: self.cfg.num_candidates]
+
+    def _item(self, index: int) -> dict[str, Any]:
+        w = self.windows[index]
+        rec = self.videos[w.video_id]
+        start = w.start
+        if self.train and w.hi > w.lo:
+            start = w.lo + float(torch.rand(())) * (w.hi - w.lo)
+        frames, wave = self.load_clip(rec, start)
+
+        cfg = self.cfg
+        if frames is not None:
+            video = self.transform(torch.from_numpy(frames).permute(0, 3, 1, 2))
+        else:
+            video = torch.zeros(3, cfg.num_frames, cfg.crop_size, cfg.crop_size)
+        has_audio = wave is not None
+        audio = self.logmel(torch.from_numpy(wave)) if has_audio else torch.zeros(1, num_audio_frames(cfg), cfg.n_mels)
+
+        K, L = cfg.num_candidates, cfg.max_words
+        text_ids = torch.zeros(K, L, dtype=torch.long)
+        picks = self._nearest_captions(rec, start)
+        if picks:
+            text_ids[: len(picks)] = rec.caption_ids[picks]
+        text_valid = torch.zeros(K, dtype=torch.bool)
+        text_valid[: len(picks)] = True
+        return {
+            "video": video,
+            "audio": audio,
+            "text_ids": text_ids,
+            "text_mask": text_ids != 0,
+            "text_valid": text_valid,
+            "has_audio": torch.tensor(has_audio),
+            "has_text": torch.tensor(bool(picks)),
+            "has_video": torch.tensor(frames is not None),
+            "video_id": w.video_id,
+            "start": float(start),
+            "end": float(start + self.clip_seconds),
+            "index": index,
+            "action_label": w.action_label,
+            "sound_label": w.sound_label,
+            "image_label": w.image_label,
+        }
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self.windows):
+            raise IndexError(f"index {index} out of range for {len(self.windows)} clips")
+        for k in range(len(self.windows)):
+            i = (index + k) % len(self.windows)
+            if self.windows[i].video_id in self._bad:
+                continue
+            try:
+                return self._item(i)
+            except BadClipError as e:
+                if not self.skip_bad:
+                    raise
+                self._bad.add(self.windows[i].video_id)
+                log.warning("skipping %s (clip %d replaced by the next good one): %s", self.windows[i].video_id, i, e)
+        raise BadClipError(f"{self.root}: every video of this dataset failed to load (see the warnings above)")
+
+    @staticmethod
+    def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+        """``default_collate``, with ``video_id`` kept as a list of str. Items that are None are dropped."""
+        items = [it for it in items if it is not None]
+        return default_collate(items) if items else {}
+
+    def warm_cache(self) -> int:
+        """Decode every video of the dataset into the cache now (e.g. before timing); returns how many were read."""
+        n = 0
+        for rec in self.videos.values():
+            try:
+                self._load_cached(rec)
+                n += 1
+            except BadClipError as e:
+                if not self.skip_bad:
+                    raise
+                self._bad.add(rec.video_id)
+                log.warning("skipping %s: %s", rec.video_id, e)
+        return n
+
+
+def _atomic_save(path: Path, array: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.npy")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
