@@ -138,7 +138,8 @@ class ChoiceApp(_App):
 
 
 def _hit_title(rank: int, hit: Any) -> str:
-    labels = ", ".join(hit.labels.values())
+    names = {"action": "motion", "sound": "sound", "image": "shape"}
+    labels = "  ".join(f"{names.get(k, k)}: {v}" for k, v in hit.labels.items())
     return f"#{rank}  cos {hit.score:.2f}  ·  {hit.video_id} at {hit.start:.1f}s  ·  {labels}"
 
 

@@ -1,0 +1,206 @@
+# %% [markdown]
+# # 01 · The model: backbones, heads and three ways to share a space
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmv-lite/mmv_lite/blob/main/notebooks/01_model.ipynb)
+#
+# **Learning goals.** After this notebook you can
+# 1. say what each of MMV's three *backbones* turns its input into, with the tensor shapes;
+# 2. follow a video clip through the S3D-G backbone and see it trade resolution for channels;
+# 3. draw the three *embedding graphs* of the paper (shared, disjoint, fine-and-coarse "FAC") and say which pairs
+#    of modalities each one can compare;
+# 4. compare the size of the laptop model (`lite`) with the paper's models, without allocating the big ones.
+
+# %%
+# Setup: works on a laptop and on Colab. On Colab it clones the repository (code + sample clips),
+# installs mmv_lite without its dependencies, then only the dependencies Colab lacks, with every package
+# Colab already has (torch, ipywidgets 7.7, numpy, ...) pinned at its installed version: nothing is upgraded.
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, requires, version
+
+REPO_URL = "https://github.com/mmv-lite/mmv_lite"
+if "google.colab" in sys.modules:
+    if not os.path.isdir("/content/mmv_lite"):
+        subprocess.run(["git", "clone", "--depth", "1", REPO_URL, "/content/mmv_lite"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "/content/mmv_lite"], check=True)
+    importlib.invalidate_caches()
+    missing, pins = [], []
+    for req in requires("mmv_lite"):
+        if "extra ==" in req:
+            continue
+        name = re.split(r"[ ;<>=!~\[]", req)[0]
+        try:
+            pins.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            missing.append(req)
+    if missing:
+        with open("/tmp/mmv_lite_pins.txt", "w") as f:
+            f.write("\n".join(pins))
+        pip = [sys.executable, "-m", "pip", "install", "-q"]
+        subprocess.run([*pip, *missing, "-c", "/tmp/mmv_lite_pins.txt"], check=True)
+        importlib.invalidate_caches()
+    os.chdir("/content/mmv_lite/notebooks")
+elif importlib.util.find_spec("mmv_lite") is None:
+    sys.path.insert(0, os.path.abspath(".."))  # a clone used without `pip install -e .`
+
+# %%
+# Parameters. MMV_LITE_MODE=quick|full (default: full on a GPU, quick on a CPU). This notebook is cheap either way.
+import matplotlib.pyplot as plt
+import torch
+from IPython.display import HTML, display
+
+from mmv_lite import build_model, get_config, viz
+from mmv_lite.colab import run_mode, samples_dir, select_device
+from mmv_lite.data.audio import num_audio_frames
+from mmv_lite.data.text import WordVectors
+
+MODE = run_mode()
+DEVICE = select_device()
+SAMPLES = samples_dir()
+torch.manual_seed(0)
+print(f"mode={MODE}  device={DEVICE}  samples={SAMPLES}")
+
+# %% [markdown]
+# ## 1. Three towers and a few small heads
+#
+# MMV reads a video through three of its modalities: the RGB frames **v**, the sound track **a** and the narration
+# text **t** (speech turned into words). Each modality has its own *backbone* network $f_m$ that turns the raw input
+# into one feature vector. Small *projection heads* $g$ then map those features into **shared spaces** where
+# comparing two modalities is just a cosine similarity. Training (notebooks 02-03) pulls together the embeddings of
+# things that happen at the same time in the same video.
+#
+# | modality | input (one clip) | backbone | feature |
+# |---|---|---|---|
+# | video **v** | frames `(3, T, H, W)` in [0, 1] | S3D-G (a 3-D CNN) | `f_v` |
+# | audio **a** | log-mel spectrogram `(1, F, 80)` | ResNet on the spectrogram image | `f_a` |
+# | text **t** | K narrations of L word ids `(K, L)` | frozen word2vec + Linear + ReLU + max | `f_t` |
+#
+# Let's build the laptop-size model, `lite`, with the sample world's word vectors, and push one batch of the right
+# shapes through it.
+
+# %%
+wv = WordVectors.load(SAMPLES / "word_vectors.bin")
+cfg = get_config("lite")
+model = build_model(cfg, word_vectors=wv.as_tensor()).to(DEVICE).eval()
+
+d = cfg.data
+B, K, L = 2, d.num_candidates, d.max_words
+narrations = [
+    "so the big red circle slides across",
+    "now a little star spins around",
+    "um the square just bounces",
+    "and the triangle falls down",
+]
+ids, mask = wv.encode(narrations * B, max_words=L)  # (B*K, L)
+batch = {
+    "video": torch.rand(B, 3, d.num_frames, d.crop_size, d.crop_size),
+    "audio": torch.randn(B, 1, num_audio_frames(d), d.n_mels),
+    "text_ids": ids.view(B, K, L),
+    "text_mask": mask.view(B, K, L),
+}
+with torch.no_grad():
+    out = model(**{k: v.to(DEVICE) for k, v in batch.items()})
+
+rows = [{"tensor": k, "shape": str(tuple(v.shape)), "what": "input"} for k, v in batch.items()]
+rows += [
+    {"tensor": k, "shape": str(tuple(v.shape)), "what": "backbone feature" if k.startswith("f_") else "embedding"}
+    for k, v in out.items()
+]
+display(HTML(viz.html_table(rows)))
+
+# %% [markdown]
+# Read the table from the top: a batch of **B = 2** clips of 8 frames at 56 × 56 pixels, their spectrograms, and
+# **K = 4** candidate narrations per clip. The text keeps its candidate axis all the way (`f_t` is `(B, K, ·)`):
+# the loss in notebook 02 needs every candidate separately. The embeddings are named `z_{modality}_{space}`,
+# e.g. `z_v_va` is the video's embedding in the video-audio space.
+#
+# ## 2. Inside the video backbone
+#
+# S3D-G is an Inception-style 3-D network: each block convolves space (k × k) and time (k × 1 × 1) separately,
+# and a *self-gating* layer re-weights channels by a summary of the whole clip. Watch the shapes: every pooling
+# step halves the resolution, while the number of channels grows; the last step averages over what is left.
+
+# %%
+with torch.no_grad():
+    endpoints = model.video_backbone(batch["video"].to(DEVICE), return_endpoints=True)
+fig = viz.show_endpoint_shapes(endpoints, title="S3D-G (lite): channels (bars) vs positions T×H×W (line) per block")
+plt.show()
+
+# %% [markdown]
+# **Try this.** Feed a longer clip: `torch.rand(1, 3, 16, 56, 56)`. Which endpoints change shape, and does the final
+# feature `f_v` change size? (It should not: the final mean over T, H, W makes the feature independent of the clip
+# length, which is what lets notebook 05 turn the video network into an image network.)
+#
+# ## 3. Three embedding graphs
+#
+# Where should the three modalities meet? The paper compares three designs (its Figure 1):
+#
+# * **shared**: one space for everything. Simple, but audio and text are forced into the same granularity as video.
+# * **disjoint**: one space per pair (va and vt). Audio and text never meet, so "find the sound of this sentence"
+#   is impossible.
+# * **FAC, fine and coarse**: video and audio meet in a *fine* space $S_{va}$ (sounds tell fine differences, like a
+#   flute from a clarinet); from there a head $g_{va\to vat}$ leads to a *coarse* space $S_{vat}$ shared with text
+#   (words name coarse categories). Text is compared with the video's coarse embedding only.
+#
+# The arrows are the heads; the labels are the paper's names.
+
+# %%
+fig = viz.draw_embedding_graphs()
+plt.show()
+
+# %% [markdown]
+# The diagram is drawn from the same table the code uses to decide which embeddings to compare
+# (`mmv_lite.config.SPACES`). In FAC, audio can reach $S_{vat}$ through $g_{va\to vat}$ although no loss ever
+# compares audio with text: that is how notebook 06 retrieves narrations from sounds *zero-shot*. The model computes
+# that path (`z_a_vat`) only in evaluation mode, so training statistics come from video alone.
+
+# %%
+rows = []
+for graph in ("shared", "disjoint", "fac"):
+    g = build_model(cfg, graph=graph, word_vectors=wv.as_tensor()).to(DEVICE)
+    for mode_name, train in (("training", True), ("evaluation", False)):
+        g.train(train)
+        with torch.no_grad():
+            keys = sorted(k for k in g(**{k: v.to(DEVICE) for k, v in batch.items()}) if k.startswith("z_"))
+        rows.append({"graph": graph, "mode": mode_name, "embeddings": ", ".join(keys)})
+display(HTML(viz.html_table(rows)))
+
+# %% [markdown]
+# ## 4. How big is it? Lite versus the paper
+#
+# The `lite` preset is the paper's architecture with fewer channels (`video_width=0.25`), a shallower audio ResNet
+# and smaller spaces, so it trains on a laptop CPU in minutes. The paper's models are the *same code with other
+# numbers* (`get_config("s3dg")`, `"tsm_r50"`, `"tsm_r50x2"`). We can count their parameters without allocating a
+# single weight by building them on PyTorch's `meta` device, which records shapes only.
+
+# %%
+counts = {}
+for preset in ("lite", "s3dg", "tsm_r50", "tsm_r50x2"):
+    with torch.device("meta"):
+        counts[preset] = viz.parameter_counts(build_model(preset, vocab_size=len(wv)))
+fig = viz.show_parameter_counts(counts)
+plt.show()
+
+# %% [markdown]
+# The paper's S3D-G video backbone has 9.16 M parameters and TSM-ResNet50 23.5 M (both match the official code's
+# counts); the audio ResNet-50 alone is as large as TSM-ResNet50. The lite model is about 100 times smaller than
+# the paper's S3D-G model overall. The word vectors are not counted: they are frozen.
+#
+# **Try this.**
+# * Build `build_model("lite", video_width=0.5)` on the meta device and count again: how do the parameters of a
+#   convolution grow with the width?
+# * Build a `disjoint` model and compare the size of its heads with FAC's: which one has more, and why?
+#
+# ## What we learned
+# * Each modality has a backbone: S3D-G for frames `(3, T, H, W) -> f_v`, a ResNet for the log-mel spectrogram
+#   `(1, F, 80) -> f_a`, and a word2vec tower that max-pools over words `(K, L) -> f_t (K, ·)`.
+# * Heads map features into shared spaces; the embeddings `z_{m}_{space}` leave the model unnormalised and are
+#   compared by cosine similarity.
+# * The embedding graph decides who meets whom: *shared* (one space), *disjoint* (va and vt), *FAC* (fine va, then
+#   coarse vat). Only shared and FAC can compare audio with text.
+# * The lite model is the paper's model with smaller numbers; the meta device counts big models for free.
+#
+# Next: **02 · the losses** that pull the modalities of one moment together.
