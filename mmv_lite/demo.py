@@ -227,3 +227,28 @@ def clip_media(dataset: Any, index: int) -> tuple[np.ndarray | None, np.ndarray 
     w = dataset.windows[index]
     frames, wave = dataset.load_clip(dataset.videos[w.video_id], w.start)
     return frames, wave, dataset.cfg.sample_rate
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Training logs
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def read_metrics(path: str | os.PathLike, metric: str = "R@5") -> list[dict[str, float]]:
+    """The records of a run's ``metrics.jsonl``, flat: training lines as they are (``step``, ``loss``, ``loss_va``,
+    ``loss_vt``, ``lr``, ...) and validation lines as ``{"step": s, "val t2v R@5": x, ...}`` for ``metric``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: train() writes metrics.jsonl into its output folder")
+    out = []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        if "val" in rec:
+            flat = {"step": rec["step"]}
+            flat.update({f"val {d} {metric}": m[metric] for d, m in rec["val"].items() if metric in m})
+            out.append(flat)
+        else:
+            out.append({k: v for k, v in rec.items() if isinstance(v, (int, float))})
+    return out

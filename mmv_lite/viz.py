@@ -534,6 +534,43 @@ def show_history(
     return fig
 
 
+def show_retrieval(
+    results: Mapping[str, Mapping[str, Mapping[str, float]]],
+    chance: Mapping[str, Mapping[str, float]] | None = None,
+    metric: str = "R@5",
+    ax=None,
+    title: str | None = None,
+) -> Figure:
+    """Grouped bars of one retrieval metric per direction for several models, with the chance level as a tick.
+
+    Args:
+        results: ``{model name: {direction: {metric: value}}}`` as returned by ``evaluate.zero_shot_retrieval``.
+        chance: ``{direction: {metric: value}}`` (``evaluate.chance_levels``), drawn as black dashes.
+    """
+    if not results:
+        raise ValueError("no results to plot")
+    dirs = [d for d in next(iter(results.values())) if all(d in r for r in results.values())]
+    fig, ax = _fig_ax(ax, (1.2 * len(dirs) + 2.5, 3.2))
+    w = 0.8 / len(results)
+    x = np.arange(len(dirs))
+    for j, (name, res) in enumerate(results.items()):
+        ax.bar(x + (j - (len(results) - 1) / 2) * w, [res[d][metric] for d in dirs], width=w, label=name)
+    if chance is not None:
+        for xi, d in zip(x, dirs):
+            if d in chance:
+                ax.plot([xi - 0.42, xi + 0.42], [chance[d][metric]] * 2, color="black", ls="--", lw=1)
+        ax.plot([], [], color="black", ls="--", lw=1, label="chance")
+    pretty = {"t": "text", "v": "video", "a": "audio"}
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{pretty.get(d[0], d[0])}→{pretty.get(d[2], d[2])}" for d in dirs], fontsize=8)
+    ax.set_ylabel(f"{metric} (%)" if metric.startswith("R@") else metric)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    if title:
+        ax.set_title(title, fontsize=10, loc="left")
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # 2-D maps of the shared spaces
 # --------------------------------------------------------------------------------------------------------------------
@@ -604,7 +641,9 @@ def show_map(
     markers = dict(markers or {})
     if labels is not None and not isinstance(labels, Mapping):
         labels = {next(iter(points)): labels}
-    cmap = plt.get_cmap("tab10")
+    n_classes = len(label_names) if label_names is not None else 10
+    cmap = plt.get_cmap("tab10" if n_classes <= 10 else "tab20")
+    ncol = cmap.N
     seen: dict[Any, Any] = {}
     for gi, (group, xy) in enumerate(points.items()):
         m = markers.get(group, default_markers[gi % len(default_markers)])
@@ -612,11 +651,11 @@ def show_map(
         if lab is None:
             ax.scatter(xy[:, 0], xy[:, 1], s=s, marker=m, label=group, alpha=0.8)
             continue
-        colours = np.array([cmap(v % 10) if v >= 0 else (0.7, 0.7, 0.7, 1.0) for v in lab])
+        colours = np.array([cmap(v % ncol) if v >= 0 else (0.7, 0.7, 0.7, 1.0) for v in lab])
         ax.scatter(xy[:, 0], xy[:, 1], s=s, marker=m, c=colours, alpha=0.85, edgecolors="none")
         ax.scatter([], [], marker=m, c="black", label=group, s=s)  # legend entry for the group's marker
         for v in np.unique(lab):
-            seen.setdefault(int(v), cmap(v % 10) if v >= 0 else (0.7, 0.7, 0.7, 1.0))
+            seen.setdefault(int(v), cmap(v % ncol) if v >= 0 else (0.7, 0.7, 0.7, 1.0))
     if legend:
         handles, names = ax.get_legend_handles_labels()
         for v, colour in sorted(seen.items()):

@@ -205,3 +205,35 @@ def test_show_clips_one_row_per_clip_and_checks_counts():
     assert [fig.axes[i].get_title(loc="left") for i in (0, 2, 4)] == ["a", "b", "c"]
     with pytest.raises(ValueError, match="spectrograms"):
         viz.show_clips([torch.rand(3, 4, 8, 8)] * 2, [torch.randn(1, 20, 80)])
+
+
+def test_show_map_gives_twelve_classes_twelve_colours():
+    lab = np.arange(12)
+    fig = viz.show_map({"audio": np.random.default_rng(0).normal(size=(12, 2))}, lab, [f"c{i}" for i in lab])
+    colours = {tuple(c) for c in fig.axes[0].collections[0].get_facecolors()}
+    assert len(colours) == 12
+
+
+def test_show_retrieval_draws_models_and_chance():
+    res = {"a": {"t2v": {"R@5": 40.0}, "v2a": {"R@5": 20.0}}, "b": {"t2v": {"R@5": 60.0}, "v2a": {"R@5": 10.0}}}
+    fig = viz.show_retrieval(res, chance={"t2v": {"R@5": 30.0}, "v2a": {"R@5": 10.0}})
+    ax = fig.axes[0]
+    assert sorted(p.get_height() for p in ax.patches) == [10.0, 20.0, 40.0, 60.0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["text→video", "video→audio"]
+    assert [list(ln.get_ydata()) for ln in ax.lines if len(ln.get_ydata())] == [[30.0, 30.0], [10.0, 10.0]]
+    with pytest.raises(ValueError, match="no results"):
+        viz.show_retrieval({})
+
+
+def test_read_metrics_flattens_validation_lines(tmp_path):
+    from mmv_lite import demo
+
+    p = tmp_path / "metrics.jsonl"
+    p.write_text(
+        '{"step": 1, "loss": 7.0, "loss_va": 3.0}\n'
+        '{"step": 2, "val": {"t2v": {"R@5": 37.5, "R@1": 7.1}, "v2a": {"R@5": 10.4}}}\n'
+    )
+    recs = demo.read_metrics(p)
+    assert recs == [{"step": 1, "loss": 7.0, "loss_va": 3.0}, {"step": 2, "val t2v R@5": 37.5, "val v2a R@5": 10.4}]
+    with pytest.raises(FileNotFoundError, match="metrics.jsonl"):
+        demo.read_metrics(tmp_path / "nope.jsonl")
