@@ -580,6 +580,7 @@ def image_features(
     splits: dict[str, dict[str, Any]],
     calibrate_on: str = "train",
     calib_steps: int = 100,
+    calib_images: int = 128,
     batch_size: int = 32,
     device: str | torch.device = "cpu",
     seed: int = 0,
@@ -591,7 +592,8 @@ def image_features(
 
     - ``naive``: :func:`~mmv_lite.models.deflation.deflate` of the video backbone, on the image;
     - ``calibrated``: the same, with BatchNorm gamma/beta learned by
-      :func:`~mmv_lite.models.deflation.calibrate_deflated_bn` on the ``calibrate_on`` split's frames (never test);
+      :func:`~mmv_lite.models.deflation.calibrate_deflated_bn` for ``calib_steps`` steps on at most ``calib_images``
+      evenly spaced frames of the ``calibrate_on`` split (never the scored split);
     - ``static``: the video backbone on the image repeated as a static clip of ``data.num_frames`` frames.
 
     Returns the calibration report (``{"before": L1, "after": L1, ...}`` on the calibration frames, no history).
@@ -606,10 +608,13 @@ def image_features(
     try:
         naive = deflate(video_backbone).eval()
         calibrated = deflate(video_backbone).eval()
+        frames = splits[calibrate_on]["frames"]
+        if len(frames) > calib_images:
+            frames = frames[np.linspace(0, len(frames) - 1, calib_images).round().astype(int)]
         report = calibrate_deflated_bn(
             calibrated,
             video_backbone,
-            splits[calibrate_on]["frames"].to(device),
+            frames.to(device),
             steps=calib_steps,
             num_frames=num_frames,
             batch_size=min(16, batch_size),

@@ -23,18 +23,22 @@ interrupted grid resumes and ``deflation`` reuses the FAC runs of ``design``. Ta
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from .config import Config
 
 # --------------------------------------------------------------------------------------------------------------------
 # What is trained
@@ -65,21 +69,34 @@ RUNS: dict[str, RunSpec] = {
 class Budget:
     """Equal for every run of a grid: the training length and what the evaluation looks at.
 
-    ``max_clips`` caps the clips per split used by evaluation (None = all); ``calib_steps`` is the length of
-    the BatchNorm calibration of the deflated network.
+    ``max_segments`` caps the ground-truth segments per split used by evaluation (None = all); ``calib_steps`` is
+    the length of the BatchNorm calibration of the deflated network.
     """
 
     steps: int = 150
     batch_size: int = 32
     warmup_steps: int = 15
     lr: float = 2e-3
-    max_clips: int | None = None
+    max_segments: int | None = None
     calib_steps: int = 100
     preset: str = "lite"
+    test_windows: int = 3  # windows per test segment, averaged by the action / sound probes
+    num_workers: int = 1
+    config: tuple[tuple[str, Any], ...] = ()  # extra config overrides, e.g. (("data.crop_size", 32),)
 
 
 FULL = Budget()
-QUICK = Budget(steps=2, batch_size=4, warmup_steps=1, max_clips=24, calib_steps=2)
+# The quick variant checks the pipeline, not the science: 2 steps on smaller clips, a few segments per split.
+QUICK = Budget(
+    steps=2,
+    batch_size=4,
+    warmup_steps=1,
+    max_segments=6,
+    calib_steps=2,
+    test_windows=2,
+    num_workers=0,
+    config=(("data.num_frames", 4), ("data.crop_size", 32), ("data.resize_to", 36)),
+)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -211,7 +228,8 @@ def build_table(table: Table, results: dict[str, list[dict[str, Any]]]) -> dict[
     """Mean +- std per row and column from ``results`` ({run name: [flat metrics of each seed]}).
 
     Adds a chance row (from the first run that has chance levels) and a supervised row (``results["supervised"]``).
-    Returns a JSON-ready dict: ``{"name", "title", "columns", "rows": [{"label", "run", "cells": {key: stat}, "paper"}]}``.
+    Returns a JSON-ready dict ``{"name", "title", "columns", "rows"}``, each row
+    ``{"label", "run", "seeds", "cells": {metric key: mean_std}, "paper": {paper column: number}}``.
     """
     rows_out = []
     for label, row in table.rows:
@@ -296,3 +314,346 @@ def write_tables(experiment: str, results: dict[str, list[dict[str, Any]]], out_
         (out_dir / f"{name}.json").write_text(json.dumps(built, indent=2))
         chunks.append(md)
     return "\n".join(chunks)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Training: self-supervised runs through mmv_lite.train, the supervised reference here
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def run_config(spec: RunSpec, seed: int, budget: Budget) -> Config:
+    """The training config of one run: the preset with the budget's optimisation settings, the run's graph and
+    modalities, no periodic validation or intermediate checkpoints (evaluation happens once, after training)."""
+    from .config import get_config
+
+    return get_config(
+        budget.preset,
+        **{
+            "model.graph": spec.graph,
+            "train.modalities": spec.modalities,
+            "train.steps": budget.steps,
+            "train.batch_size": budget.batch_size,
+            "train.warmup_steps": budget.warmup_steps,
+            "train.lr": budget.lr,
+            "train.seed": seed,
+            "train.eval_every": 0,
+            "train.checkpoint_every": 0,
+            "train.log_every": max(1, budget.steps // 10),
+            "train.num_workers": budget.num_workers,
+            **dict(budget.config),
+        },
+    )
+
+
+class SupervisedHeads(nn.Module):
+    """Linear classifiers on the backbone features: video -> action and image labels, audio -> sound labels."""
+
+    def __init__(self, d_v: int, d_a: int, num_classes: dict[str, int]):
+        super().__init__()
+        self.action = nn.Linear(d_v, num_classes["action"])
+        self.image = nn.Linear(d_v, num_classes["image"])
+        self.sound = nn.Linear(d_a, num_classes["sound"])
+
+    def forward(self, f_v: Tensor, f_a: Tensor) -> dict[str, Tensor]:
+        return {"action": self.action(f_v), "image": self.image(f_v), "sound": self.sound(f_a)}
+
+
+def supervised_loss(logits: dict[str, Tensor], batch: dict[str, Any]) -> dict[str, Tensor]:
+    """Sum of the cross-entropies of the three label sets; unknown labels (-1) and clips without audio (sound) are
+    left out of their term."""
+    terms = {}
+    for name in ("action", "image", "sound"):
+        y = batch[f"{name}_label"].long().clone()
+        if name == "sound" and "has_audio" in batch:
+            y[~batch["has_audio"].bool()] = -1
+        terms[name] = F.cross_entropy(logits[name], y, ignore_index=-1) if (y >= 0).any() else logits[name].sum() * 0.0
+    return {"loss": sum(terms.values()), **{f"loss_{k}": v for k, v in terms.items()}}
+
+
+def train_supervised(cfg: Config, train_ds: Dataset, word_vectors: Tensor, device: str = "cpu") -> nn.Module:
+    """The supervised reference: the MMV backbones trained on the ground-truth labels with the run budget.
+
+    Same network (:func:`~mmv_lite.models.mmv.build_model`), same clips in the same order with the same
+    augmentation (:class:`~mmv_lite.train.StepBatchSampler` and :class:`~mmv_lite.train.SeededItems` seeded by
+    ``train.seed``), same optimiser and schedule (Adam, warm-up then half-period cosine), same number of steps and
+    batch size as the self-supervised runs; only the loss differs (:func:`supervised_loss` through
+    :class:`SupervisedHeads`). Returns the model (eval mode); its heads ``model.supervised_heads`` are kept.
+    """
+    from .models.mmv import build_model
+    from .train import SeededItems, StepBatchSampler, WarmupCosine
+
+    tc = cfg.train
+    torch.manual_seed(tc.seed)
+    model = build_model(cfg, word_vectors=word_vectors).to(device)
+    num_classes = {k: len(v) for k, v in getattr(train_ds, "class_names", {}).items()}
+    if set(num_classes) != {"action", "image", "sound"}:
+        labels = train_ds.labels  # type: ignore[attr-defined]
+        num_classes = {k: int(labels[k].max()) + 1 for k in ("action", "image", "sound")}
+    model.supervised_heads = SupervisedHeads(model.video_backbone.out_dim, model.audio_backbone.out_dim, num_classes)
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(tc.warmup_steps, tc.steps))
+    loader = DataLoader(
+        SeededItems(train_ds),
+        batch_sampler=StepBatchSampler(len(train_ds), tc.batch_size, tc.seed, 0, tc.steps),
+        num_workers=tc.num_workers,
+        persistent_workers=tc.num_workers > 0,
+    )
+    model.train()
+    for batch in loader:
+        out = model(video=batch["video"].to(device), audio=batch["audio"].to(device))
+        batch = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in batch.items()}
+        losses = supervised_loss(model.supervised_heads(out["f_v"], out["f_a"]), batch)
+        opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        opt.step()
+        sched.step()
+    return model.eval()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# One run: train, evaluate, flatten, cache
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def flat_metrics(result: dict[str, Any]) -> dict[str, float]:
+    """:func:`~mmv_lite.evaluate.evaluate_model`'s nested result as flat keys: ``probe_action``, ``probe_sound``
+    (test accuracy %), ``image_<mode>_acc`` / ``image_<mode>_mAP``, ``<direction>_<R@k|MedR>``, and ``chance_<key>``
+    for each of them."""
+    flat: dict[str, float] = {}
+    for task, p in (result.get("probes") or {}).items():
+        if task.startswith("image_"):
+            flat[f"{task}_acc"], flat[f"{task}_mAP"] = p["accuracy"], p["mAP"]
+            flat[f"chance_{task}_acc"], flat[f"chance_{task}_mAP"] = p["chance"], p["chance_mAP"]
+        else:
+            flat[f"probe_{task}"], flat[f"chance_probe_{task}"] = p["accuracy"], p["chance"]
+    for d, m in (result.get("retrieval") or {}).items():
+        for k in ("R@1", "R@5", "R@10", "MedR"):
+            flat[f"{d}_{k}"] = m[k]
+            flat[f"chance_{d}_{k}"] = result["chance"][d][k]
+    if result.get("deflation"):
+        flat["deflation_l1_before"] = result["deflation"]["before"]
+        flat["deflation_l1_after"] = result["deflation"]["after"]
+    return flat
+
+
+class EvalData:
+    """The data of a grid, built once and shared by every run: the augmented train split for training and the
+    evaluation splits held in memory (each clip decoded and cropped once for the whole grid).
+
+    Held-in-memory datasets keep their ``windows`` so that probes still average over a segment's windows.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike, budget: Budget):
+        from .config import get_config
+        from .data.clips import ClipDataset
+        from .data.text import WordVectors
+        from .evaluate import load_eval_datasets
+
+        cfg = get_config(budget.preset, **dict(budget.config))
+        self.data_dir = Path(data_dir)
+        self.word_vectors = WordVectors.load(self.data_dir / "word_vectors.bin")
+        self.train = ClipDataset(self.data_dir, "train", cfg.data, train=True, word_vectors=self.word_vectors)
+        evals = load_eval_datasets(
+            self.data_dir,
+            cfg,
+            ["train", "val", "test"],
+            self.word_vectors.vocab,
+            self.word_vectors.as_tensor(),
+            windows={"test": budget.test_windows},
+            max_segments=budget.max_segments,
+        )
+        self.eval = {name: _InMemory(ds) for name, ds in evals.items()}
+
+
+class _InMemory(Dataset):
+    def __init__(self, ds: Dataset):
+        from .evaluate import window_groups
+
+        self.items = [ds[i] for i in range(len(ds))]  # type: ignore[arg-type]
+        info = window_groups(ds)
+        if info is not None:  # window_groups reads .windows: keep (video_id, segment, start) per item
+            self.windows = [_Win(vid, seg, float(it["start"])) for (vid, seg), it in zip(info[0], self.items)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.items[i]
+
+
+@dataclass(frozen=True)
+class _Win:
+    video_id: str
+    segment: Any
+    start: float
+
+
+def run_one(
+    spec: RunSpec,
+    seed: int,
+    budget: Budget,
+    data: EvalData,
+    out_dir: str | os.PathLike,
+    device: str = "cpu",
+    force: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train one run of the grid and evaluate it; cached in ``<out_dir>/runs/<name>-seed<seed>/result.json``.
+
+    Returns ``{"run", "seed", "spec", "budget", "flat": flat metrics, "result": full evaluation, "train_seconds",
+    "eval_seconds"}``; ``flat`` also holds ``seed``.
+    """
+    from .checkpoints import load_model
+    from .evaluate import evaluate_model
+    from .train import train
+
+    run_dir = Path(out_dir) / "runs" / f"{spec.name}-seed{seed}"
+    cache = run_dir / "result.json"
+    key = {"spec": asdict(spec), "budget": asdict(budget), "seed": seed, "data": str(data.data_dir)}
+    if cache.exists() and not force:
+        saved = json.loads(cache.read_text())
+        if saved.get("key") == key:
+            log(f"  {spec.name} seed {seed}: cached ({cache})")
+            return saved
+    cfg = run_config(spec, seed, budget)
+    t0 = time.perf_counter()
+    if spec.kind == "supervised":
+        model = train_supervised(cfg, data.train, data.word_vectors.as_tensor(), device)
+    else:
+        summary = train(
+            cfg,
+            data.data_dir,
+            run_dir,
+            device=device,
+            datasets=(data.train, None, data.word_vectors),
+            progress=False,
+            verbose=False,
+        )
+        model, _, _ = load_model(summary["checkpoint"], device=device)
+    train_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    result = evaluate_model(
+        model,
+        data.eval,
+        retrieval=spec.kind != "supervised",
+        images=True,
+        calib_steps=budget.calib_steps,
+        batch_size=32,
+        device=device,
+        modalities=spec.modalities if spec.kind != "supervised" else "va",
+        seed=seed,
+    )
+    eval_seconds = time.perf_counter() - t0
+    flat = {"seed": seed, **flat_metrics(result)}
+    out = {
+        "key": key,
+        "run": spec.name,
+        "seed": seed,
+        "flat": flat,
+        "result": result,
+        "train_seconds": train_seconds,
+        "eval_seconds": eval_seconds,
+    }
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out, indent=2))
+    tmp.replace(cache)
+    ckpt = run_dir / "checkpoint.pt"
+    if ckpt.exists():  # the optimiser state is not needed again; keep the evaluation only
+        ckpt.unlink()
+    log(f"  {spec.name} seed {seed}: train {train_seconds:.0f} s, eval {eval_seconds:.0f} s")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The experiments and the command line
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def run_experiment(
+    experiment: str,
+    seeds: Sequence[int] = (0, 1, 2),
+    budget: Budget = FULL,
+    data_dir: str | os.PathLike = "data_samples",
+    out_dir: str | os.PathLike = "runs/experiments",
+    device: str = "cpu",
+    force: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train and evaluate every run of ``experiment`` ("design" or "deflation") for every seed, write its tables.
+
+    Returns ``{"tables": {name: built table}, "markdown": str, "runs": {run: [flat metrics per seed]},
+    "seconds": {"total", "train", "eval"}}``.
+    """
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {experiment!r}; expected one of {sorted(EXPERIMENTS)}")
+    if not seeds:
+        raise ValueError("at least one seed is needed")
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    log(f"{experiment}: loading {data_dir}")
+    data = EvalData(data_dir, budget)
+    names = runs_of(experiment)
+    results: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    train_s = eval_s = 0.0
+    for seed in seeds:
+        for name in names:
+            r = run_one(RUNS[name], seed, budget, data, out, device=device, force=force, log=log)
+            results[name].append(r["flat"])
+            train_s += r["train_seconds"]
+            eval_s += r["eval_seconds"]
+    seconds = {"total": time.perf_counter() - t0, "train": train_s, "eval": eval_s}
+    meta = {
+        "experiment": experiment,
+        "seeds": list(seeds),
+        "budget": asdict(budget),
+        "data": str(data_dir),
+        "device": device,
+        "seconds": seconds,
+        "threads": torch.get_num_threads(),
+    }
+    md = write_tables(experiment, results, out, meta)
+    (out / f"{experiment}_runs.json").write_text(json.dumps({"meta": meta, "runs": results}, indent=2))
+    tables = {n: json.loads((out / f"{n}.json").read_text()) for n in EXPERIMENTS[experiment]}
+    return {"tables": tables, "markdown": md, "runs": results, "seconds": seconds}
+
+
+def cli_main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mmv_lite experiment design|deflation [--seeds 0 1 2] [--quick] [--data DIR] [--out DIR]``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(
+        prog="python -m mmv_lite experiment",
+        description="Regenerate the paper's tables in miniature: 'design' (Table 1a modalities, Table 1b graphs) or "
+        "'deflation' (Table 3), with equal training budgets, several seeds, chance and a supervised reference.",
+    )
+    ap.add_argument("experiment", choices=sorted(EXPERIMENTS))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default 0 1 2)")
+    ap.add_argument("--quick", action="store_true", help="tiny budget on a few clips: checks the pipeline only")
+    ap.add_argument("--steps", type=int, default=None, help=f"training steps per run (default {FULL.steps})")
+    ap.add_argument("--data", default="data_samples", help="folder of clips (default data_samples)")
+    ap.add_argument("--out", default="runs/experiments", help="where runs and tables go (default runs/experiments)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--force", action="store_true", help="retrain runs even when a cached result matches")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: the runs are small, and on a busy 2-core machine more threads mostly wait "
+        "for each other)",
+    )
+    args = ap.parse_args(list(argv) if argv is not None else None)
+    torch.set_num_threads(args.threads)
+
+    budget = QUICK if args.quick else FULL
+    if args.steps is not None:
+        budget = replace(budget, steps=args.steps, warmup_steps=min(budget.warmup_steps, max(1, args.steps // 10)))
+    res = run_experiment(args.experiment, args.seeds, budget, args.data, args.out, args.device, args.force)
+    print()
+    print(res["markdown"])
+    s = res["seconds"]
+    print(f"{args.experiment}: {s['total']:.0f} s in all (training {s['train']:.0f} s, evaluation {s['eval']:.0f} s)")
+    print(f"tables written to {args.out}/")
+    return 0

@@ -325,7 +325,7 @@ def tiny_model():
     from mmv_lite.models.mmv import build_model
 
     torch.manual_seed(0)
-    overrides = {"data.num_frames": 4, "data.crop_size": 32, "data.max_words": 4}
+    overrides = {"data.num_frames": 4, "data.crop_size": 24, "data.max_words": 4}
     return build_model("lite", graph="fac", word_vectors=torch.randn(20, 300), **overrides)
 
 
@@ -342,9 +342,9 @@ def test_window_groups_and_centres(tiny_model):
 
 def test_evaluate_model_end_to_end(tiny_model):
     cfg = tiny_model.cfg
-    datasets = {"train": _TinyClips(12, 1, cfg), "val": _TinyClips(6, 2, cfg), "test": _TinyClips(6, 3, cfg)}
+    datasets = {"train": _TinyClips(9, 1, cfg), "val": _TinyClips(6, 2, cfg), "test": _TinyClips(6, 3, cfg)}
     result = ev.evaluate_model(tiny_model, datasets, calib_steps=3, batch_size=8)
-    assert result["num_clips"] == {"test": 12, "train": 24, "val": 12}
+    assert result["num_clips"] == {"test": 12, "train": 18, "val": 12}
     # retrieval on the centre windows only: 6 clips, of which 5 have narrations (segment 3 has none)
     assert set(result["retrieval"]) == set(ev.DIRECTIONS)
     assert result["retrieval"]["v2a"]["num_queries"] == 6
@@ -353,8 +353,8 @@ def test_evaluate_model_end_to_end(tiny_model):
     # probes: action and sound averaged over the 2 windows of each of the 6 test segments; images one frame each
     probes = result["probes"]
     assert set(probes) == {"action", "sound", "image_naive", "image_calibrated", "image_static"}
-    assert probes["action"]["num_test"] == 6 and probes["action"]["num_train"] == 24
-    assert probes["image_naive"]["num_train"] == 12 and probes["image_naive"]["num_test"] == 6
+    assert probes["action"]["num_test"] == 6 and probes["action"]["num_train"] == 18
+    assert probes["image_naive"]["num_train"] == 9 and probes["image_naive"]["num_test"] == 6
     # brightness gives the class away even to random features, which is what the probe must find
     assert probes["image_static"]["accuracy"] >= 66.0
     assert set(result["deflation"]) >= {"before", "after"}

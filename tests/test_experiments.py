@@ -54,3 +54,43 @@ def test_tables_from_results(tmp_path):
 def test_runs_of_experiments():
     assert ex.runs_of("design") == ["va", "vt", "vat_fac", "vat_shared", "vat_disjoint", "supervised"]
     assert ex.runs_of("deflation") == ["vat_fac", "supervised"]
+
+
+@pytest.fixture()
+def one_thread():
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # small runs: thread start-up and contention cost more than they give
+    yield
+    torch.set_num_threads(n)
+
+
+def test_quick_experiment_runs_caches_and_reproduces(tmp_path, one_thread, capsys):
+    out = tmp_path / "exp"
+    assert ex.cli_main(["deflation", "--quick", "--seeds", "0", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Table 3 analogue" in printed and "calibrated deflation" in printed
+    t3 = json.loads((out / "table3.json").read_text())
+    labels = [r["label"] for r in t3["rows"]]
+    assert labels[:3] == ["naive deflation", "calibrated deflation", "video net on static clip"]
+    assert "chance" in labels and any(lab.startswith("supervised") for lab in labels)
+    for row in t3["rows"]:
+        for cell in row["cells"].values():
+            assert cell["mean"] is not None and 0.0 <= cell["mean"] <= 100.0
+    runs = json.loads((out / "deflation_runs.json").read_text())["runs"]
+    first = runs["vat_fac"][0]
+    assert {"t2v_R@10", "v2a_R@1", "a2t_R@10", "probe_action", "image_calibrated_acc"} <= set(first)
+
+    # cached: a second call reuses the result files instead of training again
+    res = ex.run_experiment("deflation", [0], ex.QUICK, "data_samples", out, log=lambda s: None)
+    assert res["seconds"]["train"] == pytest.approx(runs_seconds(out, ["vat_fac", "supervised"]))
+
+    # reproducible: the same seed trained again from scratch gives the same numbers
+    data = ex.EvalData("data_samples", ex.QUICK)
+    again = ex.run_one(ex.RUNS["vat_fac"], 0, ex.QUICK, data, tmp_path / "again", log=lambda s: None)
+    assert again["flat"] == first
+
+
+def runs_seconds(out, names):
+    return sum(json.loads((out / "runs" / f"{n}-seed0" / "result.json").read_text())["train_seconds"] for n in names)
