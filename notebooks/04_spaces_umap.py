@@ -1,0 +1,166 @@
+# %% [markdown]
+# # 04 · The shared spaces, seen in two dimensions
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmv-lite/mmv_lite/blob/main/notebooks/04_spaces_umap.ipynb)
+#
+# **Learning goals.** After this notebook you can
+# 1. draw a map of an embedding space with UMAP and say what it preserves (neighbours) and what it does not
+#    (distances between far-apart groups);
+# 2. see the difference between the fine video-audio space $S_{va}$ and the coarse space $S_{vat}$ of the FAC graph:
+#    which factors of the sample world organise each one;
+# 3. see training at work: the same maps before and after pretraining;
+# 4. see audio and text placed together in $S_{vat}$ although no loss ever compared them.
+#
+# The maps use the **trained** checkpoint `data_samples/mmv_lite_fac.pt` on held-out clips.
+
+# %%
+# Setup: works on a laptop and on Colab. On Colab it clones the repository (code + sample clips),
+# installs mmv_lite without its dependencies, then only the dependencies Colab lacks, with every package
+# Colab already has (torch, ipywidgets 7.7, numpy, ...) pinned at its installed version: nothing is upgraded.
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, requires, version
+
+REPO_URL = "https://github.com/mmv-lite/mmv_lite"
+if "google.colab" in sys.modules:
+    if not os.path.isdir("/content/mmv_lite"):
+        subprocess.run(["git", "clone", "--depth", "1", REPO_URL, "/content/mmv_lite"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "/content/mmv_lite"], check=True)
+    importlib.invalidate_caches()
+    missing, pins = [], []
+    for req in requires("mmv_lite"):
+        if "extra ==" in req:
+            continue
+        name = re.split(r"[ ;<>=!~\[]", req)[0]
+        try:
+            pins.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            missing.append(req)
+    if missing:
+        with open("/tmp/mmv_lite_pins.txt", "w") as f:
+            f.write("\n".join(pins))
+        pip = [sys.executable, "-m", "pip", "install", "-q"]
+        subprocess.run([*pip, *missing, "-c", "/tmp/mmv_lite_pins.txt"], check=True)
+        importlib.invalidate_caches()
+    os.chdir("/content/mmv_lite/notebooks")
+elif importlib.util.find_spec("mmv_lite") is None:
+    sys.path.insert(0, os.path.abspath(".."))  # a clone used without `pip install -e .`
+
+# %%
+# Parameters. MMV_LITE_MODE=quick|full (default: full on a GPU, quick on a CPU).
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from mmv_lite import build_model, viz
+from mmv_lite.checkpoints import load_model
+from mmv_lite.colab import run_mode, samples_dir, select_device
+from mmv_lite.data.clips import ClipDataset
+from mmv_lite.evaluate import embed_dataset
+
+MODE = run_mode()
+DEVICE = select_device()
+SAMPLES = samples_dir()
+SPLIT = "test" if MODE == "quick" else "all"  # held-out clips only in quick mode (about 50): UMAP stays fast
+model, cfg, vocab = load_model(SAMPLES / "mmv_lite_fac.pt", device=DEVICE)
+clips = ClipDataset(SAMPLES, SPLIT, cfg.data)
+names = clips.class_names
+print(f"mode={MODE}  device={DEVICE}  {len(clips)} clips from split {SPLIT!r}")
+
+# %% [markdown]
+# ## 1. Embed the clips
+#
+# One forward pass per clip in evaluation mode gives every embedding of the FAC graph. Each clip also carries its
+# ground-truth labels, used here *only to colour the points*: motion (`action`), instrument × register (`sound`)
+# and shape (`image`).
+
+# %%
+emb = embed_dataset(model, clips, device=DEVICE)
+has_a = emb["has_audio"].bool()
+labels = {k: emb[f"{k}_label"].numpy() for k in ("action", "sound", "image")}
+print({k: tuple(v.shape) for k, v in emb.items() if k.startswith("z_")})
+
+# %% [markdown]
+# ## 2. The fine space $S_{va}$: pictures and sounds
+#
+# UMAP builds a graph of each point's nearest neighbours (here by cosine, the similarity the loss uses) and lays it
+# out in 2-D so that neighbours stay neighbours. Distances between far-apart clusters mean little.
+#
+# We map the videos (circles) and the sounds (triangles) of the same clips **together**, in one fit, and colour
+# the same map three times, once per factor. A factor that is both seen and heard should organise the space.
+
+# %%
+pts = viz.project_2d({"video": emb["z_v_va"], "audio": emb["z_a_va"][has_a]}, method="umap", seed=0)
+fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+for ax, (key, title) in zip(axes, (("sound", "sound"), ("image", "shape"), ("action", "motion"))):
+    lab = {"video": labels[key], "audio": labels[key][has_a.numpy()]}
+    viz.show_map(pts, lab, names[key], ax=ax, title=f"$S_{{va}}$ coloured by {title}", s=14)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 3. The coarse space $S_{vat}$: pictures, words, and sounds that never met words
+#
+# Now the video embeddings $z_{v,vat}$, the narrations $z_{t,vat}$ (squares; each clip's K candidates) and the sounds
+# carried over by the video's head, $z_{a,vat} = g_{va\to vat}(\mathrm{relu}(z_{a,va}))$ (triangles). Coloured by
+# motion: the narrations name motions, so motions should organise this space. Some narrations sit in the "wrong"
+# colour: they talk about a neighbouring moment (notebook 00).
+
+# %%
+valid = (emb["text_valid"].bool() & emb["has_text"].bool()[:, None]).numpy()
+text_z = emb["z_t_vat"].numpy()[valid]
+text_lab = np.repeat(labels["action"][:, None], valid.shape[1], axis=1)[valid]
+groups = {"video": emb["z_v_vat"], "text": text_z, "audio": emb["z_a_vat"][has_a]}
+pts_vat = viz.project_2d(groups, method="umap", seed=0)
+lab_vat = {"video": labels["action"], "text": text_lab, "audio": labels["action"][has_a.numpy()]}
+fig = viz.show_map(
+    pts_vat,
+    lab_vat,
+    names["action"],
+    title="$S_{vat}$: video, text and audio, coloured by motion",
+    markers={"video": "o", "text": "s", "audio": "^"},
+    s=16,
+)
+plt.show()
+
+# %% [markdown]
+# **Try this.** Colour the $S_{vat}$ map by `labels["sound"]` instead (and `names["sound"]`): is the coarse space
+# still organised by instrument? Compare with $S_{va}$ above. Which space keeps the fine audio detail?
+#
+# ## 4. Before and after training
+#
+# The same coarse space for the same clips, from the same architecture with random weights. Random networks do map
+# similar inputs close together (the frames of one shape on one background look alike), but nothing ties a motion
+# seen to a motion heard or said.
+
+# %%
+torch.manual_seed(0)
+untrained = build_model(cfg, word_vectors=clips.word_vectors.as_tensor()).to(DEVICE)
+emb0 = embed_dataset(untrained, clips, device=DEVICE)
+groups0 = {"video": emb0["z_v_vat"], "text": emb0["z_t_vat"].numpy()[valid], "audio": emb0["z_a_vat"][has_a]}
+pts0 = viz.project_2d(groups0, method="umap", seed=0)
+fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+kw = dict(label_names=names["action"], markers={"video": "o", "text": "s", "audio": "^"}, s=14)
+viz.show_map(pts0, lab_vat, ax=axes[0], title="before training (random weights)", legend=False, **kw)
+viz.show_map(pts_vat, lab_vat, ax=axes[1], title="after training (shipped checkpoint)", **kw)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **Try this.**
+# * UMAP has knobs: rerun section 3 with `n_neighbors=5` and `n_neighbors=40` in `viz.project_2d`. What changes,
+#   and what stays?
+# * Use `method="pca"` instead: a linear projection. Which factors can you still see?
+#
+# ## What we learned
+# * UMAP maps keep neighbourhoods; they are for looking at who is near whom, not for measuring.
+# * In the trained FAC model, the fine space $S_{va}$ groups clips by what is both seen and heard; the coarse space
+#   $S_{vat}$ groups them by what narrations name, such as the motion.
+# * Audio carried into $S_{vat}$ by the video's head lands among the matching videos and narrations: the basis of
+#   zero-shot audio→text retrieval (notebook 06).
+# * Before training, none of that structure ties modalities together.
+#
+# Next: **05 · deflation**: the video network, applied to single images.
