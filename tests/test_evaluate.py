@@ -324,9 +324,13 @@ class _TinyClips(torch.utils.data.Dataset):
 def tiny_model():
     from mmv_lite.models.mmv import build_model
 
+    # Tiny convolutions: on a busy 2-core machine a second thread costs more in waiting than it gives.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     torch.manual_seed(0)
     overrides = {"data.num_frames": 4, "data.crop_size": 24, "data.max_words": 4}
-    return build_model("lite", graph="fac", word_vectors=torch.randn(20, 300), **overrides)
+    yield build_model("lite", graph="fac", word_vectors=torch.randn(20, 300), **overrides)
+    torch.set_num_threads(threads)
 
 
 def test_window_groups_and_centres(tiny_model):
