@@ -51,14 +51,15 @@ def test_word_vectors_checks_padding_row():
 
 
 def test_from_texts_is_deterministic_and_learns_cooccurrence(tmp_path):
-    a = WordVectors.from_texts(CORPUS, seed=3, dim=32, epochs=30)
-    b = WordVectors.from_texts(CORPUS, seed=3, dim=32, epochs=30)
-    c = WordVectors.from_texts(CORPUS, seed=4, dim=32, epochs=30)
+    a = WordVectors.from_texts(CORPUS, seed=3, dim=32, epochs=10)
+    b = WordVectors.from_texts(CORPUS, seed=3, dim=32, epochs=10)
+    c = WordVectors.from_texts(CORPUS, seed=4, dim=32, epochs=10)
     assert a.vocab == b.vocab and np.array_equal(a.vectors, b.vectors)
     assert not np.array_equal(a.vectors, c.vectors)
     assert a.vocab[0] == PAD and not a.vectors[0].any()
     assert a.vectors.dtype == np.float32 and a.vectors.shape == (len(a.vocab), 32)
     assert "the" not in a and "red" in a and "slides" in a
+    assert np.asarray(a) is a.vectors and a.as_tensor().shape == (len(a), 32)  # usable wherever a matrix is
 
 
 def test_trained_vectors_round_trip_through_word2vec_binary(tmp_path):

@@ -97,6 +97,10 @@ class WordVectors:
     def dim(self) -> int:
         return int(self.vectors.shape[1])
 
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """``np.asarray(word_vectors)`` is the ``(V, dim)`` matrix: a WordVectors goes where a matrix is expected."""
+        return self.vectors if dtype is None else self.vectors.astype(dtype)
+
     def as_tensor(self) -> torch.Tensor:
         """The ``(V, dim)`` float32 matrix, e.g. for ``nn.Embedding.from_pretrained(..., freeze=True)``."""
         return torch.from_numpy(self.vectors)
