@@ -20,29 +20,16 @@ def _files(folder):
 
 
 def test_regeneration_with_the_same_seed_is_identical(tmp_path):
-    args = ["--videos", "2", "--sound-clips", "1", "--seed", "5", "--corpus-sentences", "200"]
+    args = ["--videos", "1", "--sound-clips", "1", "--seed", "5", "--corpus-sentences", "200"]
     assert synth.cli_main(["--out", str(tmp_path / "a"), *args]) == 0
     assert synth.cli_main(["--out", str(tmp_path / "b"), *args]) == 0
     a, b = _files(tmp_path / "a"), _files(tmp_path / "b")
-    assert (
-        sorted(a)
-        == sorted(b)
-        == [
-            "captions.json",
-            "metadata.json",
-            "videos/narrated_000.mp4",
-            "videos/narrated_001.mp4",
-            "videos/sound_000.mp4",
-            "word_vectors.bin",
-        ]
-    )
+    expected = ["captions.json", "metadata.json", "videos/narrated_000.mp4", "videos/sound_000.mp4", "word_vectors.bin"]
+    assert sorted(a) == sorted(b) == expected
     for name in a:  # byte-identical: same frames, audio, captions, labels and vectors
         assert a[name] == b[name], name
-    other = tmp_path / "c"
-    synth.cli_main(
-        ["--out", str(other), "--videos", "2", "--sound-clips", "1", "--seed", "6", "--corpus-sentences", "200"]
-    )
-    assert _files(other)["videos/narrated_000.mp4"] != a["videos/narrated_000.mp4"]
+    # another seed, another world
+    assert not np.array_equal(synth.make_video("sound", 0, seed=5)["audio"], synth.make_video("sound", 0, 6)["audio"])
 
 
 def test_rendered_frames_and_audio_are_deterministic_and_decode_back(tiny_samples):
