@@ -507,6 +507,7 @@ def train(
     loader = DataLoader(
         SeededItems(train_ds),
         batch_sampler=sampler,
+        collate_fn=getattr(train_ds, "collate", None),  # ClipDataset.collate keeps video ids as a list of str
         num_workers=workers,
         pin_memory=rt.device.type == "cuda",
         persistent_workers=workers > 0,
