@@ -293,7 +293,7 @@ def table_markdown(t: dict[str, Any]) -> str:
     lines = [f"**{t['title']}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in t["rows"]:
         paper = [("-" if r["paper"].get(p) is None else f"{r['paper'][p]:.1f}") for p in t["paper_columns"]]
-        n = max((r["cells"][c["key"]]["n"] for c in cols), default=0)
+        n = max((r["cells"][c["key"]]["n"] for c in cols), default=0) if r["run"] != "chance" else "-"
         lines.append(
             "| " + " | ".join([r["label"], *[_cell(r["cells"][c["key"]]) for c in cols], str(n), *paper]) + " |"
         )
@@ -538,7 +538,7 @@ def run_one(
         model,
         data.eval,
         retrieval=spec.kind != "supervised",
-        images=True,
+        images=spec.name in runs_of("deflation"),  # the image probes of Table 3 only where that table reads them
         calib_steps=budget.calib_steps,
         batch_size=32,
         device=device,
@@ -581,8 +581,12 @@ def run_experiment(
     device: str = "cpu",
     force: bool = False,
     log: Callable[[str], None] = print,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Train and evaluate every run of ``experiment`` ("design" or "deflation") for every seed, write its tables.
+
+    ``jobs`` > 1 trains that many runs at once in separate processes (each with this process's torch thread count);
+    every run is seeded on its own, so the numbers do not depend on ``jobs``.
 
     Returns ``{"tables": {name: built table}, "markdown": str, "runs": {run: [flat metrics per seed]},
     "seconds": {"total", "train", "eval"}}``.
@@ -593,17 +597,28 @@ def run_experiment(
         raise ValueError("at least one seed is needed")
     t0 = time.perf_counter()
     out = Path(out_dir)
-    log(f"{experiment}: loading {data_dir}")
-    data = EvalData(data_dir, budget)
     names = runs_of(experiment)
+    tasks = [(name, seed) for seed in seeds for name in names]
+    if jobs > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        log(f"{experiment}: {len(tasks)} runs in {jobs} processes of {torch.get_num_threads()} thread(s)")
+        init = (str(data_dir), budget, torch.get_num_threads())
+        # spawn, not fork: forking a process whose torch thread pools are running can deadlock
+        with ProcessPoolExecutor(jobs, mp.get_context("spawn"), initializer=_worker_init, initargs=init) as pool:
+            futures = [pool.submit(_worker_run, n, s, budget, str(out), device, force) for n, s in tasks]
+            done = [f.result() for f in futures]
+    else:
+        log(f"{experiment}: loading {data_dir}")
+        data = EvalData(data_dir, budget)
+        done = [run_one(RUNS[n], s, budget, data, out, device=device, force=force, log=log) for n, s in tasks]
     results: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     train_s = eval_s = 0.0
-    for seed in seeds:
-        for name in names:
-            r = run_one(RUNS[name], seed, budget, data, out, device=device, force=force, log=log)
-            results[name].append(r["flat"])
-            train_s += r["train_seconds"]
-            eval_s += r["eval_seconds"]
+    for r in done:
+        results[r["run"]].append(r["flat"])
+        train_s += r["train_seconds"]
+        eval_s += r["eval_seconds"]
     seconds = {"total": time.perf_counter() - t0, "train": train_s, "eval": eval_s}
     meta = {
         "experiment": experiment,
@@ -613,11 +628,28 @@ def run_experiment(
         "device": device,
         "seconds": seconds,
         "threads": torch.get_num_threads(),
+        "jobs": jobs,
     }
     md = write_tables(experiment, results, out, meta)
     (out / f"{experiment}_runs.json").write_text(json.dumps({"meta": meta, "runs": results}, indent=2))
     tables = {n: json.loads((out / f"{n}.json").read_text()) for n in EXPERIMENTS[experiment]}
     return {"tables": tables, "markdown": md, "runs": results, "seconds": seconds}
+
+
+_WORKER_DATA: EvalData | None = None
+
+
+def _worker_init(data_dir: str, budget: Budget, threads: int) -> None:
+    global _WORKER_DATA
+    torch.set_num_threads(threads)
+    _WORKER_DATA = EvalData(data_dir, budget)
+
+
+def _worker_run(name: str, seed: int, budget: Budget, out: str, device: str, force: bool) -> dict[str, Any]:
+    assert _WORKER_DATA is not None, "worker not initialised"
+    return run_one(
+        RUNS[name], seed, budget, _WORKER_DATA, out, device=device, force=force, log=lambda m: print(m, flush=True)
+    )
 
 
 def cli_main(argv: Sequence[str] | None = None) -> int:
@@ -644,13 +676,16 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
         help="torch threads (default 1: the runs are small, and on a busy 2-core machine more threads mostly wait "
         "for each other)",
     )
+    ap.add_argument("--jobs", type=int, default=1, help="runs trained at once, in separate processes (default 1)")
     args = ap.parse_args(list(argv) if argv is not None else None)
     torch.set_num_threads(args.threads)
 
     budget = QUICK if args.quick else FULL
     if args.steps is not None:
         budget = replace(budget, steps=args.steps, warmup_steps=min(budget.warmup_steps, max(1, args.steps // 10)))
-    res = run_experiment(args.experiment, args.seeds, budget, args.data, args.out, args.device, args.force)
+    res = run_experiment(
+        args.experiment, args.seeds, budget, args.data, args.out, args.device, args.force, jobs=args.jobs
+    )
     print()
     print(res["markdown"])
     s = res["seconds"]
