@@ -74,6 +74,13 @@ def test_temporal_shift_official_channel_order():
     assert torch.equal(official, ours[:, perm])
 
 
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_temporal_shift_backward_is_exact(layout):
+    x = torch.randn(6, 16, 2, 3, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: temporal_shift(t, 3, 0.25), (x,))
+    assert temporal_shift(x, 3, 0.25).is_contiguous(memory_format=layout)
+
+
 def test_temporal_shift_gradient_and_zero_fraction():
     x = torch.randn(6, 16, 2, 2, requires_grad=True)
     temporal_shift(x, 3, 0.125).sum().backward()

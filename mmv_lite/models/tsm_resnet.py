@@ -60,6 +60,41 @@ UNIT_CHANNELS = {"bottleneck": (256, 512, 1024, 2048), "basic": (64, 128, 256, 5
 UNIT_STRIDES = (1, 2, 2, 2)
 
 
+def _shift(x: torch.Tensor, num_frames: int, n: int, reverse: bool = False) -> torch.Tensor:
+    # Channels [0, n) move one frame later (frame t reads t - 1), channels [C - n, C) one frame earlier; zeros enter
+    # at the clip ends. reverse=True moves them the other way: that is the adjoint, i.e. the backward pass.
+    c = x.shape[1]
+    x5 = x.view(x.shape[0] // num_frames, num_frames, *x.shape[1:])
+    out = x5.clone()  # one dense copy (keeps the memory format), then overwrite the 2n shifted channels
+    first, last = (slice(0, n), slice(c - n, c)) if not reverse else (slice(c - n, c), slice(0, n))
+    out[:, 1:, first] = x5[:, :-1, first]
+    out[:, :1, first] = 0
+    out[:, :-1, last] = x5[:, 1:, last]
+    out[:, -1:, last] = 0
+    return out.view_as(x)
+
+
+class _TemporalShift(torch.autograd.Function):
+    """The shift with a hand-written backward (the opposite shift): cheaper than autograd through slice copies."""
+
+    @staticmethod
+    def forward(ctx, x, num_frames, n):
+        ctx.num_frames, ctx.n = num_frames, n
+        return _shift(x, num_frames, n)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _shift(grad.contiguous(memory_format=_layout(grad)), ctx.num_frames, ctx.n, reverse=True), None, None
+
+
+def _layout(t: torch.Tensor) -> torch.memory_format:
+    return (
+        torch.channels_last
+        if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)
+        else (torch.contiguous_format)
+    )
+
+
 def temporal_shift(x: torch.Tensor, num_frames: int, fraction: float = 0.125) -> torch.Tensor:
     """Temporal Shift Module: move ``n = int(C * fraction)`` channels one frame each way, zeros at the clip ends.
 
@@ -76,20 +111,14 @@ def temporal_shift(x: torch.Tensor, num_frames: int, fraction: float = 0.125) ->
     first and last ``n`` input channels of the conv that follows (``conv_0``):
     ``w_ours[:, :n] = w_official[:, C-n:]``, ``w_ours[:, C-n:] = w_official[:, :n]``, middle unchanged.
     """
-    n_total, c = x.shape[:2]
-    n = int(c * fraction)
+    n = int(x.shape[1] * fraction)
     if n == 0:
         return x
-    if n_total % num_frames:
-        raise ValueError(f"temporal_shift: batch of {n_total} frames is not a multiple of num_frames={num_frames}")
-    x5 = x.view(n_total // num_frames, num_frames, *x.shape[1:])
-    out = torch.empty_like(x5)
-    out[:, 1:, :n] = x5[:, :-1, :n]
-    out[:, :1, :n] = 0
-    out[:, :-1, c - n :] = x5[:, 1:, c - n :]
-    out[:, -1:, c - n :] = 0
-    out[:, :, n : c - n] = x5[:, :, n : c - n]
-    return out.view_as(x)
+    if x.dim() != 4 or x.shape[0] % num_frames:
+        raise ValueError(
+            f"temporal_shift: expected (B * T, C, H, W) with T = num_frames = {num_frames}, got {tuple(x.shape)}"
+        )
+    return _TemporalShift.apply(x, num_frames, n)
 
 
 class PreActBlock(nn.Module):

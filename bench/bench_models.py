@@ -1,0 +1,147 @@
+"""Forward + backward time of our backbones against torchvision's, side by side in one process.
+
+    python bench/bench_models.py                      # CPU, 1 thread, small clips (minutes on a laptop)
+    python bench/bench_models.py --threads 2 --repeats 7
+    python bench/bench_models.py --device cuda --amp --clip 8,3,32,200,200   # paper-size clips on a GPU
+
+Pairs (same input tensors, training mode, gradients of every parameter):
+
+* our S3D-G (``mmv_lite.models.s3dg``) vs torchvision's ``s3d`` on the same clips. torchvision's head pools with a
+  fixed 2x7x7 kernel, so its ``features`` are followed by a global mean, as ours: both are backbone -> (B, 1024).
+* our TSM-ResNet50 (``tsm_resnet(50)``, shift on, clip folded to frames inside) vs torchvision ``resnet50``
+  (``fc`` removed) on the same ``B * T`` frames.
+
+torchvision runs in its default (contiguous) layout; with ``--tv-channels-last`` it also runs channels-last, as ours
+does internally. Rounds alternate ours / theirs so that load changes on a shared machine hit both; each round gives a
+ratio ours / theirs, reported as median and [min, max] over rounds. On CPU with one thread the timer is process CPU
+time (robust to other processes on the machine); otherwise wall-clock (synchronised on CUDA).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torchvision
+from torch import nn
+
+from mmv_lite.models import s3dg, tsm_resnet
+
+
+class GlobalMean(nn.Module):
+    """Wrap a feature extractor: features -> mean over all positions, ``(B, C, ...) -> (B, C)``."""
+
+    def __init__(self, features: nn.Module):
+        super().__init__()
+        self.features = features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.features(x)
+        return f.mean(dim=tuple(range(2, f.dim())))
+
+
+def _step(model: nn.Module, x: torch.Tensor, amp: bool) -> None:
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        out = model(x)
+    out.float().square().mean().backward()
+    for p in model.parameters():
+        p.grad = None
+
+
+def _timer(device: torch.device, threads: int):
+    if device.type == "cuda":
+
+        def now():
+            torch.cuda.synchronize()
+            return time.perf_counter()
+
+        return now
+    return time.process_time if threads == 1 else time.perf_counter
+
+
+def compare(name, ours, theirs, x_ours, x_theirs, repeats, amp, now):
+    """Alternate ``ours``/``theirs`` fwd+bwd ``repeats`` times after one warm-up; returns a result dict."""
+    for m, x in ((ours, x_ours), (theirs, x_theirs)):
+        m.train()
+        _step(m, x, amp)  # warm-up: allocator, oneDNN / cuDNN kernel choice
+    t_ours, t_theirs = [], []
+    for r in range(repeats):
+        pair = [(ours, x_ours, t_ours), (theirs, x_theirs, t_theirs)]
+        for m, x, acc in pair if r % 2 == 0 else pair[::-1]:
+            s = now()
+            _step(m, x, amp)
+            acc.append(now() - s)
+    ratios = [a / b for a, b in zip(t_ours, t_theirs)]
+    return {
+        "name": name,
+        "ours_ms": 1000 * statistics.median(t_ours),
+        "theirs_ms": 1000 * statistics.median(t_theirs),
+        "ratio": statistics.median(ratios),
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
+    }
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 = CPU-time timer)")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--clip", default="2,3,16,112,112", help="B,C,T,H,W of the clips (C must be 3)")
+    p.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA)")
+    p.add_argument("--tv-channels-last", action="store_true", help="also time torchvision in channels-last layout")
+    p.add_argument("--only", choices=["s3dg", "tsm"], default=None)
+    args = p.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    b, c, t, h, w = (int(v) for v in args.clip.split(","))
+    clips = torch.rand(b, c, t, h, w, device=device)
+    frames = clips.transpose(1, 2).reshape(b * t, c, h, w).contiguous()  # the same frames, batch-major
+    now = _timer(device, args.threads)
+
+    results = []
+    if args.only in (None, "s3dg"):
+        ours = s3dg().to(device)
+        tv = GlobalMean(torchvision.models.video.s3d().features).to(device)
+        results.append(compare("S3D-G vs torchvision s3d", ours, tv, clips, clips, args.repeats, args.amp, now))
+        if args.tv_channels_last:
+            tv_cl = tv.to(memory_format=torch.channels_last_3d)
+            clips_cl = clips.contiguous(memory_format=torch.channels_last_3d)
+            results.append(
+                compare("S3D-G vs torchvision s3d (channels-last)", ours, tv_cl, clips, clips_cl, args.repeats,
+                        args.amp, now)
+            )  # fmt: skip
+        del ours, tv
+    if args.only in (None, "tsm"):
+        ours = tsm_resnet(50).to(device)
+        r50 = torchvision.models.resnet50()
+        r50.fc = nn.Identity()
+        r50 = r50.to(device)
+        results.append(
+            compare("TSM-R50 vs torchvision resnet50", ours, r50, clips, frames, args.repeats, args.amp, now)
+        )
+        if args.tv_channels_last:
+            r50_cl = r50.to(memory_format=torch.channels_last)
+            frames_cl = frames.contiguous(memory_format=torch.channels_last)
+            results.append(
+                compare("TSM-R50 vs torchvision resnet50 (channels-last)", ours, r50_cl, clips, frames_cl,
+                        args.repeats, args.amp, now)
+            )  # fmt: skip
+
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} thread(s)"
+    timer = "wall-clock" if now is not time.process_time else "process CPU time"
+    print(f"\nforward+backward, clips {tuple(clips.shape)}, frames {tuple(frames.shape)}, {where}, amp={args.amp}, "
+          f"{args.repeats} alternating rounds, {timer}")  # fmt: skip
+    print("| pair | ours (ms, median) | torchvision (ms, median) | ratio ours/tv: median [min, max] |")
+    print("|---|---|---|---|")
+    for r in results:
+        print(f"| {r['name']} | {r['ours_ms']:.0f} | {r['theirs_ms']:.0f} | "
+              f"{r['ratio']:.2f} [{r['ratio_min']:.2f}, {r['ratio_max']:.2f}] |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
