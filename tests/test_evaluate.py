@@ -367,3 +367,27 @@ def test_evaluate_model_end_to_end(tiny_model):
     # a VA model gets no text: no text directions
     va = ev.evaluate_model(tiny_model, {"test": datasets["test"]}, probes=False, modalities="va")
     assert set(va["retrieval"]) == {"v2a", "a2v"}
+
+
+def test_evaluate_cli_on_a_checkpoint(tmp_path, capsys, tiny_model):
+    """The evaluate command end to end: a small untrained checkpoint, a few segments of data_samples."""
+    import json
+
+    from mmv_lite.checkpoints import make_state, save_checkpoint
+    from mmv_lite.data.text import WordVectors
+    from mmv_lite.models.mmv import build_model
+
+    wv = WordVectors.load("data_samples/word_vectors.bin")
+    overrides = {"data.num_frames": 4, "data.crop_size": 32, "data.resize_to": 36}
+    torch.manual_seed(0)
+    model = build_model("lite", graph="shared", word_vectors=wv.as_tensor(), **overrides)
+    ckpt = save_checkpoint(tmp_path / "tiny.pt", make_state(model, model.cfg, wv.vocab))
+    out = tmp_path / "eval.json"
+    argv = ["--checkpoint", str(ckpt), "--data", "data_samples", "--json", str(out)]
+    assert ev.cli_main([*argv, "--max-segments", "8", "--windows", "2", "--calib-steps", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "zero-shot retrieval on test (shared graph" in printed and "image_static" in printed
+    result = json.loads(out.read_text())
+    assert set(result["retrieval"]) == set(ev.DIRECTIONS)  # shared: every pair in one space
+    assert result["num_clips"]["test"] == 16 and result["num_clips"]["train"] == 8
+    assert result["probes"]["action"]["num_test"] <= 8
