@@ -142,6 +142,19 @@ def test_cache_is_used_and_matches_decoding(tiny_samples, lite_data_cfg, tmp_pat
     assert torch.equal(again[0]["video"], cached[0]["video"])
 
 
+def test_damaged_cache_entry_is_rebuilt(tmp_path, lite_data_cfg, caplog):
+    write_mp4(tmp_path / "my.clip.mp4", _frames(30, seed=5), _tone(3.0))  # a dot in the name, too
+    ds = ClipDataset(tmp_path, "all", lite_data_cfg, cache_dir=tmp_path / "c")
+    first = ds[0]["video"]
+    (entry,) = (tmp_path / "c").glob("*.frames.npy")
+    assert entry.name.startswith("my.clip-")
+    entry.write_bytes(b"damaged")
+    again = ClipDataset(tmp_path, "all", lite_data_cfg, cache_dir=tmp_path / "c")
+    with caplog.at_level(logging.WARNING):
+        assert torch.equal(again[0]["video"], first)
+    assert "damaged" in caplog.text
+
+
 def test_dataloader_with_two_workers(tiny_samples, lite_data_cfg, tmp_path):
     ds = ClipDataset(tiny_samples, "all", lite_data_cfg, train=True, cache_dir=tmp_path / "cache")
     loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2, shuffle=True)

@@ -538,36 +538,48 @@ class ClipDataset(Dataset):
         """The whole video, memory-mapped from the cache; decoded and written there on first use."""
         if rec.video_id in self._mmaps:
             return self._mmaps[rec.video_id]
-        stem = self._cache_stem(rec.path)
-        meta_path = stem.with_suffix(".json")
-        if not meta_path.is_file():
-            d = self._decode_full(rec.path, rec.duration)
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-            meta = {
-                "fps": d.fps,
-                "t0": d.t0,
-                "audio_t0": d.audio_t0,
-                "sample_rate": d.sample_rate,
-                "has_frames": d.frames is not None,
-                "has_audio": d.audio is not None,
-                "source": str(rec.path),
-            }
-            if d.frames is not None:
-                _atomic_save(stem.with_suffix(".frames.npy"), d.frames)
-            if d.audio is not None:
-                _atomic_save(stem.with_suffix(".audio.npy"), d.audio)
-            _atomic_write_text(meta_path, json.dumps(meta))  # written last: its presence marks a complete entry
-        meta = json.loads(meta_path.read_text())
-        d = Decoded(
-            frames=np.load(stem.with_suffix(".frames.npy"), mmap_mode="r") if meta["has_frames"] else None,
-            fps=meta["fps"],
-            t0=meta["t0"],
-            audio=np.load(stem.with_suffix(".audio.npy"), mmap_mode="r") if meta["has_audio"] else None,
-            audio_t0=meta["audio_t0"],
-            sample_rate=meta["sample_rate"],
-        )
+        stem = str(self._cache_stem(rec.path))  # file names are stem + suffix (video ids may contain dots)
+        meta_path = Path(stem + ".json")
+        for attempt in range(2):
+            if not meta_path.is_file():
+                self._write_cache_entry(rec, stem)
+            try:
+                meta = json.loads(meta_path.read_text())
+                d = Decoded(
+                    frames=np.load(stem + ".frames.npy", mmap_mode="r") if meta["has_frames"] else None,
+                    fps=meta["fps"],
+                    t0=meta["t0"],
+                    audio=np.load(stem + ".audio.npy", mmap_mode="r") if meta["has_audio"] else None,
+                    audio_t0=meta["audio_t0"],
+                    sample_rate=meta["sample_rate"],
+                )
+                break
+            except (OSError, ValueError, KeyError) as e:  # a damaged entry (disk full, files deleted by hand)
+                if attempt:
+                    raise BadClipError(f"{rec.path}: cache entry {stem}.* cannot be read after rewriting ({e})") from e
+                log.warning("cache entry %s.* of %s is damaged (%s); decoding again", stem, rec.path, e)
+                for suffix in (".json", ".frames.npy", ".audio.npy"):
+                    Path(stem + suffix).unlink(missing_ok=True)
         self._mmaps[rec.video_id] = d
         return d
+
+    def _write_cache_entry(self, rec: VideoRecord, stem: str) -> None:
+        d = self._decode_full(rec.path, rec.duration)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "fps": d.fps,
+            "t0": d.t0,
+            "audio_t0": d.audio_t0,
+            "sample_rate": d.sample_rate,
+            "has_frames": d.frames is not None,
+            "has_audio": d.audio is not None,
+            "source": str(rec.path),
+        }
+        if d.frames is not None:
+            _atomic_save(Path(stem + ".frames.npy"), d.frames)
+        if d.audio is not None:
+            _atomic_save(Path(stem + ".audio.npy"), d.audio)
+        _atomic_write_text(Path(stem + ".json"), json.dumps(meta))  # written last: its presence marks a complete entry
 
     def load_clip(self, rec: VideoRecord, start: float) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Raw frames ``(T, H, W, 3)`` uint8 at ``cfg.fps`` and waveform ``(samples,)`` float32 of one window."""
