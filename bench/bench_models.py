@@ -3,6 +3,7 @@
     python bench/bench_models.py                      # CPU, 1 thread, small clips (minutes on a laptop)
     python bench/bench_models.py --threads 2 --repeats 7
     python bench/bench_models.py --device cuda --amp --clip 8,3,32,200,200   # paper-size clips on a GPU
+    python bench/bench_models.py --deflation data_samples   # deflation L1 gap on sample frames (not a timing)
 
 Pairs (same input tensors, training mode, gradients of every parameter):
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import torch
 import torchvision
@@ -84,6 +86,58 @@ def compare(name, ours, theirs, x_ours, x_theirs, repeats, amp, now):
     }
 
 
+def _sample_frames(samples: Path, size: int, per_video: int, max_videos: int):
+    """Centre-cropped ``(N, 3, size, size)`` frames and ``(V, 3, T, size, size)`` clips from the sample videos."""
+    from mmv_lite.data.clips import decode
+
+    paths = sorted((samples / "videos").glob("*.mp4"))[:max_videos]
+    if not paths:
+        raise SystemExit(f"no videos in {samples / 'videos'}: make the samples first (python -m mmv_lite make-samples)")
+    images, clips = [], []
+    for path in paths:
+        frames = decode(path, sample_rate=16_000, max_short_side=size, stop=4.0).frames  # (N, H, W, 3) uint8
+        x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0
+        top, left = (x.shape[2] - size) // 2, (x.shape[3] - size) // 2
+        x = x[:, :, top : top + size, left : left + size]
+        images.append(x[torch.linspace(0, len(x) - 1, per_video).long()])
+        clips.append(x[:8].transpose(0, 1))
+    return images, torch.stack(clips)
+
+
+def deflation_report(samples: Path, steps: int, seed: int = 0) -> None:
+    """Deflation L1 gap before/after BatchNorm calibration on sample frames, on calibration and held-out videos."""
+    from mmv_lite.models.deflation import calibrate_deflated_bn, deflate, deflation_gap
+
+    torch.manual_seed(seed)
+    ckpt = samples / "mmv_lite_fac.pt"
+    if ckpt.exists():
+        from mmv_lite.checkpoints import load_model
+
+        model, cfg, _ = load_model(ckpt)
+        video, size, t, what = model.video_backbone, cfg.data.crop_size, cfg.data.num_frames, f"trained ({ckpt})"
+        images, _ = _sample_frames(samples, size, per_video=8, max_videos=40)
+    else:
+        video, size, t = s3dg(width=0.25), 56, 8
+        images, clips = _sample_frames(samples, size, per_video=8, max_videos=40)
+        video.train()
+        with torch.no_grad():  # BatchNorm statistics of real clips instead of the initial 0 / 1
+            for i in range(0, len(clips), 8):
+                video(clips[i : i + 8])
+        what = "random init, BN statistics from sample clips"
+    video.eval()
+    half = len(images) // 2
+    calib, held = torch.cat(images[:half]), torch.cat(images[half:])
+    net = deflate(video)
+    held_before = deflation_gap(net, video, held, t)
+    r = calibrate_deflated_bn(net, video, calib, steps=steps, lr=1e-2, batch_size=16, num_frames=t)
+    held_after = deflation_gap(net, video, held, t)
+    print(f"S3D-G width {video.width} ({what}); static clips of {t} frames at {size}px")
+    print(f"calibration frames ({len(calib)} from {half} videos): L1 {r['before']:.4f} -> {r['after']:.4f} "
+          f"({r['after'] / r['before']:.2f}x) after {steps} steps")  # fmt: skip
+    print(f"held-out frames ({len(held)} from {len(images) - half} other videos): L1 {held_before:.4f} -> "
+          f"{held_after:.4f} ({held_after / held_before:.2f}x)")  # fmt: skip
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
@@ -93,9 +147,14 @@ def main(argv=None) -> None:
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA)")
     p.add_argument("--tv-channels-last", action="store_true", help="also time torchvision in channels-last layout")
     p.add_argument("--only", choices=["s3dg", "tsm"], default=None)
+    p.add_argument("--deflation", type=Path, default=None, metavar="SAMPLES", help="report the deflation L1 gap")
+    p.add_argument("--steps", type=int, default=100, help="calibration steps (--deflation)")
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
+    if args.deflation is not None:
+        deflation_report(args.deflation, args.steps)
+        return
     torch.manual_seed(0)
     device = torch.device(args.device)
     b, c, t, h, w = (int(v) for v in args.clip.split(","))

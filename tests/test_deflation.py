@@ -68,6 +68,29 @@ def test_s3dg_deflated_conv_equals_3d_conv_on_static_clip():
     assert video.Conv2d_1a_7x7.conv.weight.dim() == 5
 
 
+class _StemWithOwnPadding(torch.nn.Conv3d):
+    """Like the released space-to-depth S3D-G stem: 4x8x8 kernel, stride 2, its own asymmetric padding."""
+
+    def __init__(self, out_channels):
+        super().__init__(3, out_channels, (4, 8, 8), stride=2, bias=False)
+
+    def forward(self, x):
+        return F.conv3d(F.pad(x, (2, 4, 2, 4, 0, 2)), self.weight, None, self.stride)
+
+
+def test_s3dg_with_a_replaced_stem_deflates_too():
+    torch.manual_seed(0)
+    video = s3dg(width=0.125).eval()
+    video.Conv2d_1a_7x7.conv = _StemWithOwnPadding(video.Conv2d_1a_7x7.bn.num_features)
+    image_net = deflate(video)
+    img = torch.rand(2, 3, 20, 20)
+    with torch.no_grad():
+        out3 = video.Conv2d_1a_7x7.conv(static_clip(img, 8))
+        out2 = image_net.Conv2d_1a_7x7.conv(img)
+        assert out2.dim() == 4 and torch.allclose(out3[:, :, 1], out2, atol=1e-4)  # frame 1 reads frames 2..5
+        assert image_net(img).shape == (2, video.out_dim)
+
+
 def test_tsm_deflated_is_the_resnet_without_shift():
     torch.manual_seed(0)
     video = tsm_resnet(depth=14, width=0.25).eval()

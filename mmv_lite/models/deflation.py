@@ -19,11 +19,33 @@ deflated copy, minimising the L1 distance between ``deflated(image)`` and ``vide
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
+from .layers import Conv3dSame
 from .s3dg import S3DG
 from .tsm_resnet import ResNetV2, TSMResNet
+
+
+class DeflatedConv3d(nn.Module):
+    """Deflation of a 3D conv module with its own padding rule (e.g. the released space-to-depth S3D-G stem).
+
+    Holds a copy of the module with its kernel summed over time (temporal size 1) and applies it to the image as a
+    one-frame clip: ``(B, C, H, W) -> (B, C_out, H', W')``, the module's spatial stride and padding unchanged.
+    Exact when the module pads nothing before the first frame (true of the released stem).
+    """
+
+    def __init__(self, conv3d: nn.Conv3d):
+        super().__init__()
+        self.conv3d = copy.deepcopy(conv3d)
+        with torch.no_grad():
+            self.conv3d.weight = nn.Parameter(conv3d.weight.detach().sum(dim=2, keepdim=True).clone())
+        self.conv3d.kernel_size = (1, *self.conv3d.kernel_size[1:])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv3d(x.unsqueeze(2))[:, :, 0]
 
 
 def deflate(video_backbone: nn.Module) -> nn.Module:
@@ -46,6 +68,11 @@ def deflate(video_backbone: nn.Module) -> nn.Module:
         )
         # Conv3d weight (out, in, kT, kH, kW) -> Conv2d (out, in, kH, kW): sum over time. Names are identical.
         state = {k: (v.sum(dim=2) if v.dim() == 5 else v) for k, v in video_backbone.state_dict().items()}
+        stem = video_backbone.Conv2d_1a_7x7.conv
+        if type(stem) is not Conv3dSame:  # a replaced stem, e.g. the released space-to-depth one
+            net.Conv2d_1a_7x7.conv = DeflatedConv3d(stem)
+            state = {k: v for k, v in state.items() if not k.startswith("Conv2d_1a_7x7.conv.")}
+            state.update({k: v for k, v in net.state_dict().items() if k.startswith("Conv2d_1a_7x7.conv.")})
     elif isinstance(video_backbone, TSMResNet):
         net = ResNetV2(in_channels=3, depth=video_backbone.depth, width=video_backbone.width, shift_fraction=0.0)
         state = video_backbone.state_dict()
