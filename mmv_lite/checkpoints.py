@@ -112,6 +112,8 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
             f.flush()
+            if hasattr(os, "fchmod"):  # not on Windows
+                os.fchmod(f.fileno(), _default_mode())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -120,6 +122,13 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
         raise
     _fsync_dir(path.parent)  # make the rename itself durable
     return path
+
+
+def _default_mode() -> int:
+    """The permissions ``open()`` would give a new file (mkstemp makes it owner-only)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -65,6 +65,10 @@ def test_round_trip_is_weights_only_loadable(tmp_path):
     opt2.load_state_dict(got["optimizer"])
     sched2.load_state_dict(got["scheduler"])
     assert sched2.last_epoch == 1 and opt2.param_groups[0]["lr"] == pytest.approx(opt.param_groups[0]["lr"])
+    # Permissions as for any new file (the temporary file starts owner-only).
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
     # No temporary files left behind.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt"]
     # The inference-only form keeps what a model needs and is smaller.
