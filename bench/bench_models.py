@@ -3,6 +3,7 @@
     python bench/bench_models.py                      # CPU, 1 thread, small clips (minutes on a laptop)
     python bench/bench_models.py --threads 2 --repeats 7
     python bench/bench_models.py --device cuda --amp --clip 8,3,32,200,200   # paper-size clips on a GPU
+    python bench/bench_models.py --lite-step               # one training step of the lite preset, batch 32
     python bench/bench_models.py --deflation data_samples   # deflation L1 gap on sample frames (not a timing)
 
 Pairs (same input tensors, training mode, gradients of every parameter):
@@ -138,6 +139,47 @@ def deflation_report(samples: Path, steps: int, seed: int = 0) -> None:
           f"{held_after:.4f} ({held_after / held_before:.2f}x)")  # fmt: skip
 
 
+def lite_step_report(repeats: int, batch: int = 32) -> None:
+    """Forward + backward + Adam step of the ``lite`` preset on a batch of random inputs of the lite shapes."""
+    import mmv_lite
+    from mmv_lite.models import count_parameters
+
+    cfg = mmv_lite.get_config("lite")
+    d = cfg.data
+    frames = int(d.clip_seconds * d.sample_rate) // d.hop_length + 1  # STFT frames of the clip span (centred)
+    model = mmv_lite.build_model(cfg, vocab_size=1000).train()
+    g = torch.Generator().manual_seed(0)
+    inputs = {
+        "video": torch.rand(batch, 3, d.num_frames, d.crop_size, d.crop_size, generator=g),
+        "audio": torch.randn(batch, 1, frames, d.n_mels, generator=g),
+        "text_ids": torch.randint(1, 1000, (batch, d.num_candidates, d.max_words), generator=g),
+    }
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step():
+        out = model(**inputs)
+        loss = sum((z**2).mean() for k, z in out.items() if k.startswith("z_"))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()
+    wall, cpu = [], []
+    for _ in range(repeats):
+        w, c = time.perf_counter(), time.process_time()
+        step()
+        wall.append(1000 * (time.perf_counter() - w))
+        cpu.append(1000 * (time.process_time() - c))
+    shapes = {k: tuple(v.shape) for k, v in inputs.items()}
+    print(f"lite training step, {shapes}, {torch.get_num_threads()} thread(s), {repeats} steps")
+    parts = {
+        n: count_parameters(getattr(model, n)) for n in ("video_backbone", "audio_backbone", "text_backbone", "heads")
+    }
+    print("trainable parameters: " + ", ".join(f"{n} {c:,}" for n, c in parts.items()))
+    for name, v in (("wall-clock", wall), ("process CPU", cpu)):
+        print(f"{name}: median {statistics.median(v):.0f} ms, min {min(v):.0f}, max {max(v):.0f}")
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
@@ -149,9 +191,13 @@ def main(argv=None) -> None:
     p.add_argument("--only", choices=["s3dg", "tsm"], default=None)
     p.add_argument("--deflation", type=Path, default=None, metavar="SAMPLES", help="report the deflation L1 gap")
     p.add_argument("--steps", type=int, default=100, help="calibration steps (--deflation)")
+    p.add_argument("--lite-step", action="store_true", help="time a training step of the lite preset")
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
+    if args.lite_step:
+        lite_step_report(max(args.repeats, 3))
+        return
     if args.deflation is not None:
         deflation_report(args.deflation, args.steps)
         return
