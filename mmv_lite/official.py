@@ -842,3 +842,30 @@ def load_official(
     report.vocab = vocab
     model = model.to(device).eval()
     return (model, report) if return_report else model
+
+
+def release_vocabulary(matrix: np.ndarray, word_vectors: Any) -> list[str | None]:
+    """Name the rows of the release's word matrix: the word of ``word_vectors`` whose vector equals each row.
+
+    ``matrix``: ``(V, 300)``, e.g. ``model.text_backbone.word_vectors`` of a model loaded without ``word_vectors``;
+    ``word_vectors``: a ``WordVectors`` (e.g. GoogleNews word2vec loaded with ``WordVectors.load``). Returns one entry
+    per row, ``None`` where no vector matches exactly (bit for bit). If most rows match, the release's token ids can be
+    produced with that list; if none do, the release's vectors are not those vectors (e.g. normalised differently).
+    """
+    if not (hasattr(word_vectors, "vectors") and hasattr(word_vectors, "vocab")):
+        raise TypeError("release_vocabulary needs a WordVectors (vectors and their vocab), e.g. WordVectors.load(...)")
+    try:
+        import torch
+
+        if torch.is_tensor(matrix):
+            matrix = matrix.detach().cpu().numpy()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    vectors = np.ascontiguousarray(word_vectors.vectors, dtype=np.float32)
+    if matrix.ndim != 2 or matrix.shape[1] != vectors.shape[1]:
+        raise ValueError(f"matrix {matrix.shape} and word vectors {vectors.shape} differ in width")
+    by_bytes: dict[bytes, str] = {}
+    for word, row in zip(word_vectors.vocab, vectors):
+        by_bytes.setdefault(row.tobytes(), word)
+    return [by_bytes.get(row.tobytes()) for row in matrix]

@@ -364,3 +364,15 @@ def test_restricted_unpickler_allows_only_listed_names():
             u.find_class(module, name)
     with pytest.raises(pickle.UnpicklingError, match="only"):
         u.find_class("dill._dill", "_load_type")("function")
+
+
+def test_release_vocabulary_names_rows_by_exact_vector():
+    from mmv_lite.data.text import WordVectors
+    from mmv_lite.official import release_vocabulary
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((5, 300)).astype(np.float32)
+    vectors[0] = 0
+    wv = WordVectors(["<pad>", "red", "box", "slides", "cat"], vectors)
+    release = np.stack([vectors[2], vectors[4], vectors[1] + 1e-3, vectors[0]])
+    assert release_vocabulary(release, wv) == ["box", "cat", None, "<pad>"]

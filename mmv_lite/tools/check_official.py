@@ -7,18 +7,21 @@
 For each released backbone (S3D-G, TSM-ResNet50, TSM-ResNet50x2) this builds the official Haiku model from the
 checkout, with the released configuration (``mmv/config.py``; single device: ``use_xreplica_bn=False``) and random
 parameters; perturbs the BatchNorm scales and offsets and the biases (they are initialised to 1 and 0, which would
-hide a swapped mapping) and sets the BatchNorm moving averages from one training-mode pass on a calibration batch;
-saves ``{"params", "state"}`` as the release does (Haiku ``FlatMapping`` of numpy arrays, BatchNorm modules named as
-in multi-device training); loads that file with ``load_official``; runs both networks in eval mode on the same
-inputs and prints the maximum absolute and relative difference of every output:
+hide a swapped mapping; offsets are centred on +1, see ``OfficialRun.build``); sets the BatchNorm moving averages
+from one training-mode pass on a calibration batch; saves ``{"params", "state"}`` as the release does (Haiku
+``FlatMapping`` of numpy arrays, BatchNorm modules named as in multi-device training); loads that file with
+``load_official``; runs both networks in eval mode on the same inputs and prints the maximum absolute and relative
+difference of every output, with both networks in float32 and again in float64 (the same float32 parameters), next
+to the official model's own float32-vs-float64 difference:
 
     f_v, f_a            video and audio representations (official ``vid_repr``, ``aud_repr``)
     z_v_va, z_a_va      the fine space S_va (official ``vid_embd/toaud``, ``aud_embd/tovid``)
     z_v_vat, z_a_vat    the coarse space S_vat (official ``vid_embd/totxt``, ``aud_embd/totxt``)
     f_t, z_t_vat        text representation and embedding (official ``txt_embd/tovid``)
 
-The relative difference is ``max |ours - official| / max |official|`` over the whole output. Exit status 0 when
-every relative difference is at most ``--tol`` (default 1e-4).
+The relative difference is ``max |ours - official| / max |official|`` over the whole output. Float64 shows whether
+the mapping is exact (differences at rounding level, ~1e-13); float32 shows what a user sees. Exit status 0 when
+every relative difference, in both precisions, is at most ``--tol`` (default 1e-4).
 
 Nothing of the official repository is copied into this project: it is imported from ``--official-repo`` at run time.
 """
@@ -89,10 +92,9 @@ class OfficialRun:
             model = mm_embeddings.AudioTextVideoEmbedding(**cfg, word_embedding_matrix=jnp.asarray(self.word_matrix))
             return model(images=images, audio_spectrogram=audio, word_ids=word_ids, is_training=is_training)
 
+        # Eager (not jitted): compiling the whole S3D-G with XLA on CPU takes longer than running it op by op.
         t = hk.transform_with_state(forward)
-        self._init = jax.jit(t.init, static_argnames="is_training")
-        self._apply = jax.jit(t.apply, static_argnames="is_training")
-        self._jax = jax
+        self._init, self._apply, self._jax = t.init, t.apply, jax
 
     def _prepare(self, video: np.ndarray, audio: np.ndarray, word_ids: np.ndarray, dtype=np.float32):
         """Our layouts -> the official ones: video (B,3,T,H,W) -> [B,T,H,W,3] (space-to-depth for S3D-G),
@@ -123,7 +125,11 @@ class OfficialRun:
             for name, x in leaves.items():
                 if name == "scale":
                     leaves[name] = x * rng.uniform(0.5, 1.5, x.shape).astype(np.float32)
-                elif name in ("offset", "b"):
+                elif name == "offset":
+                    # Offsets around +1 keep most ReLUs active. With zero offsets a random S3D-G is chaotic enough
+                    # that float32 rounding alone moves its output by ~1e-4 (in both implementations alike).
+                    leaves[name] = x + rng.normal(1.0, 0.1, x.shape).astype(np.float32)
+                elif name == "b":
                     leaves[name] = x + rng.normal(0.0, 0.1, x.shape).astype(np.float32)
         # Haiku's moving averages are zero-debiased: after one update the average is exactly the batch statistic.
         _, state = self._apply(self.params, state, None, v, a, w, is_training=True)
@@ -224,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
         )
 
     calib, test = inputs(args.calib_batch), inputs(b)
-    worst = dict.fromkeys(args.precision, 0.0)
+    worst = {"float32": 0.0, "float64": 0.0}
     print(f"inputs: video {test[0].shape} in [0, 1], audio {test[1].shape}, words {test[2].shape}; tol {args.tol:g}")
     for backbone in args.backbones:
         t0 = time.time()
@@ -234,23 +240,21 @@ def run(args: argparse.Namespace) -> int:
             path = Path(args.keep or tmp) / BACKBONES[backbone]
             path.parent.mkdir(parents=True, exist_ok=True)
             off.save(path)
-            results = {}
-            for precision in args.precision:
-                dtype = np.float64 if precision == "float64" else np.float32
-                ref = off.outputs(*test, dtype=dtype)
-                results[precision] = (ref, compare(ref, ours_outputs(path, *test, float64=dtype == np.float64)))
+            ref32, ref64 = off.outputs(*test), off.outputs(*test, dtype=np.float64)
+            ours32, ours64 = ours_outputs(path, *test), ours_outputs(path, *test, float64=True)
+        tables = {"float32": compare(ref32, ours32), "float64": compare(ref64, ours64)}
+        floor = compare(ref64, ref32)  # the official float32 result against its own float64 result
         print(f"\n{backbone} ({BACKBONES[backbone]}), {time.time() - t0:.0f} s")
-        head = "".join(f"{'max abs diff':>15}{'relative':>11}" for _ in args.precision)
-        print(f"  {'':<9}{'':>14}{'':>16}" + "".join(f"{p:>26}" for p in args.precision))
-        print(f"  {'output':<9}{'shape':>14}{'max |official|':>16}{head}")
+        print(f"  {'':<9}{'':>14}{'':>16}{'float32':>26}{'float64':>26}{'official':>14}")
+        cols = f"{'max abs diff':>15}{'relative':>11}"
+        print(f"  {'output':<9}{'shape':>14}{'max |official|':>16}{cols}{cols}{'f32 vs f64':>14}")
         for k in OUTPUTS:
-            ref = results[args.precision[0]][0][k]
-            cols = ""
-            for precision in args.precision:
-                diff, _, rel = results[precision][1][k]
-                cols += f"{diff:>15.3g}{rel:>11.2e}"
+            row = f"  {k:<9}{str(ref32[k].shape):>14}{float(np.abs(ref32[k]).max()):>16.4g}"
+            for precision, table in tables.items():
+                diff, _, rel = table[k]
+                row += f"{diff:>15.3g}{rel:>11.2e}"
                 worst[precision] = max(worst[precision], rel)
-            print(f"  {k:<9}{str(ref.shape):>14}{float(np.abs(ref).max()):>16.4g}{cols}")
+            print(row + f"{floor[k][2]:>14.2e}")
     ok = True
     for precision, w in worst.items():
         passed = w <= args.tol
@@ -274,13 +278,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--tol", type=float, default=1e-4)
-    p.add_argument(
-        "--precision",
-        nargs="+",
-        default=["float32", "float64"],
-        choices=["float32", "float64"],
-        help="run both networks in these precisions (the same float32 parameters)",
-    )
     p.add_argument("--keep", help="folder to keep the generated release-format pickles in")
     args = p.parse_args(argv)
     if args.frames % 2 or args.size % 2:
