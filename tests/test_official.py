@@ -124,11 +124,8 @@ def test_every_module_of_ours_has_an_official_name():
 
 @pytest.mark.parametrize("backbone", ["s3d", "tsm_x1", "tsm_x2"])
 def test_release_tree_fills_every_tensor_and_uses_every_entry_once(backbone):
-    params, state = official_shapes(backbone, vocab_size=VOCAB)
-    # Zero-stride arrays: the right shapes at no memory cost (the layout changes only copy what they must).
-    fake = {k: np.broadcast_to(np.float32(1), s) for k, s in {**params, **state}.items()}
-    fake_params = {k: v for k, v in fake.items() if k in params}
-    fake_state = {k: v for k, v in fake.items() if k in state}
+    fake_params, fake_state = fake_release(backbone)  # zero-stride arrays: the shapes at no memory cost
+    fake = {**fake_params, **fake_state}
     model = build_official_model(backbone, vocab_size=VOCAB)  # meta device: shapes only
     out, report = map_official(model, fake_params, fake_state)
     ours = model.state_dict()
@@ -202,38 +199,48 @@ def test_word_vectors_argument_replaces_the_checkpoint_matrix(s3d_release):
     assert report.skipped["text_audio_video/text_module/~/embed:embeddings"] == "replaced by the word_vectors argument"
 
 
-def test_missing_entry_is_named(s3d_release, tmp_path):
-    _, params, state = s3d_release
-    params = {m: dict(v) for m, v in params.items()}
-    del params["text_audio_video/visual_module/~/S3D/Mixed_5c/Branch_3_Conv2d_0b_1x1/self_gating"]["b"]
+def fake_release(backbone: str):
+    """Release keys and shapes with zero-stride arrays (no memory): ``(params, state)`` flat dicts."""
+    params, state = official_shapes(backbone, vocab_size=VOCAB)
+
+    def fake(table):
+        return {k: np.broadcast_to(np.float32(1), s) for k, s in table.items()}
+
+    return fake(params), fake(state)
+
+
+def test_missing_entry_is_named():
+    params, state = fake_release("s3d")
+    del params["text_audio_video/visual_module/~/S3D/Mixed_5c/Branch_3_Conv2d_0b_1x1/self_gating:b"]
     with pytest.raises(OfficialCheckpointError) as e:
-        load_official(write_release(tmp_path / "x.pkl", params, state))
+        map_official(build_official_model("s3d", vocab_size=VOCAB), params, state)
     assert "1 of our tensors have no checkpoint entry" in str(e.value)
     assert "video_backbone.Mixed_5c.Branch_3_Conv2d_0b_1x1.self_gating.bias" in str(e.value)
     assert "visual_module/S3D/Mixed_5c/Branch_3_Conv2d_0b_1x1/self_gating:b" in str(e.value)
 
 
-def test_unknown_entry_is_named(s3d_release, tmp_path):
-    _, params, state = s3d_release
-    params = {**params, "text_audio_video/extra_head/final_projection": {"w": np.zeros((3, 4), np.float32)}}
+def test_unknown_entry_is_named():
+    params, state = fake_release("s3d")
+    params["text_audio_video/extra_head/final_projection:w"] = np.zeros((3, 4), np.float32)
     with pytest.raises(
         OfficialCheckpointError, match=r"1 checkpoint entries were not used:\s+text_audio_video/extra_head"
     ):
-        load_official(write_release(tmp_path / "x.pkl", params, state))
+        map_official(build_official_model("s3d", vocab_size=VOCAB), params, state)
 
 
 def test_shape_mismatch_is_named(s3d_release, tmp_path):
+    # Through a file, so the message also names it.
     _, params, state = s3d_release
     params = {m: dict(v) for m, v in params.items()}
     params["text_audio_video/~_get_pair_embedding_heads/txt_embd/final_projection"]["w"] = np.zeros(
         (2048, 128), np.float32
     )
+    path = write_release(tmp_path / "x.pkl", params, state)
     with pytest.raises(OfficialCheckpointError) as e:
-        load_official(write_release(tmp_path / "x.pkl", params, state))
+        load_official(path)
     msg = str(e.value)
-    assert (
-        "shape mismatches" in msg and "heads.heads.g_t_to_vat.proj.weight [256, 2048]" in msg and "[128, 2048]" in msg
-    )
+    assert str(path) in msg and "shape mismatches" in msg
+    assert "heads.heads.g_t_to_vat.proj.weight [256, 2048]" in msg and "[128, 2048]" in msg
 
 
 def test_not_a_release_layout(tmp_path):
