@@ -358,7 +358,12 @@ class _StopFlag:
 
 
 def validate_retrieval(
-    model: nn.Module, dataset: Dataset, cfg: Config, device: torch.device, num_workers: int = 0
+    model: nn.Module,
+    dataset: Dataset,
+    cfg: Config,
+    device: torch.device,
+    num_workers: int = 0,
+    batch_size: int | None = None,
 ) -> tuple[dict[str, dict], dict[str, dict]]:
     """Zero-shot retrieval on ``dataset`` and its chance levels: ``({direction: metrics}, {direction: chance})``."""
     from .evaluate import chance_levels, embed_dataset, zero_shot_retrieval
@@ -366,7 +371,7 @@ def validate_retrieval(
     emb = embed_dataset(
         model,
         dataset,
-        batch_size=cfg.train.batch_size,
+        batch_size=batch_size or cfg.train.batch_size,
         device=device,
         num_workers=num_workers,
         modalities=cfg.train.modalities,
@@ -480,6 +485,8 @@ def train(
     optimizer = torch.optim.Adam(params, lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(tc.warmup_steps, tc.steps))
     amp_dtype, needs_scaler = autocast_settings(rt.device, tc.amp)
+    if rt.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
     scaler = torch.amp.GradScaler("cuda", enabled=needs_scaler)
     loss_fn = MMVLoss(cfg)
 
@@ -532,7 +539,10 @@ def train(
         if val_ds is None:
             return
         if rt.main:
-            val, chance = validate_retrieval(model, val_ds, cfg, rt.device)
+            # One process embeds the whole val split, a per-rank batch at a time (the global one may not fit).
+            val, chance = validate_retrieval(
+                model, val_ds, cfg, rt.device, batch_size=max(1, tc.batch_size // rt.world)
+            )
             metrics = {"step": at, "val": val, "chance": chance}
             log.write(step=at, val=val)
             say(format_retrieval(val, chance, title=f"validation retrieval at step {at} (%, {cfg.model.graph})"))
@@ -675,6 +685,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt if it exists")
     p.add_argument("--stop-at", type=int, default=None, help="stop (and checkpoint) after this step; resume later")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the network (default: torch's)")
     p.add_argument("--export", default=None, help="also write the small inference checkpoint here at the end")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
@@ -730,6 +741,8 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Co
 
 def cli_main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)  # on a busy machine 1 thread can beat 2 fighting for the cores
     base = None
     if args.resume:
         if args.out is None:
