@@ -204,17 +204,31 @@ def run_all_cells(page, timeout_s: float) -> None:
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
     prompts = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputArea-prompt"
-    page.wait_for_function(
-        """(sel) => {
-            const p = [...document.querySelectorAll(sel)].map(e => e.textContent);
-            return p.length > 0 && /\\[\\d+\\]/.test(p[0]) && !p.some(t => t.includes('*'));
-        }""",
-        arg=prompts,
-        timeout=timeout_s * 1000,
-        polling=500,
-    )
-    wait_kernel_idle(page, timeout_s)
     cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell")
+    try:
+        page.wait_for_function(
+            """(sel) => {
+                const p = [...document.querySelectorAll(sel)].map(e => e.textContent);
+                return p.length > 0 && /\\[\\d+\\]/.test(p[0]) && !p.some(t => t.includes('*'));
+            }""",
+            arg=prompts,
+            timeout=timeout_s * 1000,
+            polling=500,
+        )
+    except Exception as exc:
+        if type(exc).__name__ != "TimeoutError":
+            raise
+        texts = page.locator(prompts).all_inner_texts()
+        done = sum(bool(re.search(r"\[\d+\]", t)) for t in texts)
+        busy = next((i for i, t in enumerate(texts) if "*" in t), None)
+        where = ""
+        if busy is not None:
+            head = cells.nth(busy).locator(".jp-InputArea-editor").inner_text()[:300]
+            where = f" Code cell {busy + 1} was still running:\n{head}"
+        raise AssertionError(
+            f"Run All Cells did not finish within {timeout_s:.0f} s: {done} of {len(texts)} code cells done.{where}"
+        ) from None
+    wait_kernel_idle(page, timeout_s)
     texts = page.locator(prompts).all_inner_texts()
     sources = cells.locator(".jp-InputArea-editor").all_inner_texts()
     # An empty code cell is never executed, so it keeps "[ ]:" without meaning that the run stopped.
@@ -241,14 +255,25 @@ def output_signature(locator) -> dict:
     )
 
 
-def wait_signature_change(locator, before: dict, timeout_s: float) -> dict:
-    """Poll ``output_signature(locator)`` until it differs from ``before``, shows something and its images are
-    decoded (so a screenshot taken next shows them); return it."""
+def wait_signature_change(locator, before: dict, timeout_s: float, settle_s: float = 1.0) -> dict:
+    """Poll ``output_signature(locator)`` until it differs from ``before``, shows something, has its images
+    decoded, and has settled: the kernel is idle and nothing changed for ``settle_s`` (an app redraws its output
+    piece by piece, so the first change is not the end). Return the settled signature."""
     deadline = time.monotonic() + timeout_s
+    last, since = None, time.monotonic()
     while True:
         now = output_signature(locator)
-        if now != before and now["loaded"] and (now["text"].strip() or now["images"]):
+        if now != last:
+            last, since = now, time.monotonic()
+        changed = now != before and now["loaded"] and (now["text"].strip() or now["images"])
+        if changed and time.monotonic() - since >= settle_s and _kernel_idle(locator.page):
             return now
         if time.monotonic() > deadline:
-            raise AssertionError(f"the output did not change within {timeout_s} s; it still shows:\n{now}")
+            state = "changed but did not settle" if changed else "did not change"
+            raise AssertionError(f"the output {state} within {timeout_s} s; it shows:\n{now}")
         time.sleep(0.25)
+
+
+def _kernel_idle(page) -> bool:
+    status = page.locator(".jp-StatusBar-TextItem").all_inner_texts()
+    return any(re.search(r"\|\s*Idle\s*$", t) for t in status)
