@@ -76,10 +76,39 @@ def _tail(path: Path, n: int = 40) -> str:
         return "(no log)"
 
 
+def _proc_table() -> dict[int, tuple[int, str]]:
+    """``{pid: (parent pid, start time)}`` from Linux /proc (empty elsewhere)."""
+    table = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            table[int(stat.parent.name)] = (int(fields[1]), fields[19])  # ppid, starttime (fields 4 and 22)
+        except (OSError, IndexError, ValueError):
+            continue
+    return table
+
+
+def _descendants(pid: int) -> set[tuple[int, str]]:
+    """``(pid, start time)`` of every process below ``pid``. Kernels run in their own sessions, so the server's
+    process group does not cover them; the start time keeps a reused pid from being mistaken for one of them."""
+    table = _proc_table()
+    children: dict[int, list[int]] = {}
+    for p, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(p)
+    out, todo = set(), [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.add((c, table[c][1]))
+            todo.append(c)
+    return out
+
+
 def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the server's process group (server and kernels), then SIGKILL what is left."""
+    """SIGTERM the server's process group (the server shuts its kernels down), then SIGKILL whatever of the
+    server and its descendants is still alive."""
     if proc.poll() is not None:
         return
+    below = _descendants(proc.pid)
     try:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=15)
@@ -89,6 +118,13 @@ def stop(proc: subprocess.Popen) -> None:
         except ProcessLookupError:
             pass
         proc.wait(timeout=5)
+    alive = _proc_table()
+    for pid, started in below:
+        if alive.get(pid, (None, None))[1] == started:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
 
 @dataclass
