@@ -30,16 +30,17 @@ How Haiku tensors become PyTorch tensors
   unshifted middle, from t-1 (the *first* n)], a permutation of the input channels. Our shift keeps every channel
   in place, so the importer permutes the input channels of the ``conv_0`` that reads the shifted tensor.
 - S3D-G: the released network was trained on *space-to-depth* input (frames folded 2 x 2 x 2 into 24 channels,
-  first conv ``[2, 4, 4, 24, 64]`` at stride 1). That layer is exactly a ``[4, 8, 8, 3, 64]`` convolution at stride 2
-  with padding ``(0, 2)`` in time and ``(2, 4)`` in space on the RGB frames: :func:`space_to_depth_kernel` does the
-  unfolding, and the stem of our S3D-G is given that kernel and padding (see :func:`load_official`).
+  first conv ``[2, 4, 4, 24, 64]`` at stride 1). That layer is exactly a ``4 x 8 x 8`` convolution at stride 2 with
+  padding ``(0, 2)`` in time and ``(2, 4)`` in space on the RGB frames: :func:`space_to_depth_kernel` unfolds the
+  kernel and :func:`released_s3dg_stem` is the layer that replaces our S3D-G's ``Conv2d_1a_7x7.conv``.
 - Heads of the ``fac_relu`` graph (official module names): ``vid2audio_embd`` = g_v->va (MLP), ``audio_embd`` =
   g_a->va, ``vis_embd`` = g_va->vat (Linear + BN), ``txt_embd`` = g_t->vat. The checkpoint also holds
   ``audio2txt_embd`` and ``txt2audio_embd``: audio-text heads the ``fac`` graph never uses (audio reaches S_vat
   through g_va->vat); they are reported as skipped, never silently dropped.
-- Text: the pickle holds the 65,536 x 300 word matrix the text tower was trained with, but not the vocabulary (which
-  word each row is). The matrix rows are GoogleNews word2vec vectors, so supplying those vectors with their words
-  reproduces the tower; see :func:`load_official` for the options.
+- Text: the pickle holds the word matrix the text tower was trained with (65,536 x 300 in the official code; frozen
+  word2vec vectors, GoogleNews in the paper), but not the vocabulary (which word each row is). Pass word vectors with
+  their words to embed sentences (``load_official(path, word_vectors=...)``); :func:`release_vocabulary` names the
+  release's rows that equal one of those vectors.
 """
 
 from __future__ import annotations
