@@ -111,6 +111,9 @@ class ModelConfig:
     d_vat: int = 256  # coarse space S_vat (FAC), or the single space (shared)
     graph: str = "fac"  # "fac" | "shared" | "disjoint"
     head: str = "mlp"  # video head form: "mlp" (released) or "linear" (ablation)
+    # S3D-G first convolution: "rgb" (7x7x7, stride 2) or "space_to_depth" (the released checkpoint's stem,
+    # an equivalent 4x8x8 stride-2 convolution on RGB frames; see mmv_lite.official).
+    video_stem: str = "rgb"
     bn_eps: float = 1e-5
     bn_momentum: float = 0.1
 
@@ -248,6 +251,10 @@ def validate(cfg: Config) -> None:
         raise ValueError(f"model.graph={m.graph!r}; expected one of {GRAPHS}")
     if m.video_backbone not in ("s3dg", "tsm_resnet"):
         raise ValueError(f"model.video_backbone={m.video_backbone!r}; expected 's3dg' or 'tsm_resnet'")
+    if m.video_stem not in ("rgb", "space_to_depth"):
+        raise ValueError(f"model.video_stem={m.video_stem!r}; expected 'rgb' or 'space_to_depth'")
+    if m.video_stem == "space_to_depth" and m.video_backbone != "s3dg":
+        raise ValueError("model.video_stem='space_to_depth' exists only for model.video_backbone='s3dg'")
     if m.head not in ("mlp", "linear"):
         raise ValueError(f"model.head={m.head!r}; expected 'mlp' or 'linear'")
     if t.modalities not in MODALITY_SETS:

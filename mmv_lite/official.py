@@ -763,10 +763,10 @@ def build_official_model(backbone: str, *, vocab_size: int = OFFICIAL_VOCAB_SIZE
 
     if backbone not in PRESET_FOR:
         raise ValueError(f"backbone={backbone!r}; expected one of {sorted(PRESET_FOR)}")
+    stem = {"video_stem": "space_to_depth"} if backbone == "s3d" and space_to_depth_stem else {}
     with torch.device("meta"):
-        model = build_model(PRESET_FOR[backbone], graph="fac", vocab_size=vocab_size)
-        if backbone == "s3d" and space_to_depth_stem:
-            model.video_backbone.Conv2d_1a_7x7.conv = released_s3dg_stem(64)
+        # The stem lives in the config, so a loaded model saved with save_checkpoint rebuilds with load_model.
+        model = build_model(PRESET_FOR[backbone], graph="fac", vocab_size=vocab_size, **stem)
     return model
 
 

@@ -383,3 +383,19 @@ def test_release_vocabulary_names_rows_by_exact_vector():
     wv = WordVectors(["<pad>", "red", "box", "slides", "cat"], vectors)
     release = np.stack([vectors[2], vectors[4], vectors[1] + 1e-3, vectors[0]])
     assert release_vocabulary(release, wv) == ["box", "cat", None, "<pad>"]
+
+
+def test_loaded_release_round_trips_through_an_mmv_lite_checkpoint(s3d_release, tmp_path):
+    # The released stem is part of the config, so save_checkpoint + load_model rebuilds the same network.
+    from mmv_lite.checkpoints import load_model, make_state, save_checkpoint
+
+    path, _, _ = s3d_release
+    vectors = np.random.default_rng(2).standard_normal((5, 300)).astype(np.float32)
+    model = load_official(path, word_vectors=vectors)
+    assert model.cfg.model.video_stem == "space_to_depth"
+    saved = save_checkpoint(tmp_path / "released.pt", make_state(model, model.cfg, vocab=[f"w{i}" for i in range(5)]))
+    again, cfg, vocab = load_model(saved)
+    assert cfg.model.video_stem == "space_to_depth" and len(vocab) == 5
+    video = torch.rand(1, 3, 4, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model.embed_video(video)["z_v_va"], again.embed_video(video)["z_v_va"], atol=1e-6)

@@ -43,7 +43,13 @@ def build_video_backbone(cfg: Config) -> nn.Module:
     """The video backbone a config asks for (``model.video_backbone``)."""
     m = cfg.model
     if m.video_backbone == "s3dg":
-        return s3dg(width=m.video_width)
+        net = s3dg(width=m.video_width)
+        if m.video_stem == "space_to_depth":
+            # The released S3D-G's first layer (a 4x8x8 stride-2 conv equal to its space-to-depth stem).
+            from ..official import released_s3dg_stem
+
+            net.Conv2d_1a_7x7.conv = released_s3dg_stem(net.Conv2d_1a_7x7.conv.out_channels)
+        return net
     if m.video_backbone == "tsm_resnet":
         return tsm_resnet(
             depth=m.video_depth, width=m.video_width, shift_fraction=m.shift_fraction, num_frames=cfg.data.num_frames
