@@ -54,6 +54,7 @@ FORMAT_VERSION = 1
 FPS = 10
 FRAME_SIZE = 64
 SAMPLE_RATE = 16_000
+GLOSSARY_PER_CONCEPT = 300  # word lists per concept added to the word-vector corpus (see glossary_corpus)
 
 KINDS = ("circle", "square", "triangle", "star", "cross", "diamond")
 INSTRUMENTS = ("flute", "organ", "bell", "horn", "buzzer", "clarinet")  # timbre of each kind, same order
@@ -502,6 +503,37 @@ def text_corpus(n_sentences: int, seed: int) -> list[str]:
     return out
 
 
+# Words that real text puts near each colour (a real corpus such as GoogleNews separates colour words this way).
+COLOUR_WORDS = {
+    "red": ("red", "crimson", "scarlet", "cherry"),
+    "green": ("green", "emerald", "lime", "grass"),
+    "blue": ("blue", "navy", "azure", "sky"),
+    "yellow": ("yellow", "lemon", "golden", "sun"),
+    "purple": ("purple", "violet", "lilac", "plum"),
+    "orange": ("orange", "tangerine", "amber", "carrot"),
+}
+
+
+def glossary_corpus(n_per_concept: int, seed: int) -> list[str]:
+    """Short dictionary-like word lists, one concept each: ``"ball disc circle flute"``, ``"drops sinks fall"``.
+
+    Narrations put every shape word in the same contexts ("the ___ is spinning"), so word2vec trained on them alone
+    gives near-identical vectors to circle, square, ... (cosine 0.95), and a frozen text tower can hardly tell them
+    apart. In a real corpus, words of different meaning appear with different neighbours; these lists play that part
+    (shape-word cosine about 0.4 with them).
+    """
+    rng = np.random.default_rng([seed, 9, 9])
+    filler = {"and", "across", "sideways", "up", "down", "around", "round"}
+    groups = [[w for p in KIND_WORDS[k] for w in p.split()] + [inst] for k, inst in zip(KINDS, INSTRUMENTS)]
+    groups += [sorted({w for syn in forms for f in syn for w in f.split()} - filler) for forms in MOTION_WORDS.values()]
+    groups += [list(words) for words in COLOUR_WORDS.values()]
+    out = []
+    for group in groups:
+        for _ in range(n_per_concept):
+            out.append(" ".join(rng.choice(group, size=4, replace=len(group) < 4)))
+    return out
+
+
 # --------------------------------------------------------------------------------------------------- files
 def write_mp4(
     path: str | os.PathLike,
@@ -678,7 +710,8 @@ def make_samples(
 
     # Word vectors: the train split's narrations plus a larger corpus in the same style, like an external text corpus.
     train_texts = [t for vid, c in captions.items() if splits[vid] == "train" for t in c["text"]]
-    wv = WordVectors.from_texts(train_texts + text_corpus(corpus_sentences, seed), seed=seed, dim=word_dim)
+    corpus = train_texts + text_corpus(corpus_sentences, seed) + glossary_corpus(GLOSSARY_PER_CONCEPT, seed)
+    wv = WordVectors.from_texts(corpus, seed=seed, dim=word_dim)
     wv.save(out / "word_vectors.bin")
 
     metadata = {
