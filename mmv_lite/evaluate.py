@@ -254,15 +254,18 @@ def _modality_of(key: str) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def _unique_texts(emb: dict[str, Any], space: str) -> tuple[Tensor, Tensor]:
-    """Distinct narrations and which clips list them among their K candidates.
+def _unique_texts(emb: dict[str, Any], space: str, candidates: int = 1) -> tuple[Tensor, Tensor]:
+    """Distinct narrations and the clips they belong to.
 
-    Nearby clips share candidate narrations, so the same caption appears in several rows. A narration is
-    identified by (video_id, token ids). Returns ``z (U, D)`` and ``owner (U, N) bool``: clip i lists text u.
+    A clip's narration is its nearest caption in time (candidate 0; ``candidates`` > 1 also counts the next ones),
+    as YouCook2 and MSR-VTT pair each clip with its own caption. Nearby clips can share a caption, so the same
+    narration can appear in several rows: a narration is identified by (video_id, token ids).
+    Returns ``z (U, D)`` and ``owner (U, N) bool``: text u belongs to clip i.
     """
     z_t = emb[f"z_t_{space}"]  # (N, K, D)
-    n, k = z_t.shape[:2]
-    valid = emb.get("text_valid", torch.ones(n, k, dtype=torch.bool)).bool()
+    n = z_t.shape[0]
+    k = min(candidates, z_t.shape[1])
+    valid = emb.get("text_valid", torch.ones(n, z_t.shape[1], dtype=torch.bool)).bool()[:, :k]
     if "has_text" in emb:
         valid = valid & emb["has_text"].bool()[:, None]
     ids = emb.get("text_ids")
@@ -288,12 +291,12 @@ def _unique_texts(emb: dict[str, Any], space: str) -> tuple[Tensor, Tensor]:
     return z, owner
 
 
-def retrieval_tasks(emb: dict[str, Any], graph: str) -> dict[str, tuple[Tensor, Tensor]]:
+def retrieval_tasks(emb: dict[str, Any], graph: str, candidates: int = 1) -> dict[str, tuple[Tensor, Tensor]]:
     """Similarity and positive matrices of every direction the graph and the embeddings allow.
 
-    Positives: for v-a a clip's own audio (clips without audio are left out); for v-t the narrations a clip
-    lists among its K candidates (each distinct narration is one item); for a-t the narrations of the same
-    clip. A direction is skipped when the graph gives the pair no common space (``disjoint`` has no a-t)
+    Positives: for v-a a clip's own audio (clips without audio are left out); for v-t a clip's own narration,
+    the caption nearest in time (each distinct narration is one item; training's other K - 1 candidates are not
+    counted, as they mostly describe neighbouring moments); for a-t the narration of the same clip. A direction is skipped when the graph gives the pair no common space (``disjoint`` has no a-t)
     or when the embedding dict lacks a modality (a VA model has no text).
     Returns ``{direction: (sim (Nq, Nc), positive (Nq, Nc) bool)}``.
     """
@@ -316,7 +319,7 @@ def retrieval_tasks(emb: dict[str, Any], graph: str) -> dict[str, tuple[Tensor, 
             pos = torch.eye(len(keep), dtype=torch.bool)
             tasks["v2a"], tasks["a2v"] = (sim, pos), (sim.T, pos.T)
             continue
-        z_u, owner = _unique_texts(emb, space)  # owner (U, N)
+        z_u, owner = _unique_texts(emb, space, candidates)  # owner (U, N)
         if z_u.shape[0] == 0:
             continue
         if pair == "vt":

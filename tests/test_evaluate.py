@@ -163,8 +163,10 @@ def test_texts_shared_by_clips_are_one_item():
     tasks = ev.retrieval_tasks(emb, "fac")
     sim, pos = tasks["t2v"]
     assert sim.shape == (8, 8)  # 8 distinct narrations (each clip's own), 8 clips
-    # narration of clip 1 is listed by clip 0 (as neighbour) and clip 1 (as its own)
-    assert pos[1].nonzero().squeeze(1).tolist() == [0, 1]
+    # a narration belongs to the clip it is nearest to ...
+    assert pos[1].nonzero().squeeze(1).tolist() == [1]
+    # ... and, counting the second candidates too, also to clip 0, which lists it as a neighbour
+    assert ev.retrieval_tasks(emb, "fac", candidates=2)["t2v"][1][1].nonzero().squeeze(1).tolist() == [0, 1]
     # the v2t view is the transpose
     assert torch.equal(tasks["v2t"][1], pos.T)
     # clips without audio leave the audio tasks
