@@ -296,7 +296,9 @@ def retrieval_tasks(emb: dict[str, Any], graph: str, candidates: int = 1) -> dic
 
     Positives: for v-a a clip's own audio (clips without audio are left out); for v-t a clip's own narration,
     the caption nearest in time (each distinct narration is one item; training's other K - 1 candidates are not
-    counted, as they mostly describe neighbouring moments); for a-t the narration of the same clip. A direction is skipped when the graph gives the pair no common space (``disjoint`` has no a-t)
+    counted, as they mostly describe neighbouring moments); for a-t the narration of the same clip.
+    ``candidates`` > 1 also counts a clip's next-nearest captions as its narrations.
+    A direction is skipped when the graph gives the pair no common space (``disjoint`` has no a-t)
     or when the embedding dict lacks a modality (a VA model has no text).
     Returns ``{direction: (sim (Nq, Nc), positive (Nq, Nc) bool)}``.
     """
