@@ -203,8 +203,13 @@ def screenshot(page, name: str, target=None) -> Path:
 
 
 def open_notebook(page, lab: LabServer, name: str, timeout_s: float = 90) -> None:
-    """Open ``notebooks/<name>`` in JupyterLab and wait until its kernel is idle."""
-    page.goto(f"{lab.url}/lab/tree/notebooks/{name}", timeout=timeout_s * 1000)
+    """Open ``notebooks/<name>`` in JupyterLab, alone in a fresh workspace, and wait until its kernel is idle.
+
+    A workspace of its own (``?reset``) matters: JupyterLab otherwise restores the tabs of the notebooks opened
+    before, and menu commands may then go to one of those.
+    """
+    workspace = re.sub(r"[^\w-]+", "-", name)
+    page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/notebooks/{name}?reset", timeout=timeout_s * 1000)
     page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell").first.wait_for(
         state="visible", timeout=timeout_s * 1000
     )
@@ -237,10 +242,22 @@ def run_all_cells(page, timeout_s: float) -> None:
     cell that raises and leaves the cells after it unrun ("[ ]:"); that is reported with the failing cell's
     output. (Error outputs and stderr text share one DOM form, so the unrun cells are the reliable sign.)
     """
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
     prompts = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputArea-prompt"
     cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell")
+    # Focus the notebook (menu commands act on the focused document), then Run > Run All Cells.
+    page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .jp-InputPrompt").first.click()
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+    try:  # the first code cell is queued ("[*]") at once; if not, the menu command went nowhere
+        page.wait_for_function(
+            "(sel) => { const p = document.querySelector(sel); return p && !/\\[ \\]/.test(p.textContent); }",
+            arg=prompts,
+            timeout=30_000,
+        )
+    except Exception as exc:
+        if type(exc).__name__ != "TimeoutError":
+            raise
+        raise AssertionError("Run > Run All Cells did not start the notebook's first code cell within 30 s") from None
     try:
         page.wait_for_function(
             """(sel) => {
