@@ -227,7 +227,8 @@ def _row_metric(result: dict[str, Any], row: str, key: str) -> float | None:
 def build_table(table: Table, results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """Mean +- std per row and column from ``results`` ({run name: [flat metrics of each seed]}).
 
-    Adds a chance row (from the first run that has chance levels) and a supervised row (``results["supervised"]``).
+    Adds a chance row (per column, from the first run that reports that column's chance level) and a supervised row
+    (``results["supervised"]``).
     Returns a JSON-ready dict ``{"name", "title", "columns", "rows"}``, each row
     ``{"label", "run", "seeds", "cells": {metric key: mean_std}, "paper": {paper column: number}}``.
     """
@@ -267,13 +268,11 @@ def build_table(table: Table, results: dict[str, list[dict[str, Any]]]) -> dict[
             }
         )
 
-    first = next((r for runs in results.values() for r in runs if any(k.startswith("chance_") for k in r)), {})
+    # Chance depends on the data only, not on the run: take it from the first run that reports it for the column.
     chance_cells = {}
     for c in table.columns:
-        key = c.key
-        if table.name == "table3":
-            key = key.replace("image_", "image_naive_")
-        value = first.get(f"chance_{key}")
+        key = c.key.replace("image_", "image_naive_") if table.name == "table3" else c.key
+        value = next((r[f"chance_{key}"] for runs in results.values() for r in runs if f"chance_{key}" in r), None)
         chance_cells[c.key] = mean_std([value] if value is not None else [])
     rows_out.append({"label": "chance", "run": "chance", "seeds": [], "cells": chance_cells, "paper": {}})
     return {
@@ -511,7 +510,10 @@ def run_one(
 
     run_dir = Path(out_dir) / "runs" / f"{spec.name}-seed{seed}"
     cache = run_dir / "result.json"
-    key = {"spec": asdict(spec), "budget": asdict(budget), "seed": seed, "data": str(data.data_dir)}
+    # through JSON, so that it compares equal to the saved copy (tuples come back as lists)
+    key = json.loads(
+        json.dumps({"spec": asdict(spec), "budget": asdict(budget), "seed": seed, "data": str(data.data_dir)})
+    )
     if cache.exists() and not force:
         saved = json.loads(cache.read_text())
         if saved.get("key") == key:
