@@ -126,6 +126,15 @@ def setup_runtime(device: str | torch.device | None = None) -> Runtime:
     return Runtime(dev, rank=rank, world=world, local_rank=local_rank)
 
 
+def default_cpu_threads() -> int:
+    """Intra-op threads for CPU training: half the cores (at least 1), at most torch's default.
+
+    The other half is left to the DataLoader workers. Taking every core backfires on a busy machine: OpenMP threads
+    that wait for each other on oversubscribed cores made a lite step 10-30x slower on 2 cores (docs/BENCHMARKS.md).
+    """
+    return max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) // 2))
+
+
 def autocast_settings(device: torch.device, enabled: bool = True) -> tuple[torch.dtype | None, bool]:
     """(autocast dtype or None, whether a GradScaler is needed): bf16 on CUDA where supported, else fp16 + scaler.
 
@@ -685,7 +694,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt if it exists")
     p.add_argument("--stop-at", type=int, default=None, help="stop (and checkpoint) after this step; resume later")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for the network (default: torch's)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the network (default: half the cores)")
     p.add_argument("--export", default=None, help="also write the small inference checkpoint here at the end")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
@@ -741,8 +750,7 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Co
 
 def cli_main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)  # on a busy machine 1 thread can beat 2 fighting for the cores
+    torch.set_num_threads(args.threads or default_cpu_threads())
     base = None
     if args.resume:
         if args.out is None:
