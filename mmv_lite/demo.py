@@ -98,6 +98,20 @@ def narration_hit_rate(dataset: Any, metadata: dict, ks: Sequence[int] = (1, 2, 
 # --------------------------------------------------------------------------------------------------------------------
 
 
+def model_word_vectors(model: torch.nn.Module, vocab: Sequence[str]) -> Any:
+    """The tokenizer a trained model was built with: its vocabulary (``load_model``'s third value) and the frozen
+    word vectors stored in its text tower, as a :class:`~mmv_lite.data.text.WordVectors`.
+
+    Give it to ``ClipDataset(..., word_vectors=...)`` so narrations and typed queries get the ids the model knows,
+    whatever ``word_vectors.bin`` currently sits in the sample folder."""
+    from .data.text import WordVectors
+
+    matrix = model.text_backbone.word_vectors.detach().cpu().numpy()
+    if len(vocab) != len(matrix):
+        raise ValueError(f"vocab has {len(vocab)} words but the model's text tower has {len(matrix)} word vectors")
+    return WordVectors(list(vocab), matrix)
+
+
 @dataclass
 class Hit:
     """One retrieved clip: its position in the dataset, cosine score and what to show for it."""
@@ -251,4 +265,231 @@ def read_metrics(path: str | os.PathLike, metric: str = "R@5") -> list[dict[str,
             out.append(flat)
         else:
             out.append({k: v for k, v in rec.items() if isinstance(v, (int, float))})
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Deflation: the video network applied to single images (notebook 05)
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def relative_l1(x: torch.Tensor, reference: torch.Tensor) -> float:
+    """``mean |x - reference| / mean |reference|``: an L1 gap as a fraction of the reference's typical size."""
+    if x.shape != reference.shape:
+        raise ValueError(f"relative_l1: shapes differ, {tuple(x.shape)} vs {tuple(reference.shape)}")
+    return float((x - reference).abs().mean() / reference.abs().mean().clamp_min(1e-12))
+
+
+def _eval_copy_modes(*nets: torch.nn.Module) -> list[bool]:
+    modes = [n.training for n in nets]
+    for n in nets:
+        n.eval()
+    return modes
+
+
+@torch.no_grad()
+def boundary_profile(
+    video_backbone: torch.nn.Module, deflated: torch.nn.Module, images: torch.Tensor, num_frames: int
+) -> dict[str, np.ndarray]:
+    """Where a static clip and its image disagree: for every endpoint of an S3D-G, the relative L1 difference
+    between the video network's activation at each output frame (the image repeated ``num_frames`` times) and the
+    deflated network's activation on the image itself.
+
+    Args:
+        video_backbone: an S3D-G (``dims=3``); deflated: its deflation (``deflation.deflate``).
+        images: ``(B, 3, H, W)`` in [0, 1].
+
+    Returns ``{endpoint: (T_e,) array}`` in network order, ``T_e`` the endpoint's number of frames. An exact
+    deflation gives 0 wherever a frame's temporal window saw no zero padding (and no gate averaged over the clip).
+    """
+    from .models.deflation import static_clip
+
+    if not hasattr(video_backbone, "dims") or getattr(video_backbone, "dims", 3) != 3:
+        raise ValueError("boundary_profile needs an S3D-G video backbone (dims=3) with return_endpoints")
+    if images.dim() != 4:
+        raise ValueError(f"boundary_profile: images must be (B, 3, H, W), got shape {tuple(images.shape)}")
+    modes = _eval_copy_modes(video_backbone, deflated)
+    try:
+        vid = video_backbone(static_clip(images, num_frames), return_endpoints=True)
+        img = deflated(images, return_endpoints=True)
+    finally:
+        video_backbone.train(modes[0]), deflated.train(modes[1])
+    out = {}
+    for name, v in vid.items():
+        if v.dim() != 5:
+            continue  # the final embedding has no time axis
+        ref = img[name].float()
+        scale = ref.abs().mean().clamp_min(1e-12)
+        out[name] = ((v.float() - ref.unsqueeze(2)).abs().mean(dim=(0, 1, 3, 4)) / scale).numpy()
+    return out
+
+
+@torch.no_grad()
+def gap_by_clip_length(
+    video_backbone: torch.nn.Module,
+    deflated: torch.nn.Module,
+    images: torch.Tensor,
+    lengths: Sequence[int] = (4, 8, 16, 32),
+    batch_size: int = 16,
+) -> dict[int, float]:
+    """Relative L1 gap (:func:`relative_l1`) between ``deflated(images)`` and the video network's features of the
+    images repeated as static clips of each length in ``lengths``. Returns ``{length: gap}``.
+
+    The deflated network is the video network on an *endless* static clip: the gap shrinks as the clip grows and
+    its borders (zero padding in time) weigh less."""
+    from .models.deflation import static_clip
+
+    modes = _eval_copy_modes(video_backbone, deflated)
+    try:
+        target = torch.cat([deflated(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+        out = {}
+        for t in lengths:
+            feats = torch.cat(
+                [
+                    video_backbone(static_clip(images[i : i + batch_size], int(t)))
+                    for i in range(0, len(images), batch_size)
+                ]
+            )
+            out[int(t)] = relative_l1(feats, target)
+    finally:
+        video_backbone.train(modes[0]), deflated.train(modes[1])
+    return out
+
+
+@torch.no_grad()
+def image_embeddings(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    image_net: torch.nn.Module | None = None,
+    num_frames: int | None = None,
+    batch_size: int = 32,
+) -> dict[str, torch.Tensor]:
+    """Embeddings of single images ``(N, 3, H, W)``: ``{"f_v": (N, d_v), "z_v_*": (N, D)}`` on the CPU.
+
+    ``image_net`` given: the model is switched to image mode with it (``model.set_image_mode(image_net)``, one
+    call), images go in as they are, and the model's previous mode is restored afterwards. ``image_net=None``: the
+    video network on the image repeated as a static clip of ``num_frames`` frames (default: the config's).
+    """
+    from .models.deflation import static_clip
+
+    if images.dim() != 4:
+        raise ValueError(f"image_embeddings: images must be (N, 3, H, W), got shape {tuple(images.shape)}")
+    device = next(model.parameters()).device
+    num_frames = num_frames or model.cfg.data.num_frames
+    previous, was_training = model.image_backbone, model.training
+    model.eval()
+    chunks: dict[str, list[torch.Tensor]] = {}
+    try:
+        if image_net is not None:
+            model.set_image_mode(image_net)
+        for i in range(0, len(images), batch_size):
+            x = images[i : i + batch_size].to(device)
+            out = model(video=x if image_net is not None else static_clip(x, num_frames))
+            for k, v in out.items():
+                chunks.setdefault(k, []).append(v.float().cpu())
+    finally:
+        model.set_image_mode(previous)
+        model.train(was_training)
+    return {k: torch.cat(v) for k, v in chunks.items()}
+
+
+def own_clip_ranks(query: torch.Tensor, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Image ``i`` is a frame of clip ``i``: where does clip ``i`` rank among all clips for it?
+
+    Args:
+        query: ``(N, D)`` embeddings of the images (or anything standing for clip ``i``).
+        clips: ``(N, D)`` the clips' video embeddings, same space.
+
+    Returns ``(ranks (N,) int, 1 = found first; cosine (N,) with its own clip)``; ties are ranked pessimistically.
+    """
+    from .evaluate import positive_ranks
+
+    if query.shape != clips.shape:
+        raise ValueError(f"own_clip_ranks: query {tuple(query.shape)} and clips {tuple(clips.shape)} must match")
+    sim = cosine_similarity(query, clips)
+    eye = torch.eye(len(query), dtype=torch.bool)
+    return positive_ranks(sim, eye), sim.diagonal().clone()
+
+
+def search_embedding(bank: ClipBank, query: torch.Tensor, key: str = "z_v_va", k: int = 5) -> list[Hit]:
+    """Clips of ``bank`` ranked by the cosine of their ``key`` embedding with ``query`` ``(D,)`` or ``(1, D)``."""
+    if key not in bank.emb:
+        raise ValueError(f"the bank has no {key!r}; it has {sorted(x for x in bank.emb if x.startswith('z_'))}")
+    sim = cosine_similarity(query.reshape(1, -1), bank.emb[key])[0]
+    return [bank.hit(i, s) for i, s in _top(sim, k)]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The design tables (notebook 07)
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _stat(cell: str) -> dict[str, Any]:
+    """``"27.2 ± 3.1"`` / ``"14.3"`` / ``"-"`` -> ``{"mean", "std", "n"}`` (n: 0 for "-", else unknown = None)."""
+    cell = cell.strip()
+    if cell in ("-", ""):
+        return {"mean": None, "std": None, "n": 0}
+    if "±" in cell:
+        mean, std = (float(x) for x in cell.split("±"))
+        return {"mean": mean, "std": std, "n": None}
+    return {"mean": float(cell), "std": 0.0, "n": None}
+
+
+def read_results_markdown(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """The design tables stored in a results page (``docs/RESULTS.md``), as :func:`mmv_lite.experiments.build_table`
+    returns them: ``{table name: {"name", "title", "columns", "paper_columns", "rows"}}``.
+
+    A table is recognised by its bold title line (``**Table 1a analogue: ...**``, the line
+    :func:`~mmv_lite.experiments.table_markdown` writes) followed by a markdown table whose header holds our columns,
+    ``seeds``, then ``paper: <column>`` entries. Cells ``mean ± std`` become ``{"mean", "std", "n"}`` with ``n`` the
+    row's seed count. Tables not found in the file are left out.
+    """
+    from .experiments import TABLES
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: the results page is written from `python -m mmv_lite experiment`")
+    lines = path.read_text().splitlines()
+    by_title = {t.title: t for t in TABLES.values()}
+    out: dict[str, dict[str, Any]] = {}
+    for i, line in enumerate(lines):
+        title = line.strip().strip("*").strip()
+        if not (line.strip().startswith("**") and title in by_title):
+            continue
+        spec = by_title[title]
+        j = i + 1
+        while j < len(lines) and not lines[j].strip().startswith("|"):
+            j += 1
+        table = []
+        while j < len(lines) and lines[j].strip().startswith("|"):
+            table.append([c.strip() for c in lines[j].strip().strip("|").split("|")])
+            j += 1
+        if len(table) < 3:
+            raise ValueError(f"{path}: the table under {title!r} has no rows")
+        head = table[0]
+        if "seeds" not in head:
+            raise ValueError(f"{path}: the table under {title!r} has no 'seeds' column: {head}")
+        s = head.index("seeds")
+        keys = {c.title: c.key for c in spec.columns}
+        unknown = [h for h in head[1:s] if h not in keys]
+        if unknown:
+            raise ValueError(f"{path}: columns {unknown} of {title!r} are not those of experiments.TABLES")
+        paper_cols = [h.removeprefix("paper: ") for h in head[s + 1 :]]
+        rows = []
+        for r in table[2:]:
+            n = int(r[s]) if r[s].isdigit() else 0
+            cells = {}
+            for h, c in zip(head[1:s], r[1:s]):
+                st = _stat(c)
+                st["n"] = n if st["mean"] is not None and n else (1 if st["mean"] is not None else 0)
+                cells[keys[h]] = st
+            paper = {p: (None if v == "-" else float(v)) for p, v in zip(paper_cols, r[s + 1 :])}
+            rows.append({"label": r[0], "cells": cells, "paper": {k: v for k, v in paper.items() if v is not None}})
+        out[spec.name] = {
+            "name": spec.name,
+            "title": title,
+            "columns": [{"title": c.title, "key": c.key, "paper": c.paper} for c in spec.columns],
+            "paper_columns": paper_cols,
+            "rows": rows,
+        }
     return out

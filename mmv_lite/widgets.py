@@ -10,6 +10,12 @@ showed and keeps it in ``app.last``, so plain pytest can drive an app by setting
     >>> app.slider.value = 0.5; app.last   # the figure for tau = 0.5
 
 Only APIs present in both ipywidgets 7.7 and 8 are used (no ``Text.on_submit``, no ``TagsInput``).
+
+Stable CSS classes (``add_class``) let a browser test find each app: every app's output area has ``mmv-output``;
+``mmv-text-search`` (query box ``mmv-query``, button ``mmv-search-button``, results ``mmv-search-results``),
+``mmv-sound-search`` (``mmv-sound-picker``, ``mmv-sound-results``), ``mmv-deflation-app`` (``mmv-deflation-mode``
+toggle, ``mmv-deflation-clip`` picker, ``mmv-deflation-output``), ``mmv-temperature-app``
+(``mmv-temperature-slider``), ``mmv-choice-app`` (one ``mmv-choice-<name>`` per toggle).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ class _App:
 
     def __init__(self) -> None:
         self.out = widgets.Output()
+        self.out.add_class("mmv-output")  # stable selectors for browser tests: every app's output area
         self.last: Any = None
         self.error: str | None = None
 
@@ -93,7 +100,9 @@ class TemperatureApp(_App):
             value=tau, base=10, min=-2, max=0, step=0.05, description="τ", readout_format=".3f", continuous_update=False
         )
         self.slider.observe(self.show, names="value")
+        self.slider.add_class("mmv-temperature-slider")
         self.widget = widgets.VBox([self.slider, self.out])
+        self.widget.add_class("mmv-temperature-app")
         self.show()
 
     def compute(self):
@@ -123,9 +132,11 @@ class ChoiceApp(_App):
             )
             for name, opts in options.items()
         }
-        for t in self.toggles.values():
+        for name, t in self.toggles.items():
             t.observe(self.show, names="value")
+            t.add_class(f"mmv-choice-{name}")
         self.widget = widgets.VBox([*self.toggles.values(), self.out])
+        self.widget.add_class("mmv-choice-app")
         self.show()
 
     def compute(self):
@@ -177,7 +188,11 @@ class TextSearchApp(_App):
         self.button = widgets.Button(description="Search", button_style="primary")
         self.button.on_click(self.show)
         self.text.observe(self.show, names="value")
+        self.text.add_class("mmv-query")
+        self.button.add_class("mmv-search-button")
+        self.out.add_class("mmv-search-results")
         self.widget = widgets.VBox([widgets.HBox([self.text, self.button]), self.out])
+        self.widget.add_class("mmv-text-search")
         self.show()
 
     def compute(self):
@@ -198,7 +213,10 @@ class SoundSearchApp(_App):
             raise ValueError("SoundSearchApp needs at least one (label, clip index) option")
         self.dropdown = widgets.Dropdown(options=list(options), description="sound of")
         self.dropdown.observe(self.show, names="value")
+        self.dropdown.add_class("mmv-sound-picker")
+        self.out.add_class("mmv-sound-results")
         self.widget = widgets.VBox([self.dropdown, self.out])
+        self.widget.add_class("mmv-sound-search")
         self.show()
 
     def compute(self):
@@ -216,3 +234,94 @@ class SoundSearchApp(_App):
         rows = [{"narration ranked for this sound (audio → text)": t, "cos": s} for t, s in self.texts]
         shown.append(viz.html_table(rows, floatfmt="{:.2f}"))
         return shown + hits_view(self.bank, self.hits, audio=self.audio, narrations=False)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# 05 deflation: the same clip as a video, or one frame of it through the naive / calibrated image network
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def deflation_view(
+    bank: Any,
+    queries: Mapping[str, Any],
+    frames: Any,
+    index: int,
+    mode: str,
+    k: int = 4,
+    key: str = "z_v_va",
+) -> list[Any]:
+    """What the deflation app shows: the query (clip ``index`` as a video, or its middle frame as an image in the
+    chosen ``mode``) and the bank's clips ranked for it by cosine in ``key``'s space.
+
+    Args:
+        bank: a :class:`~mmv_lite.demo.ClipBank` (its ``emb[key]`` are the clips' video embeddings).
+        queries: ``{mode: (N, D)}`` query embeddings, row i standing for clip i (``"video"``: the bank's own).
+        frames: ``(N, 3, H, W)`` the middle frame of every clip (what the image modes saw).
+
+    Returns ``[HTML summary, figure]``: where the clip itself ranks (a good image embedding finds the video it was
+    taken from) and how many of the top ``k`` show the same shape.
+    """
+    from . import demo
+
+    if mode not in queries:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {list(queries)}")
+    q = queries[mode]
+    if not 0 <= index < len(q):
+        raise ValueError(f"clip index {index} out of range (0..{len(q) - 1})")
+    hits = demo.search_embedding(bank, q[index], key=key, k=k)
+    sim = demo.cosine_similarity(q[index : index + 1], bank.emb[key])[0]
+    own_rank = int((sim >= sim[index]).sum())  # ties ranked pessimistically, as in evaluate.positive_ranks
+    target = bank.hit(index, float(sim[index]))
+    shape = target.labels.get("image", "?")
+    same = sum(h.labels.get("image") == shape for h in hits)
+    what = "the clip (video network)" if mode == "video" else f"its middle frame ({mode} image network)"
+    summary = (
+        f"<p><b>{mode}</b>: query = clip {index}, {what}. Its own clip ranks <b>#{own_rank}</b> of {len(bank)} "
+        f"(cos {float(sim[index]):.2f}); {same} of the top {len(hits)} show a {html.escape(shape)}.</p>"
+    )
+    media = [demo.clip_media(bank.dataset, h.index)[0] for h in hits]
+    titles = [
+        f"#{r + 1}  cos {h.score:.2f}  ·  shape: {h.labels.get('image', '?')}"
+        + ("  ✓" if h.labels.get("image") == shape else "")
+        + ("  (the query's own clip)" if h.index == index else "")
+        for r, h in enumerate(hits)
+    ]
+    fps = bank.dataset.cfg.fps
+    if mode == "video":
+        query_media, query_title = demo.clip_media(bank.dataset, index)[0], f"query: clip {index} as a video ({shape})"
+    else:
+        query_media, query_title = frames[index], f"query: one frame of clip {index} ({shape}), {mode} deflation"
+    fig = viz.show_query_and_hits(query_media, media, titles, query_title=query_title, fps=fps)
+    return [summary, fig]
+
+
+class DeflationApp(_App):
+    """ToggleButtons video / naive / calibrated and a clip picker: the same clip searched for as a video, or one
+    frame of it through the naive or the calibrated deflated network (``deflation_view``)."""
+
+    def __init__(
+        self,
+        bank: Any,
+        queries: Mapping[str, Any],
+        frames: Any,
+        options: Sequence[tuple[str, int]],
+        k: int = 4,
+        key: str = "z_v_va",
+    ):
+        super().__init__()
+        if not options:
+            raise ValueError("DeflationApp needs at least one (label, clip index) option")
+        self.bank, self.queries, self.frames, self.k, self.key = bank, queries, frames, k, key
+        self.mode = widgets.ToggleButtons(options=list(queries), value=list(queries)[0], description="network")
+        self.clip = widgets.Dropdown(options=list(options), description="clip")
+        self.mode.add_class("mmv-deflation-mode")
+        self.clip.add_class("mmv-deflation-clip")
+        self.out.add_class("mmv-deflation-output")
+        self.mode.observe(self.show, names="value")
+        self.clip.observe(self.show, names="value")
+        self.widget = widgets.VBox([self.mode, self.clip, self.out])
+        self.widget.add_class("mmv-deflation-app")
+        self.show()
+
+    def compute(self):
+        return deflation_view(self.bank, self.queries, self.frames, self.clip.value, self.mode.value, self.k, self.key)

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -83,3 +84,103 @@ def test_narration_hit_rate_grows_with_k():
     assert 0 < rate[1] <= rate[2] <= rate[4] <= 1
     with pytest.raises(ValueError, match="num_candidates"):
         demo.narration_hit_rate(ds, demo.load_metadata(SAMPLES), ks=(1, 8))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Deflation helpers (notebook 05)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def s3dg_pair():
+    """A tiny S3D-G (random weights, eval mode) and its naive deflation."""
+    from mmv_lite.models.deflation import deflate
+    from mmv_lite.models.s3dg import s3dg
+
+    torch.manual_seed(0)
+    video = s3dg(width=0.125).eval()
+    return video, deflate(video).eval()
+
+
+def test_boundary_profile_is_zero_inside_the_clip_and_not_at_its_borders(s3dg_pair):
+    video, image_net = s3dg_pair
+    torch.set_num_threads(1)
+    images = torch.rand(2, 3, 32, 32)
+    prof = demo.boundary_profile(video, image_net, images, num_frames=16)
+    first = prof["Conv2d_1a_7x7"]  # 7-frame kernel, stride 2: 8 output frames
+    assert first.shape == (8,)
+    assert first[2:-2].max() < 1e-5  # the kernel's window lies inside the clip: summed kernel = 3D kernel
+    assert first[0] > 1e-2 and first[-1] > 1e-2  # zero padding at the borders
+    assert list(prof)[0] == "Conv2d_1a_7x7" and "Mixed_5c" in prof
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        demo.boundary_profile(video, image_net, images[0], num_frames=8)
+    assert not video.training and not image_net.training
+
+
+def test_gap_by_clip_length_shrinks_for_long_static_clips(s3dg_pair):
+    video, image_net = s3dg_pair
+    torch.set_num_threads(1)
+    gaps = demo.gap_by_clip_length(video, image_net, torch.rand(2, 3, 32, 32), lengths=(8, 64))
+    assert set(gaps) == {8, 64} and gaps[64] < gaps[8]
+
+
+def test_image_embeddings_switch_modes_and_restore_the_model():
+    from mmv_lite.models.deflation import deflate, static_clip
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    model = build_model("lite", word_vectors=torch.randn(5, 300), **{"model.video_width": 0.125}).eval()
+    images = torch.rand(3, 3, 32, 32)
+    net = deflate(model.video_backbone).eval()
+    out = demo.image_embeddings(model, images, net, batch_size=2)
+    assert not model.image_mode  # restored
+    with torch.no_grad():
+        ref = model.embed_image(images, deflated=net)
+    assert set(out) == set(ref) and torch.allclose(out["z_v_va"], ref["z_v_va"], atol=1e-5)
+    static = demo.image_embeddings(model, images, None, num_frames=4)
+    with torch.no_grad():
+        ref_static = model(video=static_clip(images, 4))
+    assert torch.allclose(static["f_v"], ref_static["f_v"], atol=1e-5)
+    model.set_image_mode(True)
+    previous = model.image_backbone
+    demo.image_embeddings(model, images, net)
+    assert model.image_backbone is previous  # an image mode set before is kept
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        demo.image_embeddings(model, images[0], net)
+
+
+def test_own_clip_ranks_and_relative_l1():
+    clips = torch.eye(4)
+    ranks, cos = demo.own_clip_ranks(clips, clips)
+    assert ranks.tolist() == [1, 1, 1, 1] and torch.allclose(cos, torch.ones(4))
+    # Query 0 points at clip 1: its own clip ranks behind it (ties with the two others are counted against it).
+    q = clips.clone()
+    q[0] = torch.tensor([0.1, 1.0, 0.0, 0.0])
+    ranks, _ = demo.own_clip_ranks(q, clips)
+    assert ranks.tolist() == [2, 1, 1, 1]
+    assert demo.relative_l1(torch.tensor([1.0, 3.0]), torch.tensor([2.0, 2.0])) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="must match"):
+        demo.own_clip_ranks(q[:2], clips)
+
+
+def test_search_embedding_ranks_the_bank(bank):
+    b, _ = bank
+    hits = demo.search_embedding(b, b.emb["z_v_va"][3], key="z_v_va", k=4)
+    assert hits[0].index == 3 and hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    with pytest.raises(ValueError, match="no 'z_x'"):
+        demo.search_embedding(b, b.emb["z_v_va"][3], key="z_x")
+
+
+def test_model_word_vectors_is_the_models_own_tokenizer():
+    torch.manual_seed(0)
+    wv = torch.randn(4, 300)
+    wv[0] = 0
+    model = build_model("lite", word_vectors=wv, **{"model.video_width": 0.125})
+    vocab = ["<pad>", "red", "star", "spins"]
+    words = demo.model_word_vectors(model, vocab)
+    assert words.vocab == vocab and np.allclose(words.vectors, wv.numpy())
+    ids, mask = words.encode(["a red star"], max_words=4)
+    assert ids[0, : int(mask.sum())].tolist() == [1, 2]
+    with pytest.raises(ValueError, match="4 word vectors"):
+        demo.model_word_vectors(model, vocab[:3])

@@ -237,3 +237,48 @@ def test_read_metrics_flattens_validation_lines(tmp_path):
     assert recs == [{"step": 1, "loss": 7.0, "loss_va": 3.0}, {"step": 2, "val t2v R@5": 37.5, "val v2a R@5": 10.4}]
     with pytest.raises(FileNotFoundError, match="metrics.jsonl"):
         demo.read_metrics(tmp_path / "nope.jsonl")
+
+
+def test_show_boundary_profile_marks_borders_and_middle():
+    prof = {"Conv2d_1a_7x7": np.array([0.5, 0.0, 0.0, 0.4]), "Mixed_5c": np.array([0.3, 0.2])}
+    fig = viz.show_boundary_profile(prof, num_frames=8, endpoints=["Conv2d_1a_7x7"])
+    left, right = fig.axes[:2]
+    (line,) = left.get_lines()
+    assert np.allclose(line.get_xdata(), [1, 3, 5, 7]) and np.allclose(line.get_ydata(), [50, 0, 0, 40])
+    border = [b.get_height() for b in right.containers[0]]
+    middle = [b.get_height() for b in right.containers[1]]
+    assert border == pytest.approx([50, 30]) and middle == pytest.approx([0, 20])
+    with pytest.raises(ValueError, match="not in the profile"):
+        viz.show_boundary_profile(prof, num_frames=8, endpoints=["Mixed_4b"])
+
+
+def test_show_gap_by_length_and_calibration():
+    fig = viz.show_gap_by_length({16: 0.25, 4: 0.5, 8: 0.5}, trained_length=8)
+    ax = fig.axes[0]
+    assert list(ax.get_lines()[0].get_xdata()) == [4, 8, 16] and "8" in ax.get_legend().get_texts()[0].get_text()
+    fig = viz.show_calibration([0.02, 0.01, 0.005], before=0.02, after=0.004, held_out=(0.021, 0.006))
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any("naive: 0.0200" in t for t in texts) and any("0.0210 → 0.0060" in t for t in texts)
+    with pytest.raises(ValueError, match="empty"):
+        viz.show_calibration([], 1.0, 0.5)
+
+
+def test_show_mode_bars_with_chance_and_paper():
+    fig = viz.show_mode_bars(
+        {"naive": 30.0, "calibrated": 60.0}, "acc", chance=20.0, paper={"naive": 20.7, "calibrated": 45.2}
+    )
+    ax = fig.axes[0]
+    ours, paper = ax.containers[0], ax.containers[-1]
+    assert [b.get_height() for b in ours] == [30.0, 60.0] and [b.get_height() for b in paper] == [20.7, 45.2]
+    assert ours[0].get_facecolor()[:3] != ours[1].get_facecolor()[:3]  # one colour per mode
+    assert any("chance" in t.get_text() for t in ax.get_legend().get_texts())
+    assert viz.show_mode_bars({"naive": 1.0}, "x").axes[0].get_legend() is None
+
+
+def test_show_query_and_hits_puts_the_query_first():
+    img = np.zeros((3, 8, 8), dtype=np.float32)
+    clips = [np.zeros((3, 4, 8, 8), dtype=np.float32)] * 2
+    fig = viz.show_query_and_hits(img, clips, ["#1", "#2"], query_title="the query")
+    assert [a.get_title(loc="left") for a in fig.axes] == ["the query", "#1", "#2"]
+    with pytest.raises(ValueError, match="titles"):
+        viz.show_query_and_hits(img, clips, ["#1"])

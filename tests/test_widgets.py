@@ -81,6 +81,7 @@ def test_text_search_app_follows_the_query_box_and_the_button(small_bank):
     app = widgets.TextSearchApp(bank, model, query="red circle", k=3, audio=False)
     first = [h.index for h in app.hits]
     assert len(first) == 3 and isinstance(app.last[0], matplotlib.figure.Figure)
+    assert "mmv-text-search" in app.widget._dom_classes and "mmv-query" in app.text._dom_classes
     app.text.value = "small purple star orbits"
     second = [h.index for h in app.hits]
     assert app.last[0].axes[0].get_title(loc="left").startswith("#1  cos")
@@ -100,3 +101,39 @@ def test_sound_search_app_excludes_the_query_clip(small_bank):
     app.dropdown.value = with_audio[1]
     assert with_audio[1] not in [h.index for h in app.hits] and len(app.texts) == 3
     assert any("audio → text" in x for x in app.last if isinstance(x, str))
+
+
+@needs_samples
+def test_deflation_app_follows_the_toggle_and_the_clip_picker(small_bank):
+    import torch
+
+    bank, _ = small_bank
+    n = len(bank)
+    z = bank.emb["z_v_va"]
+    torch.manual_seed(0)
+    queries = {"video": z, "naive": torch.randn_like(z), "calibrated": z + 0.01 * torch.randn_like(z)}
+    frames = torch.rand(n, 3, 16, 16)
+    app = widgets.DeflationApp(bank, queries, frames, [("clip 0", 0), ("clip 5", 5)], k=3)
+    assert app.mode.value == "video" and "mmv-deflation-mode" in app.mode._dom_classes
+    summary, fig = app.last
+    assert "ranks <b>#1</b>" in summary and "(the query's own clip)" in fig.axes[1].get_title(loc="left")
+    assert "as a video" in fig.axes[0].get_title(loc="left") and len(fig.axes) == 4
+    app.mode.value = "naive"
+    summary, fig = app.last
+    assert summary.startswith("<p><b>naive</b>") and "naive deflation" in fig.axes[0].get_title(loc="left")
+    app.mode.value = "calibrated"
+    app.clip.value = 5
+    summary, fig = app.last
+    assert "query = clip 5" in summary and "ranks <b>#1</b>" in summary  # a nearby query still finds its clip
+    assert widgets.deflation_view(bank, queries, frames, 5, "calibrated", k=3)[0] == summary
+    app.clip.value = 0
+    with pytest.raises(ValueError, match="unknown mode"):
+        widgets.deflation_view(bank, queries, frames, 0, "static")
+
+
+def test_apps_carry_stable_css_classes_for_browser_tests():
+    app = widgets.ChoiceApp({"mode": ["a", "b"]}, lambda mode: mode)
+    assert "mmv-choice-app" in app.widget._dom_classes and "mmv-choice-mode" in app.toggles["mode"]._dom_classes
+    assert "mmv-output" in app.out._dom_classes
+    temp = widgets.TemperatureApp(np.array([0.5, 0.1]), positive=0)
+    assert "mmv-temperature-app" in temp.widget._dom_classes
