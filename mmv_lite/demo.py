@@ -493,3 +493,29 @@ def read_results_markdown(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
             "rows": rows,
         }
     return out
+
+
+def row_differences(table: dict[str, Any]) -> list[dict[str, Any]]:
+    """For every metric of a design table: the best row, the runner-up, and whether the gap between them is larger
+    than the seed-to-seed noise (the two rows' standard deviations added). Reference rows (chance, supervised) and
+    rows without a value are left out.
+
+    Returns one record per column: ``{"metric", "best", "runner-up", "gap", "noise", "verdict"}``; ``verdict`` is
+    ``"larger than the noise"``, ``"within the noise"`` or ``"only one row"``.
+    """
+    out = []
+    rows = [r for r in table["rows"] if r["label"] != "chance" and not r["label"].startswith("supervised")]
+    for col in table["columns"]:
+        vals = [(r["label"], r["cells"][col["key"]]) for r in rows if r["cells"][col["key"]]["mean"] is not None]
+        vals.sort(key=lambda x: -x[1]["mean"])
+        rec: dict[str, Any] = {"metric": col["title"]}
+        if len(vals) < 2:
+            rec.update({"best": vals[0][0] if vals else "-", "runner-up": "-", "gap": float("nan")})
+            rec.update({"noise": float("nan"), "verdict": "only one row"})
+        else:
+            (a, sa), (b, sb) = vals[0], vals[1]
+            gap, noise = sa["mean"] - sb["mean"], (sa["std"] or 0.0) + (sb["std"] or 0.0)
+            verdict = "larger than the noise" if gap > noise else "within the noise"
+            rec.update({"best": a, "runner-up": b, "gap": gap, "noise": noise, "verdict": verdict})
+        out.append(rec)
+    return out

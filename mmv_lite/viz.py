@@ -914,7 +914,7 @@ def show_design_table(
     rows = [r for r in table["rows"] if r["label"] not in _REFERENCE_ROWS and not r["label"].startswith("supervised")]
     refs = {r["label"]: r for r in table["rows"] if r["label"] in _REFERENCE_ROWS}
     if axes is None:
-        fig, axes = plt.subplots(1, len(cols), figsize=(2.9 * len(cols) + 0.6, 3.4), squeeze=False)
+        fig, axes = plt.subplots(1, len(cols), figsize=(2.9 * len(cols) + 0.6, 4.0), squeeze=False)
         axes = axes[0]
     fig = axes[0].figure
     x = np.arange(len(rows))
@@ -951,7 +951,7 @@ def show_design_table(
         tops += [r["paper"].get(pcol) or 0.0 for r in rows] if has_paper else []
         tops += [refs.get(n, {}).get("cells", {}).get(key, {}).get("mean") or 0.0 for n in _REFERENCE_ROWS]
         ax.set_ylim(0, min(100.0, 1.3 * max(tops + [1.0])))
-        ax.legend(fontsize=6, loc="upper left")
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
     axes[0].set_ylabel("%  (bars: mean ± std over seeds)")
     fig.suptitle(table.get("title", ""), fontsize=10, x=0.01, ha="left")
     fig.tight_layout()

@@ -184,3 +184,67 @@ def test_model_word_vectors_is_the_models_own_tokenizer():
     assert ids[0, : int(mask.sum())].tolist() == [1, 2]
     with pytest.raises(ValueError, match="4 word vectors"):
         demo.model_word_vectors(model, vocab[:3])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Design tables (notebook 07)
+# ----------------------------------------------------------------------------------------------------------------
+
+_RESULTS_PAGE = """# Results
+
+**Table 1a analogue: which modalities (equal budgets)**
+
+HEADER
+|---|---|---|---|---|---|---|---|---|
+| VA | 27.2 ± 3.1 | 39.5 ± 6.2 | - | 4.8 ± 4.7 | - | 3 | 75.5 | 79.0 |
+| VT | 23.1 ± 8.2 | - | 41.7 ± 10.9 | - | - | 3 | 82.7 | - |
+| VAT (FAC) | 30.1 ± 1.0 | 39.5 ± 4.2 | 45.6 ± 3.5 | 2.7 ± 3.1 | 43.3 ± 5.8 | 3 | 84.7 | 78.7 |
+| chance | 14.3 | 6.1 | 52.3 | 2.0 | 52.8 | - | - | - |
+
+Some other text.
+""".replace(
+    "HEADER",
+    "|  | action probe (acc %) | sound probe (acc %) | t2v R@10 | v2a R@1 | a2t R@10 (zero-shot) | seeds "
+    "| paper: UCF101 | paper: ESC-50 |",
+)
+
+
+def test_read_results_markdown_parses_the_design_table(tmp_path):
+    page = tmp_path / "RESULTS.md"
+    page.write_text(_RESULTS_PAGE)
+    tables = demo.read_results_markdown(page)
+    assert list(tables) == ["table1a"]
+    t = tables["table1a"]
+    assert [r["label"] for r in t["rows"]] == ["VA", "VT", "VAT (FAC)", "chance"]
+    va = t["rows"][0]
+    assert va["cells"]["probe_action"] == {"mean": 27.2, "std": 3.1, "n": 3}
+    assert va["cells"]["t2v_R@10"]["mean"] is None and va["paper"] == {"UCF101": 75.5, "ESC-50": 79.0}
+    assert t["rows"][-1]["cells"]["v2a_R@1"] == {"mean": 2.0, "std": 0.0, "n": 1}
+    assert t["paper_columns"] == ["UCF101", "ESC-50"]
+    with pytest.raises(FileNotFoundError, match="experiment"):
+        demo.read_results_markdown(tmp_path / "missing.md")
+    page.write_text(_RESULTS_PAGE.replace("v2a R@1", "v2a R@2"))
+    with pytest.raises(ValueError, match="v2a R@2"):
+        demo.read_results_markdown(page)
+
+
+def test_row_differences_weighs_gaps_against_seed_noise(tmp_path):
+    page = tmp_path / "RESULTS.md"
+    page.write_text(_RESULTS_PAGE)
+    rows = {r["metric"]: r for r in demo.row_differences(demo.read_results_markdown(page)["table1a"])}
+    action = rows["action probe (acc %)"]
+    assert (action["best"], action["runner-up"]) == ("VAT (FAC)", "VA")
+    assert action["gap"] == pytest.approx(2.9) and action["noise"] == pytest.approx(4.1)
+    assert action["verdict"] == "within the noise"
+    assert rows["a2t R@10 (zero-shot)"]["verdict"] == "only one row"  # chance is not a competitor
+    assert rows["t2v R@10"]["best"] == "VAT (FAC)" and rows["t2v R@10"]["verdict"] == "within the noise"
+
+
+def test_the_shipped_results_page_has_the_design_tables():
+    """Notebook 07 reads docs/RESULTS.md in quick mode: its tables must parse."""
+    page = Path(__file__).resolve().parents[1] / "docs" / "RESULTS.md"
+    if not page.is_file():
+        pytest.skip("docs/RESULTS.md not written yet")
+    tables = demo.read_results_markdown(page)
+    assert {"table1a", "table1b"} <= set(tables)
+    assert [r["label"] for r in tables["table1b"]["rows"]][:3] == ["shared", "disjoint", "FAC"]

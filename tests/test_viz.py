@@ -282,3 +282,38 @@ def test_show_query_and_hits_puts_the_query_first():
     assert [a.get_title(loc="left") for a in fig.axes] == ["the query", "#1", "#2"]
     with pytest.raises(ValueError, match="titles"):
         viz.show_query_and_hits(img, clips, ["#1"])
+
+
+def test_show_design_table_draws_rows_references_and_the_paper():
+    cell = lambda m, s=0.0: {"mean": m, "std": s, "n": 3 if m is not None else 0}  # noqa: E731
+    table = {
+        "name": "table1a",
+        "title": "Table 1a analogue",
+        "columns": [{"title": "action probe (acc %)", "key": "probe_action"}, {"title": "v2a R@1", "key": "v2a_R@1"}],
+        "paper_columns": ["UCF101"],
+        "rows": [
+            {
+                "label": "VA",
+                "cells": {"probe_action": cell(27.0, 3.0), "v2a_R@1": cell(5.0, 1.0)},
+                "paper": {"UCF101": 75.5},
+            },
+            {
+                "label": "VT",
+                "cells": {"probe_action": cell(23.0, 8.0), "v2a_R@1": cell(None)},
+                "paper": {"UCF101": 82.7},
+            },
+            {"label": "supervised", "cells": {"probe_action": cell(44.0), "v2a_R@1": cell(None)}, "paper": {}},
+            {"label": "chance", "cells": {"probe_action": cell(14.3), "v2a_R@1": cell(2.0)}, "paper": {}},
+        ],
+    }
+    fig = viz.show_design_table(table)
+    action, v2a = fig.axes
+    assert [t.get_text() for t in action.get_xticklabels()] == ["VA", "VT"]  # reference rows are lines, not bars
+    heights = sorted(round(p.get_height(), 1) for p in action.patches)
+    assert heights == [23.0, 27.0, 75.5, 82.7]  # ours and the paper's
+    legend = [t.get_text() for t in action.get_legend().get_texts()]
+    assert "chance: 14" in legend and "supervised: 44" in legend and "paper: UCF101" in legend
+    assert [round(p.get_height(), 1) for p in v2a.patches] == [5.0]  # no paper column, VT has no value
+    assert any(t.get_text() == "n/a" for t in v2a.texts)
+    with pytest.raises(ValueError, match="none of the columns"):
+        viz.show_design_table(table, columns=["t2v_R@10"])
