@@ -193,6 +193,48 @@ plt.show()
 # * Build `build_model("lite", video_width=0.5)` on the meta device and count again: how do the parameters of a
 #   convolution grow with the width?
 # * Build a `disjoint` model and compare the size of its heads with FAC's: which one has more, and why?
+
+# %% [markdown]
+# ## 5. Use the released MMV weights
+#
+# DeepMind released the paper's three best networks (S3D-G, TSM-ResNet50, TSM-ResNet50x2, all trained on
+# HowTo100M + AudioSet with the FAC graph) as Haiku pickles, under CC BY-NC 4.0. `load_official` turns one into the
+# very `MMV` class above, with every tensor mapped (convolution layouts, BatchNorm statistics, the temporal shift's
+# channel order) and checked against the official code. It reads the pickle with a restricted unpickler that rebuilds
+# only arrays and plain containers, so a file that asks for anything else is refused instead of run.
+#
+# Nothing here downloads by itself. On Colab, set `DOWNLOAD_RELEASED = True` to fetch the S3D-G file (about 60 MB) and
+# look at a real pretrained network; otherwise the cell builds the released architecture on the meta device and shows
+# what `load_official` will fill.
+
+# %%
+from pathlib import Path
+
+from mmv_lite.official import RELEASE_URL, build_official_model, load_official
+
+DOWNLOAD_RELEASED = False  # set True on Colab to download mmv_s3d.pkl (CC BY-NC 4.0)
+released = Path("mmv_s3d.pkl")
+if DOWNLOAD_RELEASED and not released.exists():
+    import urllib.request
+
+    urllib.request.urlretrieve(RELEASE_URL.format(file=released.name), released)
+
+if released.exists():
+    official = load_official(released, device=DEVICE)
+    with torch.no_grad():
+        out = official(video=torch.rand(1, 3, 32, 224, 224, device=DEVICE))
+    print({k: tuple(v.shape) for k, v in out.items()})
+else:
+    with torch.device("meta"):
+        official = build_official_model("s3d")
+    stem = official.video_backbone.Conv2d_1a_7x7.conv
+    print(f"released S3D-G: {viz.parameter_counts(official)}")
+    print(f"its first layer (the release's space-to-depth stem, as an RGB convolution): {stem}")
+
+# %% [markdown]
+# The released S3D-G differs from a freshly built one in one layer: it was trained on *space-to-depth* input, so its
+# first convolution is a 4 x 8 x 8 kernel with stride 2 rather than 7 x 7 x 7; everything after it is the same network.
+# [docs/OFFICIAL_WEIGHTS.md](../docs/OFFICIAL_WEIGHTS.md) has the download links and the equivalence numbers.
 #
 # ## What we learned
 # * Each modality has a backbone: S3D-G for frames `(3, T, H, W) -> f_v`, a ResNet for the log-mel spectrogram
@@ -202,5 +244,6 @@ plt.show()
 # * The embedding graph decides who meets whom: *shared* (one space), *disjoint* (va and vt), *FAC* (fine va, then
 #   coarse vat). Only shared and FAC can compare audio with text.
 # * The lite model is the paper's model with smaller numbers; the meta device counts big models for free.
+# * `load_official` puts DeepMind's released weights into the same PyTorch model.
 #
 # Next: **02 · the losses** that pull the modalities of one moment together.
