@@ -581,13 +581,21 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def project_2d(
-    embeddings: Mapping[str, Any], method: str = "umap", seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.3
+    embeddings: Mapping[str, Any],
+    method: str = "umap",
+    seed: int = 0,
+    n_neighbors: int = 15,
+    min_dist: float = 0.3,
+    center: bool = False,
 ) -> dict[str, np.ndarray]:
     """Project several groups of embeddings of ONE space into one 2-D map (fitted jointly, so groups are comparable).
 
     Args:
         embeddings: ``{name: (N_i, D)}``, e.g. ``{"video": z_v_vat, "text": z_t_vat}``; all with the same D.
         method: ``"umap"`` (cosine metric, as the losses compare directions) or ``"pca"`` (fast, linear).
+        center: subtract each group's mean direction first. Contrastively trained modalities sit in separate regions
+            of the sphere (the *modality gap*: retrieval only needs each query's candidates in the right order);
+            centring removes that offset so the structure the groups share can be compared on one map.
 
     Returns:
         ``{name: (N_i, 2)}``.
@@ -599,6 +607,8 @@ def project_2d(
         raise ValueError(
             f"all groups must live in one space (same dimension); got {dict(zip(names, [a.shape for a in arrays]))}"
         )
+    if center:
+        arrays = [_unit(a.astype(np.float32)) - _unit(a.astype(np.float32)).mean(0, keepdims=True) for a in arrays]
     X = _unit(np.concatenate(arrays).astype(np.float32))
     if method == "pca":
         Xc = X - X.mean(0)

@@ -90,7 +90,8 @@ print({k: tuple(v.shape) for k, v in emb.items() if k.startswith("z_")})
 # out in 2-D so that neighbours stay neighbours. Distances between far-apart clusters mean little.
 #
 # We map the videos (circles) and the sounds (triangles) of the same clips **together**, in one fit, and colour
-# the same map three times, once per factor. A factor that is both seen and heard should organise the space.
+# the same map three times, once per factor. Two things to look for: whether videos and sounds mix at all, and
+# which factor, if any, groups points *within* each modality.
 
 # %%
 pts = viz.project_2d({"video": emb["z_v_va"], "audio": emb["z_a_va"][has_a]}, method="umap", seed=0)
@@ -102,12 +103,26 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
+# Videos and sounds fall into **separate** regions: the *modality gap*. The loss only asks that each video be closer
+# to its own sound than to the other sounds in the batch, which holds just as well when all sounds sit a little
+# apart from all videos. Retrieval reads the *order* of similarities, so the gap does not hurt it. To compare the
+# structure of the two modalities on one map, remove each modality's mean direction first (`center=True`):
+
+# %%
+pts_c = viz.project_2d({"video": emb["z_v_va"], "audio": emb["z_a_va"][has_a]}, method="umap", seed=0, center=True)
+lab = {"video": labels["sound"], "audio": labels["sound"][has_a.numpy()]}
+fig = viz.show_map(pts_c, lab, names["sound"], title="$S_{va}$, each modality centred, coloured by sound", s=14)
+plt.show()
+
+# %% [markdown]
 # ## 3. The coarse space $S_{vat}$: pictures, words, and sounds that never met words
 #
 # Now the video embeddings $z_{v,vat}$, the narrations $z_{t,vat}$ (squares; each clip's K candidates) and the sounds
 # carried over by the video's head, $z_{a,vat} = g_{va\to vat}(\mathrm{relu}(z_{a,va}))$ (triangles). Coloured by
-# motion: the narrations name motions, so motions should organise this space. Some narrations sit in the "wrong"
-# colour: they talk about a neighbouring moment (notebook 00).
+# motion: the narrations name motions, so a well-trained model groups this space by motion; the shipped checkpoint's
+# short budget (600 CPU steps) gets only part of the way for text (notebook 03). Narrations repeat across clips, so
+# many squares sit on top of each other, and some sit in the "wrong" colour: they talk about a neighbouring moment
+# (notebook 00).
 
 # %%
 valid = (emb["text_valid"].bool() & emb["has_text"].bool()[:, None]).numpy()

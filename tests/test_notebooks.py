@@ -158,3 +158,16 @@ def test_shipped_checkpoint_retrieves_well_above_chance():
         got, chance = zero_shot_retrieval(emb, cfg.model.graph), chance_levels(emb, cfg.model.graph)
         for d in directions:  # median rank at most half of a random ranking's
             assert got[d]["MedR"] <= chance[d]["MedR"] / 2, (split, d, got[d], chance[d])
+
+
+CHECKPOINT_CARD = SHIPPED.parent / "CHECKPOINT.md"
+
+
+@pytest.mark.skipif(not CHECKPOINT_CARD.is_file(), reason="data_samples/CHECKPOINT.md not written yet")
+def test_pretraining_notebook_shows_the_command_that_made_the_shipped_checkpoint():
+    """Notebook 03 tells students how to reproduce data_samples/mmv_lite_fac.pt: the same commands as its card."""
+    card = re.search(r"```bash\n(.*?)```", CHECKPOINT_CARD.read_text(), re.S)
+    assert card, f"{CHECKPOINT_CARD} has no ```bash block with the commands that made the checkpoint"
+    md = "\n".join(c.source for c in _cells(NOTEBOOKS / "03_pretraining.py") if c.cell_type == "markdown")
+    blocks = [b.strip() for b in re.findall(r"```(?:bash)?\n(.*?)```", md, re.S)]
+    assert card.group(1).strip() in blocks, "03_pretraining shows another command than data_samples/CHECKPOINT.md"

@@ -317,3 +317,15 @@ def test_show_design_table_draws_rows_references_and_the_paper():
     assert any(t.get_text() == "n/a" for t in v2a.texts)
     with pytest.raises(ValueError, match="none of the columns"):
         viz.show_design_table(table, columns=["t2v_R@10"])
+
+
+def test_project_2d_center_removes_the_offset_between_groups():
+    rng = np.random.default_rng(0)
+    shared = rng.normal(size=(20, 8))
+    offset = np.zeros(8)
+    offset[0] = 20.0  # the "modality gap": group b is group a moved far along one axis
+    pts = viz.project_2d({"a": shared, "b": shared + offset}, method="pca")
+    gap = np.linalg.norm(pts["a"].mean(0) - pts["b"].mean(0))
+    pts_c = viz.project_2d({"a": shared, "b": shared + offset}, method="pca", center=True)
+    gap_c = np.linalg.norm(pts_c["a"].mean(0) - pts_c["b"].mean(0))
+    assert gap > 0.5 and gap_c < 0.05 * gap  # the renormalisation after centring leaves a trace
