@@ -38,3 +38,15 @@ def data_samples() -> Path:
     if not (DATA_SAMPLES / "metadata.json").is_file():
         pytest.skip("data_samples/ is missing: python -m mmv_lite make-samples --out data_samples --videos 60 --seed 0")
     return DATA_SAMPLES
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test on one torch thread: small tensors gain nothing from threads, and on a shared 2-core machine extra
+    threads only contend. Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

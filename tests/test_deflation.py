@@ -9,14 +9,7 @@ import torch.nn.functional as F
 from mmv_lite.models import S3DG, ResNetV2, deflate, s3dg, tsm_resnet
 from mmv_lite.models.deflation import calibrate_deflated_bn, deflation_gap, static_clip
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small tensors gain nothing from threads, and on a shared 2-core machine extra threads only contend.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _smooth_images(n, size=32, seed=0):

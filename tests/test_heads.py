@@ -10,14 +10,7 @@ import torch.nn.functional as F
 
 from mmv_lite.models import EmbeddingGraph, LinearHead, MLPHead, count_parameters
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small tensors gain nothing from threads, and on a shared 2-core machine extra threads only contend.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _graph(name, head="mlp"):

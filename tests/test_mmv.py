@@ -10,14 +10,7 @@ import mmv_lite
 from mmv_lite.config import get_config
 from mmv_lite.models import MMV, TextTower, build_model, count_parameters
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small tensors gain nothing from threads, and on a shared 2-core machine extra threads only contend.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 V = 40  # vocabulary of the toy word matrix

@@ -12,14 +12,7 @@ from mmv_lite.models import count_parameters, s3dg
 from mmv_lite.models.layers import Conv2dSame, Conv3dSame, max_pool_same, same_padding
 from mmv_lite.models.s3dg import ENDPOINTS
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small tensors gain nothing from threads, and on a shared 2-core machine extra threads only contend.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # Channels of each endpoint at width 1 (official s3d_test.py / MMV_REFERENCE section 2).

@@ -10,14 +10,7 @@ from mmv_lite.models import audio_resnet, count_parameters, temporal_shift, tsm_
 from mmv_lite.models.layers import same_padding
 from mmv_lite.models.tsm_resnet import ResNetV2
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small tensors gain nothing from threads, and on a shared 2-core machine extra threads only contend.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize(
