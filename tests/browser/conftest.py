@@ -52,14 +52,22 @@ def _fail_without_browser() -> None:
         pytest.fail(f"MMV_REQUIRE_BROWSER=1 but {reason}", pytrace=False)
 
 
-@pytest.fixture(scope="session")
+_artifacts_cleared = False
+
+
+@pytest.fixture(scope="module")
 def jupyter_lab(tmp_path_factory):
     """A JupyterLab server rooted in a temp folder (``root/notebooks`` for notebooks, ``root/data_samples``
     linked to the repository's samples, so notebooks that look in ``../data_samples`` find them)."""
     _fail_without_browser()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for stale in [*ARTIFACTS.glob("*.png"), *ARTIFACTS.glob("*.txt"), *ARTIFACTS.glob("*.log")]:
+    global _artifacts_cleared
+    # One server per test module (none is left running while later tests, e.g. nbmake's notebooks, start kernels);
+    # the artifacts folder is cleared once per session.
+    stale_files = [p for pattern in ("*.png", "*.txt", "*.log") for p in ARTIFACTS.glob(pattern)]
+    for stale in [] if _artifacts_cleared else stale_files:
         stale.unlink()  # so the folder shows this run only
+    _artifacts_cleared = True
     root = tmp_path_factory.mktemp("lab")
     (root / "notebooks").mkdir()
     if (REPO / "data_samples").is_dir():
@@ -73,7 +81,7 @@ def jupyter_lab(tmp_path_factory):
         shutil.copyfile(log, ARTIFACTS / "jupyter-lab.log")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     _fail_without_browser()
     from playwright.sync_api import sync_playwright
