@@ -21,12 +21,13 @@ toggle, ``mmv-deflation-clip`` picker, ``mmv-deflation-output``), ``mmv-temperat
 from __future__ import annotations
 
 import html
+import io
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
-from IPython.display import HTML, clear_output, display
+from IPython.display import HTML, Image, display
 
 from . import viz
 from .config import TEMPERATURE
@@ -47,17 +48,22 @@ class _App:
         raise NotImplementedError
 
     def show(self, *_: Any) -> Any:
-        """Recompute and redraw. Errors a user can fix (``ValueError``) are shown as a message, not raised."""
-        with self.out:
-            clear_output(wait=True)
-            try:
-                result = self.compute()
-                self.error = None
-            except ValueError as e:
-                self.error, result = str(e), None
-                display(HTML(f"<p style='color:#b71c1c'>{html.escape(str(e))}</p>"))
-            else:
-                _display(result)
+        """Recompute and redraw. Errors a user can fix (``ValueError``) are shown as a message, not raised.
+
+        The output area is filled by setting its ``outputs`` directly (``append_display_data``), not by capturing
+        ``display()`` inside ``with self.out``: the capture route made notebook runners (nbclient, hence nbmake) wait
+        for a reply until their cell timeout in about one run in fifteen (measured with a one-widget notebook;
+        none in 80 runs with direct outputs)."""
+        try:
+            result = self.compute()
+            self.error = None
+            shown = _displayables(result)
+        except ValueError as e:
+            self.error, result = str(e), None
+            shown = [HTML(f"<p style='color:#b71c1c'>{html.escape(str(e))}</p>")]
+        self.out.outputs = ()
+        for obj in shown:
+            self.out.append_display_data(obj)
         self.last = result
         return result
 
@@ -65,18 +71,19 @@ class _App:
         display(self.widget)
 
 
-def _display(result: Any) -> None:
-    """Show a figure (then close it so it is not drawn twice), an HTML string, a widget, or a list of those."""
+def _displayables(result: Any) -> list[Any]:
+    """What to put in an app's output for ``result``: a figure becomes a PNG image (then is closed, so it is not
+    drawn twice), a string becomes HTML, a list is flattened, anything else (``Audio``, ``HTML``) is kept."""
     if isinstance(result, (list, tuple)):
-        for r in result:
-            _display(r)
-    elif isinstance(result, plt.Figure):
-        display(result)
+        return [d for r in result for d in _displayables(r)]
+    if isinstance(result, plt.Figure):
+        buf = io.BytesIO()
+        result.savefig(buf, format="png", bbox_inches="tight")
         plt.close(result)
-    elif isinstance(result, str):
-        display(HTML(result))
-    elif result is not None:
-        display(result)
+        return [Image(data=buf.getvalue(), format="png")]
+    if isinstance(result, str):
+        return [HTML(result)]
+    return [] if result is None else [result]
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -137,3 +137,21 @@ def test_apps_carry_stable_css_classes_for_browser_tests():
     assert "mmv-output" in app.out._dom_classes
     temp = widgets.TemperatureApp(np.array([0.5, 0.1]), positive=0)
     assert "mmv-temperature-app" in temp.widget._dom_classes
+
+
+def test_the_output_area_holds_what_the_view_returned_and_is_replaced_on_change():
+    import matplotlib.pyplot as plt
+
+    def view(mode):
+        fig, ax = plt.subplots()
+        ax.set_title(mode)
+        return [fig, f"<b>{mode}</b>"]
+
+    app = widgets.ChoiceApp({"mode": ["a", "b"]}, view)
+    first = app.out.outputs
+    assert len(first) == 2 and "image/png" in first[0]["data"] and "<b>a</b>" in first[1]["data"]["text/html"]
+    app.toggles["mode"].value = "b"
+    second = app.out.outputs
+    assert len(second) == 2 and "<b>b</b>" in second[1]["data"]["text/html"]
+    assert second[0]["data"]["image/png"] != first[0]["data"]["image/png"]
+    assert not plt.fignum_exists(app.last[0].number)  # shown as a PNG, then closed
