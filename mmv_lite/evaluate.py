@@ -51,6 +51,8 @@ __all__ = [
     "chance_levels",
     "cosine_similarity",
     "linear_probe",
+    "attach_factors",
+    "factor_probes",
 ]
 
 
@@ -527,6 +529,96 @@ def probe_suite(
     return out
 
 
+# --------------------------------------------------------------------------------------------------
+# Factor probes: which ground-truth factors of the world does a feature encode?
+# --------------------------------------------------------------------------------------------------
+
+# Features read by default: the video and audio backbones and a clip's nearest narration in each text space.
+FACTOR_FEATURES = ("f_v", "f_a", "z_t_vat", "z_t_vt")
+
+
+def attach_factors(emb: dict[str, Any], dataset: torch.utils.data.Dataset) -> dict[str, Any]:
+    """Add ``emb["factors"] = {name: [str per row]}`` from ``dataset.factors`` (a ClipDataset or a Subset of one).
+
+    Rows are matched through ``emb["index"]`` (the window index :func:`embed_dataset` carries), so any order or
+    subset works. Returns ``emb``. Raises ``ValueError`` for a dataset without ground-truth factors.
+    """
+    base = dataset
+    while isinstance(base, torch.utils.data.Subset):
+        base = base.dataset
+    table = getattr(base, "factors", None)
+    if not isinstance(table, dict):
+        raise ValueError(
+            f"attach_factors: {type(base).__name__} has no .factors table (a ClipDataset of a folder with "
+            "metadata.json has one)"
+        )
+    index = emb["index"].tolist()
+    emb["factors"] = {name: [values[i] for i in index] for name, values in table.items()}
+    return emb
+
+
+def _factor_rows(emb: dict[str, Any], key: str) -> tuple[Tensor, Tensor] | None:
+    """The feature rows of ``key`` and which rows have it: text keys (N, K, D) give the nearest narration."""
+    x = emb.get(key)
+    if not isinstance(x, Tensor):
+        return None
+    n = x.shape[0]
+    keep = torch.ones(n, dtype=torch.bool)
+    if x.dim() == 3:  # text: candidate 0 is the caption nearest in time
+        x = x[:, 0]
+        if "text_valid" in emb:
+            keep &= emb["text_valid"][:, 0].bool()
+        if "has_text" in emb:
+            keep &= emb["has_text"].bool()
+    elif key.startswith("f_a") or key.startswith("z_a"):
+        if "has_audio" in emb:
+            keep &= emb["has_audio"].bool()
+    return x, keep
+
+
+def factor_probes(
+    train: dict[str, Any],
+    val: dict[str, Any],
+    test: dict[str, Any],
+    features: Sequence[str] = FACTOR_FEATURES,
+    factors: Sequence[str] | None = None,
+    seed: int = 0,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """:func:`linear_probe` of each feature for each ground-truth factor (kind, colour, motion, background, ...).
+
+    The embedding dicts need ``factors`` (:func:`attach_factors`). A probe tells what a frozen feature makes
+    linearly readable: a video feature that reads the background but not the object's kind or motion has learnt
+    the scene, not the object. Clips without the modality (no audio, no narration) and unknown values ("") are left
+    out; a factor with fewer than two values in train is skipped, and so is a feature missing from any split.
+    Returns ``{feature: {factor: linear_probe result}}`` (percentages; ``chance`` is the train-majority answer).
+    """
+    for name, e in (("train", train), ("val", val), ("test", test)):
+        if "factors" not in e:
+            raise ValueError(f"factor_probes: the {name} embeddings have no 'factors'; call attach_factors first")
+    names = list(factors) if factors is not None else list(train["factors"])
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for key in features:
+        rows = [_factor_rows(e, key) for e in (train, val, test)]
+        if any(r is None for r in rows):
+            continue
+        for f in names:
+            values = sorted({v for e in (train, val, test) for v in e["factors"].get(f, []) if v})
+            code = {v: i for i, v in enumerate(values)}
+            parts = []
+            for e, (x, keep) in zip((train, val, test), rows):
+                raw = e["factors"].get(f, [""] * len(keep))
+                y = torch.tensor([code.get(v, -1) if k else -1 for v, k in zip(raw, keep.tolist())])
+                parts.append((x, y))
+            ytr = parts[0][1]
+            if len(torch.unique(ytr[ytr >= 0])) < 2 or any(int((y >= 0).sum()) == 0 for _, y in parts[1:]):
+                continue
+            (xtr, ytr), (xva, yva), (xte, yte) = parts
+            res = linear_probe(xtr, ytr, xva, yva, xte, yte, seed=seed)
+            res["classes"] = values
+            out.setdefault(key, {})[f] = res
+    return out
+
+
 def window_groups(dataset: torch.utils.data.Dataset) -> tuple[list[Any], Tensor] | None:
     """For a :class:`~mmv_lite.data.clips.ClipDataset` (or a ``Subset`` of one): each item's ground-truth segment
     ``(video_id, segment)`` and whether it is its segment's centre window (the one retrieval uses).
@@ -656,6 +748,7 @@ def evaluate_model(
     device: str | torch.device = "cpu",
     modalities: str = "vat",
     seed: int = 0,
+    factors: bool = False,
 ) -> dict[str, Any]:
     """Zero-shot retrieval on ``datasets[split]``; linear probes fitted on "train", tuned on "val", scored on ``split``.
 
@@ -667,7 +760,8 @@ def evaluate_model(
 
     Returns ``{"graph", "split", "retrieval": {direction: metrics}, "chance": {direction: chance metrics},
     "probes": {task: linear_probe result}, "deflation": calibration report, "num_clips": {split: N},
-    "seconds": {stage: s}}``.
+    "seconds": {stage: s}}``; with ``factors`` (and ``probes``) also ``"factors"``: :func:`factor_probes` of the
+    backbone features and the narrations on each segment's centre window.
     """
     import time
 
@@ -709,6 +803,12 @@ def evaluate_model(
             image_tasks = [f"image_{m}" for m in IMAGE_MODES]
             result["probes"].update(probe_suite(centres["train"], centres["val"], centres[split], image_tasks, seed))
             times["images"] = time.perf_counter() - t0
+        if factors:
+            t0 = time.perf_counter()
+            for s in needed:
+                attach_factors(centres[s], datasets[s])
+            result["factors"] = factor_probes(centres["train"], centres["val"], centres[split], seed=seed)
+            times["factors"] = time.perf_counter() - t0
     result["seconds"] = times
     return result
 
@@ -740,6 +840,22 @@ def format_report(result: dict[str, Any]) -> str:
                 f"deflation L1 gap to the video network on static clips (train frames): "
                 f"{d['before']:.4f} naive -> {d['after']:.4f} calibrated"
             )
+    if result.get("factors"):
+        lines.append("")
+        lines.append(format_factor_table(result["factors"], "factor probes (test accuracy %, chance in brackets)"))
+    return "\n".join(lines)
+
+
+def format_factor_table(probes: dict[str, dict[str, dict[str, Any]]], title: str = "") -> str:
+    """:func:`factor_probes`' result as a text table: one row per feature, one column per factor."""
+    names = list(dict.fromkeys(f for per in probes.values() for f in per))
+    lines = [title] if title else []
+    lines.append(f"{'feature':<10}" + "".join(f"{n:>14}" for n in names))
+    for key, per in probes.items():
+        cells = "".join(
+            (f"{per[n]['accuracy']:.0f} ({per[n]['chance']:.0f})" if n in per else "-").rjust(14) for n in names
+        )
+        lines.append(f"{key:<10}{cells}")
     return "\n".join(lines)
 
 
@@ -809,6 +925,11 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
         "--windows", type=int, default=3, help="windows per segment of the scored split, averaged by the probes"
     )
     ap.add_argument("--max-segments", type=int, default=None, help="evenly spaced segments per split (quick look)")
+    ap.add_argument(
+        "--factors",
+        action="store_true",
+        help="also probe which ground-truth factors (kind, colour, motion, background, ...) each feature encodes",
+    )
     args = ap.parse_args(list(argv) if argv is not None else None)
 
     from .checkpoints import load_model
@@ -835,6 +956,7 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
         batch_size=args.batch_size,
         device=args.device,
         modalities=cfg.train.modalities,
+        factors=args.factors,
     )
     result["checkpoint"] = str(args.checkpoint)
     result["data"] = str(args.data)

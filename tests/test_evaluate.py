@@ -386,10 +386,95 @@ def test_evaluate_cli_on_a_checkpoint(tmp_path, capsys, tiny_model):
     ckpt = save_checkpoint(tmp_path / "tiny.pt", make_state(model, model.cfg, wv.vocab))
     out = tmp_path / "eval.json"
     argv = ["--checkpoint", str(ckpt), "--data", "data_samples", "--json", str(out)]
-    assert ev.cli_main([*argv, "--max-segments", "8", "--windows", "2", "--calib-steps", "2"]) == 0
+    assert ev.cli_main([*argv, "--max-segments", "8", "--windows", "2", "--calib-steps", "2", "--factors"]) == 0
     printed = capsys.readouterr().out
     assert "zero-shot retrieval on test (shared graph" in printed and "image_static" in printed
+    assert "factor probes" in printed
     result = json.loads(out.read_text())
+    assert "kind" in result["factors"]["f_v"] and "motion" in result["factors"]["z_t_vat"]
     assert set(result["retrieval"]) == set(ev.DIRECTIONS)  # shared: every pair in one space
     assert result["num_clips"]["test"] == 16 and result["num_clips"]["train"] == 8
     assert result["probes"]["action"]["num_test"] <= 8
+
+
+# ------------------------------------------------------------------------------------------ factor probes
+class _FactorClips(torch.utils.data.Dataset):
+    """A stand-in with a ``factors`` table: rows i have colour i % 3 and background i % 2."""
+
+    def __init__(self, n):
+        self.n = n
+
+    @property
+    def factors(self):
+        return {
+            "colour": [("red", "green", "blue")[i % 3] for i in range(self.n)],
+            "background": [("plain", "stripes")[i % 2] for i in range(self.n)],
+            "kind": [""] * self.n,  # unknown everywhere: skipped
+        }
+
+    def __len__(self):
+        return self.n
+
+
+def _factor_emb(n, seed):
+    """f_v encodes the colour (one blob per colour), f_a is noise; narrations (N, K, D) also encode the colour."""
+    g = torch.Generator().manual_seed(seed)
+    colour = torch.arange(n) % 3
+    centres = torch.eye(3, 8) * 6.0
+    f_v = centres[colour] + torch.randn(n, 8, generator=g)
+    z_t = (centres[colour] + torch.randn(n, 8, generator=g))[:, None, :].repeat(1, 2, 1)
+    valid = torch.ones(n, 2, dtype=torch.bool)
+    valid[::4, 0] = False  # these clips have no narration: left out of the text probe
+    emb = {
+        "f_v": f_v,
+        "f_a": torch.randn(n, 8, generator=g),
+        "z_t_vat": z_t,
+        "text_valid": valid,
+        "has_text": torch.ones(n, dtype=torch.bool),
+        "index": torch.arange(n).flip(0),  # rows in reverse order: attach_factors must follow "index"
+    }
+    return ev.attach_factors(emb, _FactorClips(n))
+
+
+def test_attach_factors_follows_index_and_subsets():
+    emb = _factor_emb(6, 0)
+    assert emb["factors"]["colour"] == ["blue", "green", "red", "blue", "green", "red"]
+    sub = torch.utils.data.Subset(_FactorClips(6), [4, 5])
+    e = ev.attach_factors({"index": torch.tensor([5, 4])}, sub)
+    assert e["factors"]["background"] == ["stripes", "plain"]
+    with pytest.raises(ValueError, match="no .factors table"):
+        ev.attach_factors({"index": torch.tensor([0])}, torch.utils.data.TensorDataset(torch.zeros(1)))
+
+
+def test_factor_probes_find_what_each_feature_encodes():
+    train, val, test = _factor_emb(60, 1), _factor_emb(30, 2), _factor_emb(30, 3)
+    res = ev.factor_probes(train, val, test)
+    assert set(res) == {"f_v", "f_a", "z_t_vat"}  # z_t_vt is absent: skipped
+    assert set(res["f_v"]) == {"colour", "background"}  # "kind" has no known value
+    assert res["f_v"]["colour"]["accuracy"] >= 90.0 and res["z_t_vat"]["colour"]["accuracy"] >= 90.0
+    # the background is in no feature, the colour not in f_a: probes stay near their chance level
+    assert res["f_v"]["background"]["accuracy"] <= 75.0
+    assert res["f_a"]["colour"]["accuracy"] <= 60.0
+    assert res["f_v"]["colour"]["classes"] == ["blue", "green", "red"]
+    # clips whose nearest narration is missing are left out of the text probe only
+    assert res["z_t_vat"]["colour"]["num_train"] == 45 and res["f_v"]["colour"]["num_train"] == 60
+    table = ev.format_factor_table(res, "t")
+    assert table.splitlines()[1].split() == ["feature", "colour", "background"]
+    with pytest.raises(ValueError, match="attach_factors"):
+        ev.factor_probes({"f_v": train["f_v"]}, val, test)
+
+
+def test_clip_dataset_factors_match_metadata():
+    import json
+
+    from mmv_lite.data.clips import FACTORS, ClipDataset
+
+    ds = ClipDataset("data_samples", "val")
+    meta = json.loads(open("data_samples/metadata.json").read())["videos"]
+    table = ds.factors
+    assert set(table) == set(FACTORS) and all(len(v) == len(ds) for v in table.values())
+    for i in (0, len(ds) - 1):
+        w = ds.windows[i]
+        seg = meta[w.video_id]["segments"][w.segment]
+        assert [table[f][i] for f in ("kind", "colour", "motion")] == [seg["kind"], seg["colour"], seg["motion"]]
+        assert table["background"][i] == meta[w.video_id]["background"]

@@ -65,6 +65,8 @@ VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".aac")
 SPLITS = ("train", "val", "test", "all")
 KINDS = ("narrated", "sound")
+# Ground-truth factors of the sample world (metadata.json): per segment, plus the video's background.
+FACTORS = ("kind", "colour", "shade", "size", "motion", "background")
 CACHE_VERSION = 1
 
 
@@ -264,6 +266,7 @@ class VideoRecord:
     has_video: bool
     has_audio: bool
     segments: list[dict] = field(default_factory=list)
+    background: str = ""  # the scene, from metadata.json ("" when unknown)
     caption_start: np.ndarray | None = None  # (C,)
     caption_end: np.ndarray | None = None
     caption_text: list[str] = field(default_factory=list)
@@ -444,6 +447,7 @@ class ClipDataset(Dataset):
                 has_video=info["has_video"],
                 has_audio=info["has_audio"],
                 segments=list(m.get("segments", [])),
+                background=str(m.get("background", "")),
             )
         return records
 
@@ -501,6 +505,21 @@ class ClipDataset(Dataset):
             name: np.array([getattr(w, f"{name}_label") for w in self.windows], dtype=np.int64)
             for name in ("action", "sound", "image")
         }
+
+    @property
+    def factors(self) -> dict[str, list[str]]:
+        """Every :data:`FACTORS` value of every window without decoding, ``{"kind": [N str], ...}``; "" = unknown.
+
+        The sample world's metadata names each segment's kind, colour, shade, size and motion and each video's
+        background; other folders give "" throughout.
+        """
+        out: dict[str, list[str]] = {f: [] for f in FACTORS}
+        for w in self.windows:
+            rec = self.videos[w.video_id]
+            seg = rec.segments[w.segment] if 0 <= w.segment < len(rec.segments) else {}
+            for f in FACTORS:
+                out[f].append(rec.background if f == "background" else str(seg.get(f, "")))
+        return out
 
     def candidate_texts(self, index: int, start: float | None = None) -> list[str]:
         """The raw texts of the K narrations of window ``index`` (at its eval start unless ``start`` is given)."""
