@@ -583,6 +583,7 @@ def factor_probes(
     features: Sequence[str] = FACTOR_FEATURES,
     factors: Sequence[str] | None = None,
     seed: int = 0,
+    Cs: Sequence[float] = PROBE_CS,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """:func:`linear_probe` of each feature for each ground-truth factor (kind, colour, motion, background, ...).
 
@@ -590,6 +591,7 @@ def factor_probes(
     linearly readable: a video feature that reads the background but not the object's kind or motion has learnt
     the scene, not the object. Clips without the modality (no audio, no narration) and unknown values ("") are left
     out; a factor with fewer than two values in train is skipped, and so is a feature missing from any split.
+    ``Cs``: the C grid of every probe (one value skips the choice on val, for a quick look).
     Returns ``{feature: {factor: linear_probe result}}`` (percentages; ``chance`` is the train-majority answer).
     """
     for name, e in (("train", train), ("val", val), ("test", test)):
@@ -613,7 +615,7 @@ def factor_probes(
             if len(torch.unique(ytr[ytr >= 0])) < 2 or any(int((y >= 0).sum()) == 0 for _, y in parts[1:]):
                 continue
             (xtr, ytr), (xva, yva), (xte, yte) = parts
-            res = linear_probe(xtr, ytr, xva, yva, xte, yte, seed=seed)
+            res = linear_probe(xtr, ytr, xva, yva, xte, yte, Cs=Cs, seed=seed)
             res["classes"] = values
             out.setdefault(key, {})[f] = res
     return out

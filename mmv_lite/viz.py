@@ -571,6 +571,46 @@ def show_retrieval(
     return fig
 
 
+FEATURE_NAMES = {
+    "f_v": "video backbone f_v",
+    "f_a": "audio backbone f_a",
+    "z_t_vat": "narration z_t_vat",
+    "z_t_vt": "narration z_t_vt",
+}
+
+
+def show_factor_probes(
+    probes: Mapping[str, Mapping[str, Mapping[str, Any]]], ax=None, title: str | None = None
+) -> Figure:
+    """Grouped bars of factor-probe accuracy: one group per factor, one bar per feature, chance as a dash.
+
+    Args:
+        probes: ``{feature: {factor: linear_probe result}}`` as returned by ``evaluate.factor_probes``.
+    """
+    if not probes:
+        raise ValueError("no factor probes to plot")
+    factors = list(dict.fromkeys(f for per in probes.values() for f in per))
+    fig, ax = _fig_ax(ax, (1.1 * len(factors) + 3.0, 3.2))
+    w = 0.8 / len(probes)
+    x = np.arange(len(factors))
+    for j, (key, per) in enumerate(probes.items()):
+        xs = [xi + (j - (len(probes) - 1) / 2) * w for xi, f in zip(x, factors) if f in per]
+        ax.bar(xs, [per[f]["accuracy"] for f in factors if f in per], width=w, label=FEATURE_NAMES.get(key, key))
+    for xi, f in zip(x, factors):
+        chance = max(per[f]["chance"] for per in probes.values() if f in per)
+        ax.plot([xi - 0.42, xi + 0.42], [chance] * 2, color="black", ls="--", lw=1)
+    ax.plot([], [], color="black", ls="--", lw=1, label="chance (majority class)")
+    ax.set_xticks(x)
+    ax.set_xticklabels(factors, fontsize=8)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("held-out accuracy (%)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    if title:
+        ax.set_title(title, fontsize=10, loc="left")
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # 2-D maps of the shared spaces
 # --------------------------------------------------------------------------------------------------------------------

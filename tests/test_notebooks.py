@@ -160,6 +160,34 @@ def test_shipped_checkpoint_retrieves_well_above_chance():
             assert got[d]["MedR"] <= chance[d]["MedR"] / 2, (split, d, got[d], chance[d])
 
 
+def test_shipped_checkpoint_factor_probes_match_notebook_03():
+    """Notebook 03 section 6 reads the shipped checkpoint's factor probes: the video network reads the scene
+    (background, shade) far better than the object's kind; the narrations read kind and motion; the audio reads size.
+    """
+    import torch
+
+    from mmv_lite.checkpoints import load_model
+    from mmv_lite.data.clips import ClipDataset
+    from mmv_lite.evaluate import attach_factors, embed_dataset, factor_probes
+
+    torch.set_num_threads(1)
+    model, cfg, _ = load_model(SHIPPED)
+    embs = {}
+    for split in ("train", "val", "test"):
+        clips = ClipDataset(SHIPPED.parent, split, cfg.data)
+        embs[split] = attach_factors(embed_dataset(model, clips), clips)
+    probes = factor_probes(embs["train"], embs["val"], embs["test"], features=("f_v", "f_a", "z_t_vat"), Cs=(1e-2,))
+
+    def above(feature, factor):  # accuracy minus chance, percentage points
+        return probes[feature][factor]["accuracy"] - probes[feature][factor]["chance"]
+
+    assert above("f_v", "background") >= 25 and above("f_v", "shade") >= 25
+    assert above("f_v", "kind") <= 10 and above("f_v", "colour") <= 10
+    assert above("f_v", "motion") < above("z_t_vat", "motion") - 20
+    assert above("z_t_vat", "kind") >= 40 and above("z_t_vat", "motion") >= 30
+    assert probes["f_a"]["size"]["accuracy"] >= 90
+
+
 CHECKPOINT_CARD = SHIPPED.parent / "CHECKPOINT.md"
 
 

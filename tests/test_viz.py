@@ -329,3 +329,19 @@ def test_project_2d_center_removes_the_offset_between_groups():
     pts_c = viz.project_2d({"a": shared, "b": shared + offset}, method="pca", center=True)
     gap_c = np.linalg.norm(pts_c["a"].mean(0) - pts_c["b"].mean(0))
     assert gap > 0.5 and gap_c < 0.05 * gap  # the renormalisation after centring leaves a trace
+
+
+def test_show_factor_probes_one_bar_per_feature_and_factor():
+    def p(acc, chance):
+        return {"accuracy": acc, "chance": chance}
+
+    probes = {"f_v": {"kind": p(20, 24), "background": p(63, 33)}, "f_a": {"kind": p(41, 24)}}
+    fig = viz.show_factor_probes(probes, title="t")
+    ax = fig.axes[0]
+    heights = sorted(round(b.get_height()) for b in ax.patches)
+    assert heights == [20, 41, 63]  # f_a has no background probe: no bar
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["kind", "background"]
+    dashes = [ln for ln in ax.lines if ln.get_linestyle() == "--" and len(ln.get_xdata())]
+    assert sorted(round(ln.get_ydata()[0]) for ln in dashes) == [24, 33]
+    with pytest.raises(ValueError):
+        viz.show_factor_probes({})
