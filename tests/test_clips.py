@@ -355,3 +355,34 @@ def test_missing_folder_and_metadata_without_file(tmp_path, samples_copy, lite_d
     with caplog.at_level(logging.WARNING):
         ds = ClipDataset(samples_copy, "all", lite_data_cfg, skip_bad=True, cache_dir=samples_copy / ".c")
     assert "sound_001" not in ds.videos and len(ds.videos) == 3
+
+
+def test_rewritten_file_replaces_its_stale_cache_entries(samples_copy, lite_data_cfg, tmp_path):
+    """Regenerating a video must not leave its old decoded copy behind; other settings' entries stay."""
+    import dataclasses
+    import os
+
+    cache = tmp_path / "cache"
+    other_cfg = dataclasses.replace(lite_data_cfg, resize_to=36, crop_size=32)
+    ds = ClipDataset(samples_copy, "all", lite_data_cfg, cache_dir=cache)
+    other = ClipDataset(samples_copy, "all", other_cfg, cache_dir=cache)
+    ds.warm_cache()
+    other.warm_cache()
+    rec = next(iter(ds.videos.values()))
+
+    def entries(stem):
+        return sorted(p.name for p in cache.glob(f"{stem}-*"))
+
+    before = entries(rec.path.stem)
+    assert len([n for n in before if n.endswith(".json")]) == 2  # one per setting
+    st = rec.path.stat()
+    os.utime(rec.path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the file is "rewritten"
+    again = ClipDataset(samples_copy, "all", lite_data_cfg, cache_dir=cache)
+    again.warm_cache()
+    after = entries(rec.path.stem)
+    jsons = [n for n in after if n.endswith(".json")]
+    assert len(jsons) == 1 and jsons[0] not in before  # the new version only: both old entries are gone
+    assert len(after) == len(before) // 2
+    # entries of other videos were not touched
+    other_rec = list(ds.videos.values())[1]
+    assert len([n for n in entries(other_rec.path.stem) if n.endswith(".json")]) == 2

@@ -28,7 +28,8 @@ audio after the end is silence, so that frames and sound stay in sync.
 Cache. The first time a video is read its frames (uint8, shorter side at most ``resize_to``) and waveform (int16 at
 ``sample_rate``) are written to ``cache_dir`` (default ``ROOT/.cache``, or a user cache folder when ROOT is read-only)
 as ``.npy`` files, through a temporary name and an atomic rename, so several DataLoader workers can fill it at once.
-Later reads memory-map them: no mp4 is decoded again. The cache key holds the file's size and modification time.
+Later reads memory-map them: no mp4 is decoded again. The cache key holds the file's size and modification time;
+writing the entry of a rewritten file deletes the entries of its earlier versions.
 
 Bad input. A file that cannot be decoded, is truncated, or a caption entry that does not parse raises
 :class:`BadClipError` naming the file and the problem. With ``skip_bad=True`` it is logged as a warning instead: a bad
@@ -38,6 +39,7 @@ video found at construction is left out, one found while loading is replaced by 
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import logging
@@ -592,13 +594,37 @@ class ClipDataset(Dataset):
             "sample_rate": d.sample_rate,
             "has_frames": d.frames is not None,
             "has_audio": d.audio is not None,
-            "source": str(rec.path),
+            "source": str(rec.path.resolve()),
+            "source_version": self._source_version(rec.path),
         }
         if d.frames is not None:
             _atomic_save(Path(stem + ".frames.npy"), d.frames)
         if d.audio is not None:
             _atomic_save(Path(stem + ".audio.npy"), d.audio)
         _atomic_write_text(Path(stem + ".json"), json.dumps(meta))  # written last: its presence marks a complete entry
+        self._drop_stale_entries(rec.path, meta["source_version"])
+
+    @staticmethod
+    def _source_version(path: Path) -> list[int]:
+        st = path.stat()
+        return [st.st_size, st.st_mtime_ns]
+
+    def _drop_stale_entries(self, path: Path, version: list[int]) -> None:
+        """Delete the cache entries of earlier versions of ``path`` (the file was rewritten since), so the cache does
+        not grow with every regeneration. Entries of the same version under other settings (``resize_to``,
+        ``sample_rate``) stay, and so do entries of other files that share the stem."""
+        source = str(path.resolve())
+        for meta_path in self.cache_dir.glob(f"{glob.escape(path.stem)}-*.json"):
+            try:
+                meta = json.loads(meta_path.read_text())
+            except (OSError, ValueError):
+                continue  # being written or damaged: _load_cached deals with it
+            if meta.get("source") != source or meta.get("source_version") == version:
+                continue
+            entry = str(meta_path)[: -len(".json")]
+            meta_path.unlink(missing_ok=True)  # first: an entry without its .json is incomplete, never read
+            for suffix in (".frames.npy", ".audio.npy"):
+                Path(entry + suffix).unlink(missing_ok=True)
 
     def load_clip(self, rec: VideoRecord, start: float) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Raw frames ``(T, H, W, 3)`` uint8 at ``cfg.fps`` and waveform ``(samples,)`` float32 of one window."""
