@@ -1,0 +1,25 @@
+"""The diagnostic bench scripts run end to end on the shipped samples (tiny step counts; the numbers are in
+docs/BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_supervised_bound_reports_classes_chance_and_accuracies(data_samples):
+    cmd = [sys.executable, "bench/video_factor_bounds.py", "supervised", "--factor", "motion", "--net", "cnn"]
+    cmd += ["--data", str(data_samples), "--steps", "2", "--eval-every", "1", "--batch-size", "8"]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, check=True).stdout
+    head = re.search(r"cnn on motion \((\d+) classes, (\d+) train clips\); chance \(majority\) train ([\d.]+) %", out)
+    assert head, out
+    assert int(head.group(1)) == 7 and int(head.group(2)) > 100
+    rows = re.findall(r"^\s*(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+\d+$", out, flags=re.M)
+    assert [int(r[0]) for r in rows] == [1, 2], out
+    for _, loss, train_acc, test_acc in rows:
+        assert float(loss) > 0
+        assert 0.0 <= float(train_acc) <= 100.0 and 0.0 <= float(test_acc) <= 100.0
