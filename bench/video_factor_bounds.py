@@ -19,6 +19,18 @@ clips (eval mode: how well it fits) and the held-out test clips (how well it gen
 * ``cnn``: a plain 3-layer CNN (3x3 convs, 2x2 max pools, a global *max* pool) on one frame.
 
 No label is used anywhere else in the project's training: this only says how far the video side could go.
+
+``captions``: a copy of a sample folder (videos, metadata and word vectors linked, not copied) whose narrations are
+rewritten from the ground truth of the segment under each caption's midpoint, to see which part of the narration
+noise keeps text -> video retrieval down. ``--mode``:
+
+* ``oracle``: "the {colour} {kind} {motion}s", the factors' own names, every caption;
+* ``clean``: "the {colour} {kind synonym} {motion synonym}", the world's synonyms, no other noise;
+* ``aligned``: the world's own wording and speech-recognition noise, but no caption about a neighbouring segment and
+  no filler-only caption.
+
+    python bench/video_factor_bounds.py captions --mode oracle --out /tmp/ds_oracle
+    python -m mmv_lite train --preset lite --data /tmp/ds_oracle --out runs/oracle ...
 """
 
 from __future__ import annotations
@@ -144,6 +156,50 @@ def cmd_supervised(args: argparse.Namespace) -> None:
                 break
 
 
+def rewrite_captions(data: Path, out: Path, mode: str, seed: int = 0) -> int:
+    """Write ``out`` = ``data`` with captions rewritten per ``mode``; returns the number of captions."""
+    import dataclasses
+    import json
+
+    from mmv_lite.data.synth import KIND_WORDS, MOTION_WORDS, Segment, asr_noise, describe
+
+    meta = json.loads((data / "metadata.json").read_text())
+    captions = json.loads((data / "captions.json").read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("videos", "metadata.json", "word_vectors.bin"):
+        link = out / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to((data / name).resolve())
+    rng = np.random.default_rng(seed)
+    names = {f.name for f in dataclasses.fields(Segment)}
+    count = 0
+    for vid, cap in captions.items():
+        segments = meta["videos"][vid]["segments"]
+        texts = []
+        for start, end in zip(cap["start"], cap["end"]):
+            mid = (start + end) / 2
+            g = next((x for x in segments if x["start"] <= mid < x["end"]), segments[-1])
+            if mode == "oracle":
+                texts.append(f"the {g['colour']} {g['kind']} {g['motion']}s")
+            elif mode == "clean":
+                kind = KIND_WORDS[g["kind"]][rng.integers(len(KIND_WORDS[g["kind"]]))]
+                motion = MOTION_WORDS[g["motion"]][rng.integers(len(MOTION_WORDS[g["motion"]]))][1]
+                texts.append(f"the {g['colour']} {kind} {motion}")
+            else:
+                seg = Segment(**{k: v for k, v in g.items() if k in names})
+                texts.append(asr_noise(describe(seg, rng), rng))
+        cap["text"] = texts
+        count += len(texts)
+    (out / "captions.json").write_text(json.dumps(captions))
+    return count
+
+
+def cmd_captions(args: argparse.Namespace) -> None:
+    n = rewrite_captions(args.data, args.out, args.mode, args.seed)
+    print(f"{args.out}: {n} captions rewritten ({args.mode})")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -161,11 +217,13 @@ def main() -> None:
     b.add_argument("--eval-every", type=int, default=250)
     b.add_argument("--threads", type=int, default=1)
     b.add_argument("--seed", type=int, default=0)
+    c = sub.add_parser("captions", help="a copy of the samples with narrations rewritten from the ground truth")
+    c.add_argument("--mode", choices=("oracle", "clean", "aligned"), required=True)
+    c.add_argument("--out", type=Path, required=True)
+    c.add_argument("--data", type=Path, default=Path("data_samples"))
+    c.add_argument("--seed", type=int, default=1)
     args = p.parse_args()
-    if args.cmd == "init":
-        cmd_init(args)
-    else:
-        cmd_supervised(args)
+    {"init": cmd_init, "supervised": cmd_supervised, "captions": cmd_captions}[args.cmd](args)
 
 
 if __name__ == "__main__":
