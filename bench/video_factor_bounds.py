@@ -1,8 +1,9 @@
-"""What can the lite video network learn about the sample world's objects at all? Two measurements.
+"""What can the lite video network learn about the sample world's objects at all? Three diagnostics.
 
     python bench/video_factor_bounds.py init --checkpoint data_samples/mmv_lite_fac.pt
     python bench/video_factor_bounds.py supervised --factor kind --net s3dg --steps 750
     python bench/video_factor_bounds.py supervised --factor kind --net cnn --steps 750
+    python bench/video_factor_bounds.py captions --mode clean --out /tmp/ds_clean
 
 ``init``: factor probes (``mmv_lite.evaluate.factor_probes``: linear classifiers fitted on train clips, scored on
 test clips, chance = train's majority answer) of a trained checkpoint's video features ``f_v`` next to those of
@@ -156,7 +157,7 @@ def cmd_supervised(args: argparse.Namespace) -> None:
                 break
 
 
-def rewrite_captions(data: Path, out: Path, mode: str, seed: int = 0) -> int:
+def rewrite_captions(data: Path, out: Path, mode: str, seed: int = 1) -> int:
     """Write ``out`` = ``data`` with captions rewritten per ``mode``; returns the number of captions."""
     import dataclasses
     import json
