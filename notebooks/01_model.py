@@ -113,8 +113,8 @@ display(HTML(viz.html_table(rows)))
 
 # %% [markdown]
 # Read the table from the top: a batch of **B = 2** clips of 8 frames at 56 × 56 pixels, their spectrograms, and
-# **K = 4** candidate narrations per clip. The text keeps its candidate axis all the way (`f_t` is `(B, K, ·)`):
-# the loss in notebook 02 needs every candidate separately. The embeddings are named `z_{modality}_{space}`,
+# **K** candidate narrations per clip (K = 1 in the `lite` preset, 4 in the paper-scale ones). The text keeps its
+# candidate axis all the way (`f_t` is `(B, K, ·)`): the loss in notebook 02 needs every candidate separately. The embeddings are named `z_{modality}_{space}`,
 # e.g. `z_v_va` is the video's embedding in the video-audio space.
 #
 # ## 2. Inside the video backbone

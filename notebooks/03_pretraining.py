@@ -165,9 +165,9 @@ plt.show()
 # Read the bars direction by direction. *text→video* and *video→audio* were trained directly. **audio→text** was
 # never trained: no loss ever compared a sound with a narration. In the FAC graph, audio reaches the text space only
 # through the video's path $g_{va\to vat}$, so its bar measures whether that path carries sounds to the matching
-# narrations. Compare each bar with its dash: video↔audio rises far above chance within the shipped budget of 600
-# CPU steps, while the directions with text stay much closer to it (`data_samples/CHECKPOINT.md` has the numbers):
-# narrations are a weaker, noisier signal than the sound of the same moment, and need more training.
+# narrations. Compare each bar with its dash: within the shipped budget of 600 CPU steps, video↔audio and
+# text↔video rise to about three times chance, while audio→text stays at chance (`data_samples/CHECKPOINT.md` has
+# the numbers): a path no loss trained needs the two spaces to line up first, and that takes longer.
 #
 # ## 5. Reproducing the shipped checkpoint
 #
@@ -214,17 +214,19 @@ fig = viz.show_factor_probes(probes, title="shipped checkpoint: what each featur
 plt.show()
 
 # %% [markdown]
-# Read the groups one by one. The **narrations** name the kind and the motion (and sometimes the colour), and their
+# Read the groups one by one. The **narrations** name the kind and the motion (and usually the colour), and their
 # embedding reads those well above chance: the text tower knows what to look for. The **audio** network reads what
-# the sound carries: size (pitch), background (the noise of the scene), and, less well, kind (timbre) and motion
-# (rhythm). The **video** network reads the background and the object's overall brightness (its shade) far better
-# than the object's kind or colour, and the motion only a little above chance.
+# the sound carries: size (pitch), background (the noise of the scene), motion (rhythm) and, less well, kind
+# (timbre). The **video** network reads the motion well above chance, which is what lets text→video retrieval work
+# (the narrations name it), and the background and the object's overall brightness (its shade) even better; but it
+# hardly reads the object's kind or colour, although nearly every narration names the kind.
 #
-# Within 600 CPU steps the video network learnt the easiest thing that tells one clip's sound from another's: the
-# scene, which the background noise gives away. That is **shortcut learning**: a true, easy cue that solves the
-# training task without the concept we care about. It is also why text→video retrieval stays close to chance here:
-# the narrations talk about the object, and the video features hardly see it yet. The paper trains for 500k steps
-# on 100M clips, where the scene no longer tells clips apart and the objects and actions must be learnt.
+# Within 600 CPU steps the video network learnt first what tells one clip's sound from another's most cheaply: the
+# scene, which the background noise gives away, and the motion, which the rhythm gives away. The scene is
+# **shortcut learning**: a true, easy cue that solves the training task without the concept we care about. It is
+# also why retrieval tops out where it does: the narrations talk about the object, whose shape the video features
+# hardly see yet. The paper trains for 500k steps on 100M clips, where the scene no longer tells clips apart and the
+# objects and actions must be learnt.
 #
 # `python -m mmv_lite evaluate --checkpoint data_samples/mmv_lite_fac.pt --factors` prints the same table.
 
@@ -241,10 +243,10 @@ plt.show()
 # * Pretraining needs no labels: the loss pulls together the modalities of the same moment and pushes apart the
 #   others in the batch.
 # * The learning rate warms up, then decays along half a cosine; both loss terms fall.
-# * Retrieval on held-out clips between video and audio rises far above chance in a few hundred steps; the
-#   directions with text, audio→text included (a direction no loss ever trained), need a longer budget.
+# * Retrieval on held-out clips between video and audio, and from text to video, rises far above chance in a few
+#   hundred steps; audio→text, a direction no loss ever trained, needs a longer budget.
 # * The shipped checkpoint is reproducible with `python -m mmv_lite train` and the configuration stored inside it.
-# * Factor probes show what a network reads: here the video network took a shortcut (the scene) and hardly sees the
-#   objects the narrations name, which limits text→video retrieval.
+# * Factor probes show what a network reads: here the video network reads the motion, but also took a shortcut (the
+#   scene) and hardly sees the objects' shapes the narrations name, which limits text→video retrieval.
 #
 # Next: **04 · the shared spaces**, seen in two dimensions.

@@ -117,12 +117,12 @@ plt.show()
 # %% [markdown]
 # ## 3. The coarse space $S_{vat}$: pictures, words, and sounds that never met words
 #
-# Now the video embeddings $z_{v,vat}$, the narrations $z_{t,vat}$ (squares; each clip's K candidates) and the sounds
-# carried over by the video's head, $z_{a,vat} = g_{va\to vat}(\mathrm{relu}(z_{a,va}))$ (triangles). Coloured by
-# motion: the narrations name motions, so a well-trained model groups this space by motion; the shipped checkpoint's
-# short budget (600 CPU steps) gets only part of the way for text (notebook 03). Narrations repeat across clips, so
-# many squares sit on top of each other, and some sit in the "wrong" colour: they talk about a neighbouring moment
-# (notebook 00).
+# Now the video embeddings $z_{v,vat}$, the narrations $z_{t,vat}$ (squares; each clip's K candidates, one in
+# `lite`) and the sounds carried over by the video's head, $z_{a,vat} = g_{va\to vat}(\mathrm{relu}(z_{a,va}))$
+# (triangles). Coloured by motion: the narrations name motions, so a well-trained model groups this space by
+# motion; the shipped checkpoint's short budget (600 CPU steps) gets part of the way for text (notebook 03).
+# Narrations repeat across clips, so many squares sit on top of each other, and some sit in the "wrong" colour: they
+# talk about a neighbouring moment (notebook 00).
 
 # %%
 valid = (emb["text_valid"].bool() & emb["has_text"].bool()[:, None]).numpy()

@@ -108,8 +108,9 @@ display(search.widget)
 
 # %% [markdown]
 # **Try this.** Search for a motion only (`"bounces"`), then a shape only (`"diamond"`), then a colour
-# (`"purple"`). Which kind of word does the model follow best? Colour is said only sometimes in the narrations and
-# is not heard at all: a model trained on narrations and sounds has little reason to learn it.
+# (`"purple"`). Which kind of word does the model follow best? Colour is said in most narrations but is not heard
+# at all, and the shipped video network hardly reads it (notebook 03, section 6): matching clips with their sounds
+# taught it other cues first, and the motion, which narrations and sounds share, above all.
 #
 # ## 3. Pick a sound
 #
@@ -163,8 +164,9 @@ plt.show()
 # ## What we learned
 # * Retrieval is nearest-neighbour search by cosine in the space the graph gives a pair of modalities: text with
 #   video in $S_{vat}$, audio with video in $S_{va}$.
-# * A trained MMV network finds clips from sounds far above chance, on clips it never saw; words are harder, and
-#   after the shipped checkpoint's short budget (600 CPU steps) text retrieval is only a little above chance.
+# * A trained MMV network finds clips from sounds and from words far above chance, on clips it never saw; words are
+#   harder: after the shipped checkpoint's short budget (600 CPU steps) the video network reads the motion the
+#   narrations name, but hardly the shape.
 # * FAC carries audio into the text space through the video's path, so audio→text retrieval is possible without
 #   ever training on audio-text pairs; it can only be as good as the video-text space it borrows.
 #

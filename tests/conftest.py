@@ -14,8 +14,9 @@ DATA_SAMPLES = REPO / "data_samples"
 
 @pytest.fixture
 def lite_data_cfg():
-    """The ``lite`` preset's DataConfig (8 frames at 5 fps, 56 px crops, 16 kHz audio), a fresh copy."""
-    return get_config("lite").data
+    """The ``lite`` preset's DataConfig (8 frames at 5 fps, 56 px crops, 16 kHz audio), a fresh copy, with bags of
+    K = 4 candidate narrations (the preset takes K = 1) so that the data tests exercise MIL-NCE's bags."""
+    return get_config("lite", **{"data.num_candidates": 4}).data
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ carries each, so that every pair of modalities shares some information and keeps
 factor      values                                      seen in               heard in / said in
 =========== =========================================== ===================== ===============================
 kind        circle square triangle star cross diamond   one frame (shape)     timbre (instrument); said
-colour      red green blue yellow purple orange         one frame             said sometimes
+colour      red green blue yellow purple orange         one frame             said usually
 shade       dark light                                  one frame             pitch (+1 semitone); rarely said
 size        small large (continuous radius)             one frame             pitch (smaller = higher)
 motion      slide rise fall spin pulse bounce orbit     only across frames    rhythm, loudness, glide; said
@@ -22,8 +22,8 @@ so flip augmentation keeps labels and narrations true. A small marker dot on eve
 
 Two kinds of video, like the paper's data:
 - *narrated* (HowTo100M-like): 20-30 s, several segments, ASR-like captions with timestamps. Captions name the kind
-  and the motion with synonyms, sometimes colour, size or the sound; they carry filler and stop words, word errors,
-  and about one in six describes a *neighbouring* segment (the misalignment MIL-NCE is built for).
+  and the motion with synonyms, usually the colour, sometimes size or the sound; they carry filler and stop words,
+  word errors, and about one in twelve describes a *neighbouring* segment (the misalignment MIL-NCE is built for).
 - *sound* (AudioSet-like): a few seconds, one segment, no narration.
 
 Ground truth per segment (for evaluation only): ``action_label`` (motion, needs several frames),
@@ -420,12 +420,15 @@ def _pick(rng: np.random.Generator, options):
 
 
 def describe(seg: Segment, rng: np.random.Generator) -> str:
-    """One clean sentence about a segment: names kind and motion, sometimes colour, shade, size or the sound."""
-    if rng.random() < 0.1:
+    """One clean sentence about a segment: names kind and motion, usually colour, sometimes shade, size or the sound.
+
+    Narrators name what they show: the colour in about 4 sentences of 5, the instrument alone in 1 of 20.
+    """
+    if rng.random() < 0.05:
         inst = INSTRUMENTS[KINDS.index(seg.kind)]
         return _pick(rng, (f"listen to that {inst}", f"you can hear the {inst}", f"that sounds like a {inst}"))
     words = [_pick(rng, DETERMINERS)]
-    if rng.random() < 0.45:
+    if rng.random() < 0.8:
         if rng.random() < 0.3:
             words.append(_pick(rng, SHADE_WORDS[seg.shade]))
         words.append(seg.colour)
@@ -468,8 +471,8 @@ def asr_noise(text: str, rng: np.random.Generator, error_rate: float = 0.08) -> 
 def narrate(segments: list[Segment], duration: float, rng: np.random.Generator) -> tuple[dict[str, list], list[int]]:
     """Captions in HowTo100M layout for a narrated video, and which segment each describes (-1: filler only).
 
-    Long segments get two captions. Caption boundaries are jittered by up to 0.4 s; one caption in six talks
-    about the previous or next segment instead of its own; one in ten is filler only.
+    Long segments get two captions. Caption boundaries are jittered by up to 0.4 s; one caption in twelve talks
+    about the previous or next segment instead of its own; one in twenty is filler only.
     """
     starts, ends, texts, about = [], [], [], []
     for i, seg in enumerate(segments):
@@ -479,11 +482,11 @@ def narrate(segments: list[Segment], duration: float, rng: np.random.Generator) 
             a = float(np.clip(edges[p] + rng.uniform(-0.4, 0.4), 0, duration))
             b = float(np.clip(edges[p + 1] + rng.uniform(-0.4, 0.4), a + 0.5, duration))
             r = rng.random()
-            if r < 0.1:
+            if r < 0.05:
                 target, text = -1, _pick(rng, FILLER_ONLY)
             else:
                 target = i
-                if r < 0.1 + 1 / 6:  # misaligned: the narrator talks about what came before or what comes next
+                if r < 0.05 + 1 / 12:  # misaligned: the narrator talks about what came before or what comes next
                     target = int(np.clip(i + _pick(rng, (-1, 1)), 0, len(segments) - 1))
                 text = asr_noise(describe(segments[target], rng), rng)
             starts.append(round(a, 2))
