@@ -111,7 +111,8 @@ plt.show()
 # Three networks, each trained on one set of modalities:
 # * **VA** — video with audio only (NCE); the video network learns whatever the sound reveals (the object's kind and
 #   size, the rhythm of its motion);
-# * **VT** — video with narrations only (MIL-NCE); it learns what people *say* about the clip, such as the motion;
+# * **VT** — video with narrations only (MIL-NCE; with the `lite` preset's one narration per clip it is plain NCE);
+#   it learns what people *say* about the clip, such as the motion;
 # * **VAT** — all three, in the FAC graph.
 #
 # The questions: does audio or text teach the video network more about actions (action probe)? Does adding the
@@ -163,7 +164,8 @@ for name in ("table1a", "table1b"):
 # %% [markdown]
 # With the budget of the stored tables (a few hundred steps per run, three seeds, 49 test segments), most gaps
 # are within the noise: the small world reproduces some of the paper's *facts* (self-supervised audio features far
-# above chance; a2t possible only where the graph gives audio and text a common space) but not its *orderings*.
+# above chance, text→video retrieval above chance for every network trained with narrations; a2t possible only
+# where the graph gives audio and text a common space) but not, beyond the noise, its *orderings*.
 # The discussion in `docs/RESULTS.md` says what a longer budget should change first.
 #
 # **Try this.**
