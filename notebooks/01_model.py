@@ -94,7 +94,8 @@ narrations = [
     "um the square just bounces",
     "and the triangle falls down",
 ]
-ids, mask = wv.encode(narrations * B, max_words=L)  # (B*K, L)
+candidates = [narrations[k % len(narrations)] for _ in range(B) for k in range(K)]  # each clip's K narrations
+ids, mask = wv.encode(candidates, max_words=L)  # (B*K, L)
 batch = {
     "video": torch.rand(B, 3, d.num_frames, d.crop_size, d.crop_size),
     "audio": torch.randn(B, 1, num_audio_frames(d), d.n_mels),
