@@ -121,7 +121,7 @@ def test_narration_is_noisy_and_sometimes_misaligned():
 def test_motion_is_only_visible_across_frames():
     """Two segments that differ only in motion have the same first frame but different later frames."""
     rng = np.random.default_rng(1)
-    seg = synth._draw_segment(rng, 0.0, 2.0, None)
+    seg = synth.draw_segment(rng, 0.0, 2.0, None)
     bg = synth.make_background("plain", rng)
     frames = {}
     for motion in ("rise", "fall", "spin"):
@@ -134,7 +134,7 @@ def test_motion_is_only_visible_across_frames():
 
 def test_sound_pitch_follows_size_and_timbre_follows_kind():
     rng = np.random.default_rng(0)
-    seg = synth._draw_segment(rng, 0.0, 1.0, None)
+    seg = synth.draw_segment(rng, 0.0, 1.0, None)
     seg.motion, seg.shade, seg.kind = "slide", "dark", "circle"
 
     def peak_hz(s):

@@ -116,14 +116,18 @@ def base_pitch(kind: str, radius: float, shade: str) -> float:
     return f0 * (2 ** (1 / 12) if shade == "light" else 1.0)
 
 
-def _draw_segment(rng: np.random.Generator, start: float, end: float, prev: Segment | None) -> Segment:
+def draw_segment(
+    rng: np.random.Generator, start: float, end: float, prev: Segment | None, object_scale: float = 1.0
+) -> Segment:
+    """Draw one segment's factors. ``object_scale`` enlarges the object on screen; its pitch follows the unscaled
+    radius, so the sound does not change with it."""
     while True:
         kind = KINDS[rng.integers(len(KINDS))]
         motion = MOTIONS[rng.integers(len(MOTIONS))]
         if prev is None or (kind, motion) != (prev.kind, prev.motion):
             break
     size = SIZES[rng.integers(2)]
-    radius = float(rng.uniform(6.5, 8.5) if size == "small" else rng.uniform(10.5, 13.0))
+    heard_radius = float(rng.uniform(6.5, 8.5) if size == "small" else rng.uniform(10.5, 13.0))
     shade = SHADES[rng.integers(2)]
     seg = Segment(
         start=start,
@@ -132,7 +136,7 @@ def _draw_segment(rng: np.random.Generator, start: float, end: float, prev: Segm
         colour=list(COLOURS)[rng.integers(len(COLOURS))],
         shade=shade,
         size=size,
-        radius=radius,
+        radius=heard_radius * object_scale,
         motion=motion,
         direction=int(rng.choice([-1, 1])),
         speed=float(rng.uniform(0.8, 1.25)),
@@ -141,7 +145,7 @@ def _draw_segment(rng: np.random.Generator, start: float, end: float, prev: Segm
         angle=float(rng.uniform(0, 2 * np.pi)),
         gain=float(rng.uniform(0.5, 0.9)),
     )
-    seg.pitch_hz = base_pitch(kind, radius, shade)
+    seg.pitch_hz = base_pitch(kind, heard_radius, shade)
     seg.labels = {
         "action": MOTIONS.index(motion),
         "sound": KINDS.index(kind) * 2 + (0 if size == "large" else 1),
@@ -230,10 +234,13 @@ def make_background(name: str, rng: np.random.Generator, size: int = FRAME_SIZE)
     return np.clip(tint[None, None, :] + pattern[..., None], 0, 255).astype(np.float32)
 
 
-def render_frames(seg: Segment, background: np.ndarray, n_frames: int, fps: float = FPS) -> np.ndarray:
-    """The segment's frames ``(n_frames, H, W, 3)`` uint8, vectorised over time and pixels (anti-aliased edges)."""
+def render_frames(
+    seg: Segment, background: np.ndarray, n_frames: int, fps: float = FPS, t0: float = 0.0
+) -> np.ndarray:
+    """The segment's frames ``(n_frames, H, W, 3)`` uint8 from ``t0`` seconds into the segment, vectorised over
+    time and pixels (anti-aliased edges)."""
     size = background.shape[0]
-    t = np.arange(n_frames, dtype=np.float64) / fps
+    t = t0 + np.arange(n_frames, dtype=np.float64) / fps
     cx, cy, angle, scale = _trajectory(seg, t, size)
     r = seg.radius * size / FRAME_SIZE * scale  # (T,)
     grid = np.arange(size, dtype=np.float64) + 0.5
@@ -287,10 +294,13 @@ def _envelope_and_pitch(seg: Segment, t: np.ndarray, size: int = FRAME_SIZE) -> 
     return env, bend
 
 
-def render_sound(seg: Segment, n_samples: int, rng: np.random.Generator, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """The object's sound ``(n_samples,)`` float32: additive synthesis of the kind's timbre at the segment's pitch."""
+def render_sound(
+    seg: Segment, n_samples: int, rng: np.random.Generator, sample_rate: int = SAMPLE_RATE, t0: float = 0.0
+) -> np.ndarray:
+    """The object's sound ``(n_samples,)`` float32 from ``t0`` seconds into the segment: additive synthesis of the
+    kind's timbre at the segment's pitch."""
     t = np.arange(n_samples, dtype=np.float64) / sample_rate
-    env, bend = _envelope_and_pitch(seg, t)
+    env, bend = _envelope_and_pitch(seg, t0 + t)
     f = seg.pitch_hz * bend
     phase = 2 * np.pi * np.cumsum(f) / sample_rate
     out = np.zeros(n_samples)
@@ -419,26 +429,44 @@ def _pick(rng: np.random.Generator, options):
     return options[rng.integers(len(options))]
 
 
-def describe(seg: Segment, rng: np.random.Generator) -> str:
-    """One clean sentence about a segment: names kind and motion, usually colour, sometimes shade, size or the sound.
+@dataclass(frozen=True)
+class NarrationStyle:
+    """How a narrator talks. ``misalignment``: fraction of captions spoken at another moment than what they describe,
+    moved ``offset`` seconds (x 0.7-1.3) earlier or later; ``noise`` scales the speech-recognition noise (filler,
+    sound-alike errors, dropped and inserted words, filler-only captions); ``size_said``, ``motion_said``,
+    ``colour_said``: how often a caption names the size, the motion and the colour."""
 
-    Narrators name what they show: the colour in about 4 sentences of 5, the instrument alone in 1 of 20.
+    misalignment: float = 0.0
+    offset: float = 3.0
+    noise: float = 1.0
+    size_said: float = 0.3
+    motion_said: float = 1.0
+    colour_said: float = 0.8
+    filler_only: float = 0.05  # captions that say nothing (times ``noise``)
+
+
+def describe(seg: Segment, rng: np.random.Generator, style: NarrationStyle = NarrationStyle()) -> str:
+    """One clean sentence about a segment: names the kind, usually the motion and colour, sometimes shade, size or
+    the sound (rates from ``style``). Narrators name what they show: the instrument alone in 1 sentence of 20.
     """
     if rng.random() < 0.05:
         inst = INSTRUMENTS[KINDS.index(seg.kind)]
         return _pick(rng, (f"listen to that {inst}", f"you can hear the {inst}", f"that sounds like a {inst}"))
     words = [_pick(rng, DETERMINERS)]
-    if rng.random() < 0.8:
+    if rng.random() < style.colour_said:
         if rng.random() < 0.3:
             words.append(_pick(rng, SHADE_WORDS[seg.shade]))
         words.append(seg.colour)
-    if rng.random() < 0.3:
+    if rng.random() < style.size_said:
         words.insert(1, _pick(rng, SIZE_WORDS[seg.size]))
     words.append(_pick(rng, KIND_WORDS[seg.kind]))
     subject = " ".join(words)
     bare, third, ing = _pick(rng, MOTION_WORDS[seg.motion])
     form = rng.integers(5)
-    if form == 0:
+    if style.motion_said < 1.0 and rng.random() >= style.motion_said:
+        text = (f"watch {subject}", f"you can see {subject}", f"{subject} is here", f"here we have {subject}",
+                f"look at {subject}")[form]
+    elif form == 0:
         text = f"watch {subject} {bare}"
     elif form == 1:
         text = f"you can see {subject} {ing}"
@@ -453,19 +481,48 @@ def describe(seg: Segment, rng: np.random.Generator) -> str:
     return text
 
 
-def asr_noise(text: str, rng: np.random.Generator, error_rate: float = 0.08) -> str:
-    """Speech-recognition noise: leading filler, sound-alike substitutions, dropped and inserted words."""
-    out = [_pick(rng, FILLERS)] if rng.random() < 0.6 else []
+def asr_noise(text: str, rng: np.random.Generator, error_rate: float = 0.08, noise: float = 1.0) -> str:
+    """Speech-recognition noise: leading filler, sound-alike substitutions, dropped and inserted words.
+
+    ``noise`` scales every rate (0: the text as spoken)."""
+    out = [_pick(rng, FILLERS)] if rng.random() < 0.6 * noise else []
     for w in text.split():
         r = rng.random()
-        if w in ASR_ERRORS and r < error_rate:
+        if w in ASR_ERRORS and r < error_rate * noise:
             w = _pick(rng, ASR_ERRORS[w])
-        elif r > 1 - 0.02:
+        elif r > 1 - 0.02 * noise:
             continue
         out.append(w)
-        if rng.random() < 0.03:
+        if rng.random() < 0.03 * noise:
             out.append(_pick(rng, ("uh", "um", "like", "you know")))
     return " ".join(out)
+
+
+def narrate_segments(
+    segments: list[Segment], style: NarrationStyle, rng: np.random.Generator
+) -> tuple[dict[str, list], list[int]]:
+    """One caption per segment, in HowTo100M layout, and the segment each caption describes (-1: filler only).
+
+    A caption spans its segment (edges jittered by up to 0.4 s); with probability ``style.misalignment`` it is
+    spoken ``style.offset`` seconds (x 0.7-1.3) before or after, so that it sits over another moment of the video.
+    Captions are listed in the order they are spoken.
+    """
+    duration = segments[-1].end
+    rows = []
+    for i, seg in enumerate(segments):
+        shift = 0.0
+        if rng.random() < style.misalignment:
+            shift = _pick(rng, (-1.0, 1.0)) * style.offset * rng.uniform(0.7, 1.3)
+        a = float(np.clip(seg.start + shift + rng.uniform(-0.4, 0.4), 0, duration - 0.5))
+        b = float(np.clip(seg.end + shift + rng.uniform(-0.4, 0.4), a + 0.5, duration))
+        if rng.random() < style.filler_only * style.noise:
+            rows.append((a, b, _pick(rng, FILLER_ONLY), -1))
+        else:
+            rows.append((a, b, asr_noise(describe(seg, rng, style), rng, noise=style.noise), i))
+    rows.sort(key=lambda r: r[0])
+    captions = {"start": [round(r[0], 2) for r in rows], "end": [round(r[1], 2) for r in rows],
+                "text": [r[2] for r in rows]}
+    return captions, [r[3] for r in rows]
 
 
 def narrate(segments: list[Segment], duration: float, rng: np.random.Generator) -> tuple[dict[str, list], list[int]]:
@@ -501,7 +558,7 @@ def text_corpus(n_sentences: int, seed: int) -> list[str]:
     rng = np.random.default_rng([seed, 7, 7])
     out = []
     for _ in range(n_sentences):
-        seg = _draw_segment(rng, 0.0, 1.0, None)
+        seg = draw_segment(rng, 0.0, 1.0, None)
         out.append(asr_noise(describe(seg, rng), rng) if rng.random() < 0.9 else _pick(rng, FILLER_ONLY))
     return out
 
@@ -628,7 +685,7 @@ def plan_video(kind: str, index: int, seed: int) -> dict[str, Any]:
     bounds = np.round(np.concatenate([[0.0], np.cumsum(lengths)]), 3)
     segments: list[Segment] = []
     for i in range(n_seg):
-        segments.append(_draw_segment(rng, float(bounds[i]), float(bounds[i + 1]), segments[-1] if segments else None))
+        segments.append(draw_segment(rng, float(bounds[i]), float(bounds[i + 1]), segments[-1] if segments else None))
     duration = float(bounds[-1])
     captions, about = None, None
     if kind == "narrated":

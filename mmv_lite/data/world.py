@@ -1,0 +1,270 @@
+"""The sample world as an unlimited stream of clips, with dials that make the paper's findings appear and vanish.
+
+    >>> world = WorldConfig(misalignment=0.5)                   # HowTo100M-like narrations
+    >>> train = WorldClips(get_config("lite").data, "train", world, word_vectors=wv)
+    >>> item = train[123_456]                                    # any index: a new clip, the same one every time
+
+Every item is rendered on the fly from the factors of :mod:`mmv_lite.data.synth` (the same objects, sounds and
+narrations that ``make-samples`` writes into mp4 files), with the contract of
+:class:`~mmv_lite.data.clips.ClipDataset`: ``video (3, T, H, W)`` in [0, 1], ``audio (1, F, n_mels)`` log-mel of the
+same span, ``text_ids / text_mask (K, L)`` and ``text_valid (K,)`` (the K narrations nearest in time), the modality
+masks, ``video_id``, ``start``, ``end``, ``index`` and the ground-truth labels (evaluation only).
+
+How an item is made. Index ``i`` of a split is a short narrated video of its own (``SEGMENTS_PER_VIDEO`` segments,
+each one object doing one thing, each with one narration), drawn from the random stream ``(world.seed, split, i)``;
+the clip is a window inside one of its segments. Only that window is rendered. The ``train`` split is unlimited:
+every index is a new video. ``probe``, ``val`` and ``test`` are fixed sets of held-out videos (their own random
+streams), and they never depend on the narration dials: they are the benchmark every training world is scored on,
+the way YouCook2 and MSR-VTT score a network trained on HowTo100M. In them each clip's narration is the one that
+describes it (aligned), and its sound is its own.
+
+The dials (:class:`WorldConfig`) change only how the *training* stream is narrated and heard:
+
+=================== ================================================================================================
+misalignment        fraction of narrations spoken at another moment (before or after what they describe), moved by
+                    ``misalignment_offset`` seconds (x 0.7-1.3). HowTo100M is often quoted at about half.
+narration_noise     scales the speech-recognition noise of the narrations (filler, sound-alike errors); 0 = clean.
+text_correspondence fraction of videos narrated about themselves; the rest carry another video's narrations.
+av_correspondence   fraction of clips whose sound is the object on screen; the rest hear something off screen.
+size_said           probability that a narration names the object's size, which is always *heard* (pitch):
+                    0 = a factor heard but never said.
+motion_said         probability that a narration names the motion (1 = always).
+object_scale        size of the objects on screen (visibility); the sound does not change with it.
+=================== ================================================================================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, default_collate
+
+from ..config import DataConfig
+from . import synth
+from .audio import LogMel, num_audio_samples
+from .text import WordVectors
+
+SPLIT_CODES = {"train": 10, "probe": 11, "val": 12, "test": 13}
+SEGMENTS_PER_VIDEO = 5
+SEGMENT_SECONDS = (2.5, 4.5)
+FACTORS = ("kind", "colour", "shade", "size", "motion", "background")
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """The sample world's dials (see the module docstring). The defaults are the world the ``lite`` preset trains on."""
+
+    seed: int = 0
+    misalignment: float = 0.5
+    misalignment_offset: float = 3.0  # seconds
+    narration_noise: float = 1.0
+    text_correspondence: float = 1.0
+    av_correspondence: float = 1.0
+    size_said: float = 0.0
+    motion_said: float = 1.0
+    object_scale: float = 1.0
+    num_probe: int = 1000  # clips of the fixed probe-training set
+    num_eval: int = 500  # clips of each of the fixed val and test sets
+
+    def __post_init__(self) -> None:
+        for name in ("misalignment", "text_correspondence", "av_correspondence", "size_said", "motion_said"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"world.{name}={v!r}: expected a fraction in [0, 1]")
+        if self.narration_noise < 0 or self.misalignment_offset < 0:
+            raise ValueError("world.narration_noise and world.misalignment_offset must be >= 0")
+        if self.object_scale <= 0:
+            raise ValueError(f"world.object_scale={self.object_scale!r}: expected > 0")
+
+    @property
+    def eval_world(self) -> WorldConfig:
+        """The world of the held-out sets: the same objects, narrated and heard as they are (no narration dials)."""
+        return WorldConfig(
+            seed=self.seed, object_scale=self.object_scale, num_probe=self.num_probe, num_eval=self.num_eval
+        )
+
+    def narration_style(self, held_out: bool = False) -> synth.NarrationStyle:
+        """How the training stream is narrated; ``held_out``: the fixed style of the held-out sets (aligned, every
+        caption about its segment, the size never said)."""
+        if held_out:
+            return synth.NarrationStyle(misalignment=0.0, size_said=0.0, filler_only=0.0)
+        return synth.NarrationStyle(
+            misalignment=self.misalignment,
+            offset=self.misalignment_offset,
+            noise=self.narration_noise,
+            size_said=self.size_said,
+            motion_said=self.motion_said,
+        )
+
+
+@dataclass
+class ClipPlan:
+    """One item's factors, before rendering: its video's segments and narrations, and the clip's window."""
+
+    segments: list[synth.Segment]
+    background: str
+    segment: int  # the segment the clip shows
+    start: float  # seconds in the video
+    captions: dict[str, list]  # HowTo100M layout: start, end, text
+    about: list[int]  # segment each caption describes
+    sound: synth.Segment  # what is heard (the segment shown, or something off screen)
+    phase: float  # seconds: where the clip's middle falls in the motion, around the object's resting place
+
+
+def _segments(rng: np.random.Generator, world: WorldConfig) -> tuple[list[synth.Segment], str]:
+    lengths = np.round(rng.uniform(*SEGMENT_SECONDS, size=SEGMENTS_PER_VIDEO), 2)
+    bounds = np.concatenate([[0.0], np.cumsum(lengths)])
+    segments: list[synth.Segment] = []
+    for i in range(SEGMENTS_PER_VIDEO):
+        prev = segments[-1] if segments else None
+        segments.append(synth.draw_segment(rng, float(bounds[i]), float(bounds[i + 1]), prev, world.object_scale))
+    return segments, synth.BACKGROUNDS[rng.integers(len(synth.BACKGROUNDS))]
+
+
+def plan_clip(world: WorldConfig, split: str, index: int, clip_seconds: float) -> ClipPlan:
+    """The factors of item ``index`` of ``split`` (deterministic); nothing is rendered."""
+    if split not in SPLIT_CODES:
+        raise ValueError(f"split={split!r}; expected one of {sorted(SPLIT_CODES)}")
+    w = world if split == "train" else world.eval_world
+    rng = np.random.default_rng([w.seed, SPLIT_CODES[split], index])
+    segments, background = _segments(rng, w)
+    shown = int(rng.integers(len(segments)))
+    seg = segments[shown]
+    start = float(seg.start + rng.uniform(0.0, max(seg.end - seg.start - clip_seconds, 0.0)))
+    told = segments
+    if rng.random() >= w.text_correspondence:  # narrations of an unrelated video
+        told, _ = _segments(rng, w)
+    captions, about = synth.narrate_segments(told, w.narration_style(held_out=split != "train"), rng)
+    sound = seg
+    if rng.random() >= w.av_correspondence:  # the sound of something off screen
+        sound = synth.draw_segment(rng, seg.start, seg.end, seg, w.object_scale)
+    return ClipPlan(segments, background, shown, start, captions, about, sound, float(rng.uniform(-0.5, 0.5)))
+
+
+def nearest_captions(captions: dict[str, list], start: float, end: float, k: int) -> list[int]:
+    """Indices of the ``k`` captions nearest in time to ``[start, end)`` (overlap = distance 0), nearest first."""
+    s, e = np.asarray(captions["start"]), np.asarray(captions["end"])
+    gap = np.maximum(0.0, np.maximum(s - end, start - e))
+    centre_gap = np.abs((s + e) / 2 - (start + end) / 2)
+    return [int(i) for i in np.lexsort((centre_gap, gap))[:k]]
+
+
+class WorldClips(Dataset):
+    """Clips of the sample world, rendered on demand (see the module docstring for the item contract).
+
+    Args:
+        cfg: the data configuration (frame count, fps, crop size, audio front-end, K, words per caption).
+        split: ``"train"`` (unlimited), ``"probe"``, ``"val"`` or ``"test"`` (fixed sets).
+        world: the dials.
+        word_vectors: the vocabulary narrations are encoded with.
+        length: how many items ``len()`` reports for ``train`` (any index works).
+    """
+
+    def __init__(
+        self,
+        cfg: DataConfig,
+        split: str,
+        world: WorldConfig,
+        word_vectors: WordVectors,
+        length: int | None = None,
+    ):
+        if split not in SPLIT_CODES:
+            raise ValueError(f"split={split!r}; expected one of {sorted(SPLIT_CODES)}")
+        self.cfg, self.split, self.world, self.word_vectors = cfg, split, world, word_vectors
+        self.clip_seconds = cfg.clip_seconds
+        self.num_samples = num_audio_samples(cfg)
+        self.logmel = LogMel(cfg)
+        fixed = {"probe": world.num_probe, "val": world.num_eval, "test": world.num_eval}
+        self.unlimited = split == "train"
+        self._len = int(length if length is not None else fixed.get(split, 2**62))
+        self.train = split == "train"
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __repr__(self) -> str:
+        return f"WorldClips(split={self.split!r}, clips={'unlimited' if self.unlimited else self._len}, {self.world})"
+
+    @property
+    def vocab(self) -> list[str]:
+        return self.word_vectors.vocab
+
+    def plan(self, index: int) -> ClipPlan:
+        return plan_clip(self.world, self.split, index, self.clip_seconds)
+
+    @property
+    def factors(self) -> dict[str, list[str]]:
+        """Ground-truth factors of every clip of a fixed split (``{"kind": [N str], ...}``), without rendering."""
+        if self.unlimited:
+            raise ValueError("the train stream is unlimited: factors exist only for the probe, val and test sets")
+        out: dict[str, list[str]] = {f: [] for f in FACTORS}
+        for i in range(len(self)):
+            p = self.plan(i)
+            seg = p.segments[p.segment]
+            for f in FACTORS:
+                out[f].append(p.background if f == "background" else str(getattr(seg, f)))
+        return out
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < self._len:
+            raise IndexError(f"index {index} out of range for {self._len} clips")
+        cfg = self.cfg
+        p = self.plan(index)
+        seg = p.segments[p.segment]
+        rng = np.random.default_rng([self.world.seed, SPLIT_CODES[self.split], index, 1])  # rendering only
+        size = cfg.crop_size
+        bg = synth.make_background(p.background, rng, size)
+        # The object passes its resting place mid-clip (give or take 0.5 s), so a moving object stays in view.
+        t0 = -self.clip_seconds / 2 + p.phase
+        frames = synth.render_frames(seg, bg, cfg.num_frames, cfg.fps, t0=t0)
+        wave = synth.render_sound(p.sound, self.num_samples, rng, cfg.sample_rate, t0=t0)
+        wave = wave + synth.background_noise(p.background, self.num_samples, rng, cfg.sample_rate)
+        video = torch.from_numpy(frames).permute(3, 0, 1, 2).float().div_(255.0)
+        audio = self.logmel(torch.from_numpy(wave))
+        end = p.start + self.clip_seconds
+        K, L = cfg.num_candidates, cfg.max_words
+        if self.train:
+            picks = nearest_captions(p.captions, p.start, end, K)
+        else:  # held-out sets: the caption that describes the clip
+            picks = [p.about.index(p.segment)]
+        texts = [p.captions["text"][i] for i in picks]
+        ids, _ = self.word_vectors.encode(texts, L)
+        text_ids = torch.zeros(K, L, dtype=torch.long)
+        text_ids[: len(picks)] = ids
+        text_valid = torch.zeros(K, dtype=torch.bool)
+        text_valid[: len(picks)] = ids.ne(0).any(1)
+        labels = seg.labels
+        return {
+            "video": video,
+            "audio": audio,
+            "text_ids": text_ids,
+            "text_mask": text_ids != 0,
+            "text_valid": text_valid,
+            "has_audio": torch.tensor(True),
+            "has_text": torch.tensor(bool(text_valid.any())),
+            "has_video": torch.tensor(True),
+            "video_id": f"{self.split}_{index}",
+            "start": float(p.start),
+            "end": float(end),
+            "index": index,
+            "action_label": labels["action"],
+            "sound_label": labels["sound"],
+            "image_label": labels["image"],
+        }
+
+    @staticmethod
+    def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+        return default_collate(items)
+
+
+def with_dials(world: WorldConfig, **dials: Any) -> WorldConfig:
+    """A copy of ``world`` with some dials changed (names checked)."""
+    names = {f.name for f in dataclasses.fields(WorldConfig)}
+    unknown = sorted(set(dials) - names)
+    if unknown:
+        raise ValueError(f"unknown world dial(s) {unknown}; the dials are {sorted(names)}")
+    return dataclasses.replace(world, **dials)
