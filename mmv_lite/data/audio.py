@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 
+import av
 import numpy as np
 import torch
 import torchaudio
@@ -78,8 +79,6 @@ def decode_audio(path: str | os.PathLike, sample_rate: int) -> tuple[np.ndarray 
     of the file's timeline (usually 0); ``(None, 0.0)`` when the file has no audio stream.
     Raises ``av.error.FFmpegError`` (or ``OSError``) on an unreadable file: callers add the file name.
     """
-    import av
-
     with av.open(str(path)) as container:
         if not container.streams.audio:
             return None, 0.0

@@ -8,6 +8,8 @@ python -m mmv_lite.tools.notebook_pairs --sync            # rewrite each .ipynb 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import sys
 from pathlib import Path
 
@@ -16,7 +18,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 def _jupytext():
     try:
-        import jupytext
+        import jupytext  # a development tool (requirements.txt), not a dependency of the package
     except ImportError as e:  # pragma: no cover - jupytext is in requirements.txt
         raise SystemExit("jupytext is needed: pip install -r requirements.txt") from e
     return jupytext
@@ -51,8 +53,6 @@ def out_of_sync(folder: Path = NOTEBOOKS) -> list[str]:
 
 def with_outputs(folder: Path = NOTEBOOKS) -> list[str]:
     """Notebooks that carry outputs or execution counts."""
-    import json
-
     bad = []
     for ipynb in sorted(folder.glob("*.ipynb")):
         nb = json.loads(ipynb.read_text())
@@ -65,8 +65,6 @@ def with_outputs(folder: Path = NOTEBOOKS) -> list[str]:
 
 def _stable_ids(nb) -> None:
     """Cell ids from each cell's content, so that re-syncing an unchanged notebook changes no byte of it."""
-    import hashlib
-
     seen: dict[str, int] = {}
     for cell in nb.cells:
         digest = hashlib.sha1(f"{cell.cell_type}\n{cell.source}".encode()).hexdigest()[:8]
