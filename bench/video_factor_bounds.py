@@ -5,7 +5,7 @@
     python bench/video_factor_bounds.py supervised --factor kind --net cnn --steps 750
     python bench/video_factor_bounds.py captions --mode clean --out /tmp/ds_clean
 
-``init``: factor probes (``mmv_lite.evaluate.factor_probes``: linear classifiers fitted on train clips, scored on
+``init``: factor probes (``mmv_lite.probes.factor_probes``: linear classifiers fitted on train clips, scored on
 test clips, chance = train's majority answer) of a trained checkpoint's video features ``f_v`` next to those of
 the *same architecture at random initialisation* (the checkpoint's text tower, so the same clips are kept). If
 pretraining taught the video network about the objects, the trained column reads kind / motion better than the

@@ -257,7 +257,8 @@ def candidate_weights(scores: Tensor | Any, tau: float = TEMPERATURE) -> Tensor:
 def anchor_nce(scores: Tensor | Any, positive: int, tau: float = TEMPERATURE) -> float:
     """One anchor's NCE in one direction, ``-log softmax(scores / tau)[positive]``, for cosine ``scores (N,)``.
 
-    :func:`nce` averages this over the anchors of a batch, in both directions (up to the positive counted once)."""
+    The form notebook 02 plots against the temperature; :func:`nce` is its batch version, whose denominator holds the
+    anchor's row and column together (negatives in both directions)."""
     s = torch.as_tensor(scores, dtype=torch.float64) / tau
     return float(torch.logsumexp(s, dim=0) - s[positive])
 

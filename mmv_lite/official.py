@@ -12,7 +12,8 @@ file                        video backbone              d_v
 
 from ``https://storage.googleapis.com/deepmind-research-mmv/<file>`` (weights under CC BY-NC 4.0). Each is a pickle of
 ``{"params": ..., "state": ...}`` in Haiku naming. :func:`load_official` reads one **without executing code from it**
-(:class:`RestrictedUnpickler` rebuilds only numpy arrays and plain containers) and returns an ``MMV`` in eval mode::
+(:class:`~mmv_lite.official_files.RestrictedUnpickler` rebuilds only numpy arrays and plain containers) and returns
+an ``MMV`` in eval mode::
 
     from mmv_lite.checkpoints import load_official
     model = load_official("mmv_s3d.pkl")                 # backbone chosen from the checkpoint's names
@@ -384,7 +385,8 @@ def load_official(
 
     Args:
         path: ``mmv_s3d.pkl``, ``mmv_tsm_resnet_x1.pkl`` or ``mmv_tsm_resnet_x2.pkl`` (any file name: the video
-            backbone is read from the parameter names and shapes). Read with :class:`RestrictedUnpickler`.
+            backbone is read from the parameter names and shapes). Read with
+            :class:`~mmv_lite.official_files.RestrictedUnpickler`.
         word_vectors: optional ``WordVectors`` or ``(V, 300)`` matrix (row 0 = padding) for the text tower,
             replacing the checkpoint's word matrix (which has no vocabulary; see below).
         device: where the model goes.

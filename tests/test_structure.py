@@ -1,4 +1,5 @@
-"""The package's shape: no import cycle among its modules, short functions, modules of a readable length."""
+"""The package's shape: no import cycle among its modules, its own modules imported at the top, short functions,
+modules of a readable length."""
 
 from __future__ import annotations
 
@@ -106,3 +107,25 @@ def test_modules_are_of_a_readable_length():
         and path.relative_to(PACKAGE).as_posix() not in LONG_MODULES
     ]
     assert not long, long
+
+
+# Modules allowed to import a package module inside a function, and why.
+LOCAL_PACKAGE_IMPORTS = {
+    "__init__.py": "build_model is imported on first use, so that `import mmv_lite` does not import torch",
+    "data/synth.py": "the word vectors are trained only when the samples are written",
+}
+
+
+def test_package_modules_are_imported_at_the_top():
+    nested = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
+        for fn in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                own = isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("mmv_lite"))
+                own |= isinstance(node, ast.Import) and any(a.name.startswith("mmv_lite") for a in node.names)
+                if own and rel not in LOCAL_PACKAGE_IMPORTS:
+                    nested.append(f"{rel}:{node.lineno} in {fn.name}")
+    assert not nested, nested

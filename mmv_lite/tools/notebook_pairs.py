@@ -13,6 +13,8 @@ import json
 import sys
 from pathlib import Path
 
+from mmv_lite.files import atomic_write
+
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
@@ -83,7 +85,7 @@ def sync(folder: Path = NOTEBOOKS) -> list[Path]:
         _stable_ids(nb)
         text = jt.writes(nb, fmt="ipynb")
         if not ipynb.exists() or ipynb.read_text() != text:
-            ipynb.write_text(text)
+            atomic_write(ipynb, text)
             changed.append(ipynb)
     return changed
 
