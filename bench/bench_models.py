@@ -141,8 +141,11 @@ def deflation_report(samples: Path, steps: int, seed: int = 0) -> None:
 
 def lite_step_report(repeats: int, batch: int = 32) -> None:
     """Forward + backward + Adam step of the ``lite`` preset on a batch of random inputs of the lite shapes."""
+    import dataclasses
+
     import mmv_lite
     from mmv_lite.models import count_parameters
+    from mmv_lite.optim import build_optimiser, train_step
 
     cfg = mmv_lite.get_config("lite")
     d = cfg.data
@@ -154,14 +157,12 @@ def lite_step_report(repeats: int, batch: int = 32) -> None:
         "audio": torch.randn(batch, 1, frames, d.n_mels, generator=g),
         "text_ids": torch.randint(1, 1000, (batch, d.num_candidates, d.max_words), generator=g),
     }
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = build_optimiser(model.parameters(), dataclasses.replace(cfg.train, lr=1e-3), schedule=False)
 
     def step():
-        out = model(**inputs)
-        loss = sum((z**2).mean() for k, z in out.items() if k.startswith("z_"))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(
+            model, inputs, lambda out: {"loss": sum((z**2).mean() for k, z in out.items() if k.startswith("z_"))}, opt
+        )
 
     step()
     wall, cpu = [], []

@@ -5,7 +5,7 @@
     python bench/video_factor_bounds.py supervised --factor kind --net cnn --steps 750
     python bench/video_factor_bounds.py captions --mode clean --out /tmp/ds_clean
 
-``init``: factor probes (``mmv_lite.evaluate.factor_probes``: linear classifiers fitted on train clips, scored on
+``init``: factor probes (``mmv_lite.probes.factor_probes``: linear classifiers fitted on train clips, scored on
 test clips, chance = train's majority answer) of a trained checkpoint's video features ``f_v`` next to those of
 the *same architecture at random initialisation* (the checkpoint's text tower, so the same clips are kept). If
 pretraining taught the video network about the objects, the trained column reads kind / motion better than the
@@ -18,6 +18,9 @@ clips (eval mode: how well it fits) and the held-out test clips (how well it gen
 * ``s3dg``: the preset's video backbone (S3D-G, all frames) + a linear layer;
 * ``s3dg2d``: the same S3D-G as an image network (``dims=2``) on one random frame per clip (eval: the middle one);
 * ``cnn``: a plain 3-layer CNN (3x3 convs, 2x2 max pools, a global *max* pool) on one frame.
+
+Training: Adam at a constant ``--lr`` (``mmv_lite.optim.build_optimiser(schedule=False)``), one
+``mmv_lite.optim.train_step`` per batch.
 
 No label is used anywhere else in the project's training: this only says how far the video side could go.
 
@@ -37,6 +40,8 @@ noise keeps text -> video retrieval down. ``--mode``:
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import time
 from pathlib import Path
 
@@ -47,9 +52,14 @@ from torch import nn
 from mmv_lite.checkpoints import load_model
 from mmv_lite.config import get_config
 from mmv_lite.data.clips import ClipDataset
-from mmv_lite.evaluate import attach_factors, embed_dataset, factor_probes, format_factor_table, load_eval_datasets
+from mmv_lite.data.synth import KIND_WORDS, MOTION_WORDS, Segment, asr_noise, describe
+from mmv_lite.embedding import embed_dataset
+from mmv_lite.evaluate import load_eval_datasets
+from mmv_lite.models.layers import eval_mode
 from mmv_lite.models.mmv import MMV, build_video_backbone
 from mmv_lite.models.s3dg import S3DG
+from mmv_lite.optim import build_optimiser, train_step
+from mmv_lite.probes import attach_factors, factor_probes, format_factor_table
 
 PROBED = ("kind", "colour", "shade", "size", "motion", "background")
 
@@ -104,7 +114,8 @@ def cmd_supervised(args: argparse.Namespace) -> None:
     else:
         body = SmallCNN()
     net = nn.Sequential(body, nn.Linear(body.out_dim, len(classes)))
-    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    tc = dataclasses.replace(cfg.train, lr=args.lr, steps=args.steps, weight_decay=0.0)
+    opt = build_optimiser(net.parameters(), tc, schedule=False)
     loader = torch.utils.data.DataLoader(
         train, batch_size=args.batch_size, shuffle=True, drop_last=True, num_workers=1, persistent_workers=True
     )
@@ -119,16 +130,14 @@ def cmd_supervised(args: argparse.Namespace) -> None:
         return video[:, :, T // 2]
 
     def accuracy(split: str) -> float:
-        net.eval()
         right = total = 0
-        with torch.no_grad():
+        with eval_mode(net), torch.no_grad():
             for b in torch.utils.data.DataLoader(sets[split], batch_size=64):
                 y = y_eval[split][b["index"]]
                 keep = y >= 0
                 pred = net(inputs(b["video"], False)).argmax(1)
                 right += int((pred[keep] == y[keep]).sum())
                 total += int(keep.sum())
-        net.train()
         return 100.0 * right / max(total, 1)
 
     chance = {s: 100.0 * np.bincount(y[y >= 0].numpy()).max() / int((y >= 0).sum()) for s, y in y_eval.items()}
@@ -142,10 +151,11 @@ def cmd_supervised(args: argparse.Namespace) -> None:
         for b in loader:
             y = y_train[b["index"]]
             keep = y >= 0
-            loss = nn.functional.cross_entropy(net(inputs(b["video"], True))[keep], y[keep])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+
+            def loss_fn(logits, y=y, keep=keep):
+                return {"loss": nn.functional.cross_entropy(logits[keep], y[keep])}
+
+            loss = train_step(net, inputs(b["video"], True), loss_fn, opt)["loss"]
             step += 1
             if step % args.eval_every == 0 or step == args.steps:
                 print(
@@ -159,11 +169,6 @@ def cmd_supervised(args: argparse.Namespace) -> None:
 
 def rewrite_captions(data: Path, out: Path, mode: str, seed: int = 1) -> int:
     """Write ``out`` = ``data`` with captions rewritten per ``mode``; returns the number of captions."""
-    import dataclasses
-    import json
-
-    from mmv_lite.data.synth import KIND_WORDS, MOTION_WORDS, Segment, asr_noise, describe
-
     meta = json.loads((data / "metadata.json").read_text())
     captions = json.loads((data / "captions.json").read_text())
     out.mkdir(parents=True, exist_ok=True)

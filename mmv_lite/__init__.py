@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import PRESETS, Config, get_config, space_for
+from .config import PRESETS, Config, get_config
+from .graphs import space_for
 
 __version__ = "0.1.0"
 __all__ = ["PRESETS", "Config", "get_config", "space_for", "build_model", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
-    # Keep `import mmv_lite` light: the network is imported only when asked for.
+    # torch takes seconds to import: `import mmv_lite` (configs, presets, the command line's help, the notebook-pair
+    # check) stays light, and the network module is imported the first time build_model is asked for.
     if name == "build_model":
         from .models.mmv import build_model
 

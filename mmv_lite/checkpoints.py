@@ -20,6 +20,7 @@ loads with ``torch.load(weights_only=True)``: opening a checkpoint never execute
 
 Writing is atomic (:func:`save_checkpoint`): the file is written under a temporary name in the same folder, flushed to
 disk, and renamed over the old one; a crash or ``SIGKILL`` at any moment leaves either the old or the new checkpoint.
+The released MMV weights (Haiku pickles) load with :func:`load_official` (:mod:`mmv_lite.official`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from __future__ import annotations
 import os
 import pickle
 import random
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import __version__
 from .config import Config
+from .files import atomic_write
+from .models.mmv import build_model
+from .official import load_official  # noqa: F401  (the released weights load from here too)
 
 FORMAT = "mmv_lite.checkpoint"
 FORMAT_VERSION = 1
@@ -67,8 +71,6 @@ def make_state(
 
     With ``optimizer`` it is a ``"training"`` checkpoint (optimizer, scheduler, RNG states); otherwise ``"inference"``.
     """
-    from . import __version__
-
     model = getattr(model, "module", model)  # DistributedDataParallel keeps the network in .module
     state: dict[str, Any] = {
         "format": FORMAT,
@@ -98,50 +100,14 @@ def inference_only(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
-    """Write ``state`` to ``path`` atomically: temporary file in the same folder, fsync, ``os.replace``.
+    """Write ``state`` to ``path`` atomically and durably (:func:`mmv_lite.files.atomic_write`).
 
     Readers see either the previous file or the complete new one, never a partial write, even if the process is
     killed mid-write. Returns the path.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if state.get("format") != FORMAT:
         state = {"format": FORMAT, "format_version": FORMAT_VERSION, **state}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            if hasattr(os, "fchmod"):  # not on Windows
-                os.fchmod(f.fileno(), _default_mode())
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        # Also on KeyboardInterrupt: never leave the temporary file behind.
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)  # make the rename itself durable
-    return path
-
-
-def _default_mode() -> int:
-    """The permissions ``open()`` would give a new file (mkstemp makes it owner-only)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. Windows cannot open folders
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    return atomic_write(path, lambda f: torch.save(state, f), durable=True)
 
 
 def _plain(x: Any) -> Any:
@@ -294,8 +260,6 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     The model is built from the saved config with a word-vector matrix of the saved vocabulary's size; the saved
     weights (the word vectors among them) are then loaded into it.
     """
-    from .models.mmv import build_model
-
     state = load_checkpoint(path)
     cfg = config_from_checkpoint(state, path)
     try:
@@ -305,10 +269,3 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     load_state_into(model, state["model"], path)
     model.to(device).eval()
     return model, cfg, list(state.get("vocab") or [])
-
-
-def load_official(*args: Any, **kwargs: Any) -> Any:
-    """Load one of the released MMV checkpoints; see :func:`mmv_lite.official.load_official`."""
-    from .official import load_official as _load_official
-
-    return _load_official(*args, **kwargs)

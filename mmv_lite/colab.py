@@ -3,15 +3,19 @@
 The repository URL lives here, once: every notebook's "Open in Colab" badge and its Colab install line are built from
 :data:`REPO_URL` (``tests/test_notebooks.py`` checks that they agree).
 
-    >>> from mmv_lite.colab import run_mode, select_device
+    >>> from mmv_lite.colab import run_mode, samples_dir
     >>> mode = run_mode()          # "quick" or "full", from MMV_LITE_MODE (default: full on CUDA, quick otherwise)
-    >>> device = select_device()   # torch.device("cuda") when a GPU is there
+    >>> samples = samples_dir()    # the shipped data_samples/ folder, wherever the notebook runs
+
+The device a notebook runs on comes from :func:`mmv_lite.runtime.select_device`.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+import torch
 
 REPO_URL = "https://github.com/mmv-lite/mmv_lite"
 BRANCH = "main"
@@ -43,25 +47,10 @@ def run_mode(default: str | None = None) -> str:
     """
     value = os.environ.get(MODE_ENV, "").strip().lower() or default
     if not value:
-        import torch
-
         value = "full" if torch.cuda.is_available() else "quick"
     if value not in MODES:
         raise ValueError(f"{MODE_ENV}={value!r}: expected one of {MODES}")
     return value
-
-
-def select_device(prefer: str | None = None):
-    """The device to run on: ``prefer`` if given, else CUDA, else Apple's MPS, else the CPU."""
-    import torch
-
-    if prefer:
-        return torch.device(prefer)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def repo_root() -> Path:

@@ -6,6 +6,7 @@ numbers: every size lives here, once, as data.
     >>> cfg = get_config("lite")                      # trains on 2 CPU cores in minutes
     >>> cfg = get_config("s3dg", graph="disjoint")    # the paper's S3D-G, another graph
     >>> cfg = get_config("lite", **{"train.steps": 50})
+    >>> cfg2 = apply_overrides(cfg, {"model.d_va": 64})   # a new config; cfg is unchanged
 
 Presets
 -------
@@ -18,48 +19,18 @@ Presets
 from __future__ import annotations
 
 import copy
-import dataclasses
+import typing
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from .graphs import GRAPHS
 
 # The temperature of every contrastive loss in the paper (MMV_REFERENCE section 3).
 TEMPERATURE = 0.07
 
-GRAPHS = ("fac", "shared", "disjoint")
 MODALITY_SETS = ("va", "vt", "vat")
-
-# Which space each pair of modalities is compared in, per embedding graph (MMV_REFERENCE section 1).
-# v = video, a = audio, t = text. A pair missing from a graph has no common space there.
-# Embedding keys follow the paper: the embedding of modality m in space s is ``f"z_{m}_{s}"``.
-SPACES: dict[str, dict[frozenset, str]] = {
-    "fac": {frozenset("va"): "va", frozenset("vt"): "vat", frozenset("at"): "vat"},
-    "shared": {frozenset("va"): "vat", frozenset("vt"): "vat", frozenset("at"): "vat"},
-    "disjoint": {frozenset("va"): "va", frozenset("vt"): "vt"},
-}
-
-
-def space_for(graph: str, m1: str, m2: str) -> str:
-    """The space in which modalities ``m1`` and ``m2`` ("v", "a", "t") are compared.
-
-    >>> space_for("fac", "v", "t")
-    'vat'
-    """
-    if graph not in SPACES:
-        raise ValueError(f"unknown graph {graph!r}; expected one of {GRAPHS}")
-    pair = frozenset((m1, m2))
-    if len(pair) != 2 or not pair <= set("vat"):
-        raise ValueError(f"modalities must be two different letters of 'v', 'a', 't'; got {m1!r}, {m2!r}")
-    if pair not in SPACES[graph]:
-        raise ValueError(
-            f"in the {graph!r} graph {m1} and {m2} share no space "
-            f"(its spaces: {sorted(set(SPACES[graph].values()))}); use the 'fac' or 'shared' graph to compare them"
-        )
-    return SPACES[graph][pair]
-
-
-def embedding_key(graph: str, m: str, other: str) -> str:
-    """Key of modality ``m``'s embedding when compared with ``other``, e.g. ``'z_v_va'``."""
-    return f"z_{m}_{space_for(graph, m, other)}"
+SECTIONS = ("data", "model", "train")
 
 
 @dataclass
@@ -109,7 +80,7 @@ class ModelConfig:
     d_va: int = 512  # fine space S_va (FAC, disjoint)
     d_vt: int = 256  # S_vt (disjoint only)
     d_vat: int = 256  # coarse space S_vat (FAC), or the single space (shared)
-    graph: str = "fac"  # "fac" | "shared" | "disjoint"
+    graph: str = "fac"  # a name of mmv_lite.graphs.GRAPHS: "fac" | "shared" | "disjoint"
     head: str = "mlp"  # video head form: "mlp" (released) or "linear" (ablation)
     # S3D-G first convolution: "rgb" (7x7x7, stride 2) or "space_to_depth" (the released checkpoint's stem,
     # an equivalent 4x8x8 stride-2 convolution on RGB frames; see mmv_lite.official).
@@ -217,40 +188,61 @@ PRESETS: dict[str, Config] = {
 
 
 def get_config(preset: str = "lite", **overrides: Any) -> Config:
-    """A fresh copy of a preset, with overrides.
+    """A fresh copy of a preset, with overrides (:func:`apply_overrides`).
 
-    Overrides are either top-level model/train/data field names (``graph="shared"``,
-    ``steps=10``) when the name is unambiguous, or dotted (``**{"train.lr": 1e-3}``).
+    >>> get_config("lite", graph="shared", **{"train.lr": 1e-3}).train.lr
+    0.001
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
-    cfg = copy.deepcopy(PRESETS[preset])
-    sections = {"data": cfg.data, "model": cfg.model, "train": cfg.train}
+    return apply_overrides(PRESETS[preset], overrides)
+
+
+def apply_overrides(cfg: Config, overrides: Mapping[str, Any]) -> Config:
+    """A validated copy of ``cfg`` with ``overrides`` set; ``cfg`` itself is never changed.
+
+    The one rule for every override (presets, ``build_model``, the command line's ``--set``): a key is dotted,
+    ``"train.lr"``, or a bare field name, ``"lr"``, when exactly one section has that field. A value must have the
+    field's type (an int is accepted, as a float, for a float field). Errors name the field.
+    """
+    new = copy.deepcopy(cfg)
     for key, value in overrides.items():
-        if "." in key:
-            sec, name = key.split(".", 1)
-            if sec not in sections:
-                raise ValueError(f"override {key!r}: section must be one of {sorted(sections)}")
-            targets = [sections[sec]]
-        else:
-            name = key
-            targets = [s for s in sections.values() if name in {f.name for f in dataclasses.fields(s)}]
-            if len(targets) != 1:
-                where = "no section" if not targets else "several sections; use 'section.name'"
-                raise ValueError(f"override {key!r} matches {where}")
-        target = targets[0]
-        if name not in {f.name for f in dataclasses.fields(target)}:
-            raise ValueError(f"override {key!r}: {type(target).__name__} has no field {name!r}")
-        setattr(target, name, value)
-    validate(cfg)
-    return cfg
+        section, name = _field_of(key)
+        setattr(getattr(new, section), name, _typed(f"{section}.{name}", _FIELD_TYPES[section][name], value))
+    validate(new)
+    return new
+
+
+def _field_of(key: str) -> tuple[str, str]:
+    """``"train.lr"`` or ``"lr"`` -> ``("train", "lr")``, with an error naming what does not exist."""
+    if "." in key:
+        section, name = key.split(".", 1)
+        if section not in SECTIONS:
+            raise ValueError(f"override {key!r}: section must be one of {list(SECTIONS)}")
+        if name not in _FIELD_TYPES[section]:
+            raise ValueError(f"override {key!r}: the {section} section has no field {name!r}")
+        return section, name
+    owners = [s for s in SECTIONS if key in _FIELD_TYPES[s]]
+    if len(owners) != 1:
+        where = "no section" if not owners else f"several sections ({owners}); use 'section.{key}'"
+        raise ValueError(f"override {key!r} matches {where}")
+    return owners[0], key
+
+
+def _typed(where: str, kind: type, value: Any) -> Any:
+    """``value`` checked against the field type ``kind`` (bool, int, float or str)."""
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    raise ValueError(f"{where}={value!r}: expected {kind.__name__}, got {type(value).__name__}")
 
 
 def validate(cfg: Config) -> None:
     """Raise ``ValueError`` naming the field when a config cannot work."""
     m, t, d = cfg.model, cfg.train, cfg.data
     if m.graph not in GRAPHS:
-        raise ValueError(f"model.graph={m.graph!r}; expected one of {GRAPHS}")
+        raise ValueError(f"model.graph={m.graph!r}; expected one of {tuple(GRAPHS)}")
     if m.video_backbone not in ("s3dg", "tsm_resnet"):
         raise ValueError(f"model.video_backbone={m.video_backbone!r}; expected 's3dg' or 'tsm_resnet'")
     if m.video_stem not in ("rgb", "space_to_depth"):
@@ -261,9 +253,13 @@ def validate(cfg: Config) -> None:
         raise ValueError(f"model.head={m.head!r}; expected 'mlp' or 'linear'")
     if t.modalities not in MODALITY_SETS:
         raise ValueError(f"train.modalities={t.modalities!r}; expected one of {MODALITY_SETS}")
-    if m.graph == "disjoint" and t.modalities == "vat":
-        pass  # fine: va and vt terms live in separate spaces
     if d.num_frames < 1 or d.fps <= 0:
         raise ValueError("data.num_frames must be >= 1 and data.fps > 0")
     if t.batch_size < 2:
         raise ValueError("train.batch_size must be >= 2: contrastive losses need negatives")
+
+
+# {section: {field: type}}: what an override may set, and to what type.
+_FIELD_TYPES: dict[str, dict[str, type]] = {
+    section: typing.get_type_hints(cls) for section, cls in zip(SECTIONS, (DataConfig, ModelConfig, TrainConfig))
+}

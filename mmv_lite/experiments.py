@@ -18,27 +18,53 @@ with the same protocol, i.e. what the labels alone can teach these backbones in 
 
 Runs are cached: ``<out>/runs/<run>-seed<seed>/result.json`` is reused when its budget and specification match, so an
 interrupted grid resumes and ``deflation`` reuses the FAC runs of ``design``. Tables are written as markdown and JSON
-(mean +- sample std over seeds) to ``<out>/table1a.md``, ``table1a.json``, etc.
+(mean +- sample std over seeds) to ``<out>/table1a.md``, ``table1a.json``, etc. (:mod:`mmv_lite.tables`).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import math
+import multiprocessing as mp
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from .config import Config
+from .checkpoints import load_model
+from .config import Config, get_config
+from .data.clips import ClipDataset
+from .data.sampling import step_loader
+from .data.text import WordVectors
+from .embedding import window_groups
+from .evaluate import evaluate_model, load_eval_datasets
+from .files import atomic_write
+from .models.mmv import build_model
+from .optim import build_optimiser, train_step
+from .tables import EXPERIMENTS, TABLES, load_tables, row_differences, write_tables
+from .train import train
+
+__all__ = [
+    "EXPERIMENTS",
+    "FULL",
+    "QUICK",
+    "RUNS",
+    "TABLES",
+    "Budget",
+    "RunSpec",
+    "load_tables",
+    "row_differences",
+    "run_experiment",
+    "train_supervised",
+]
 
 # --------------------------------------------------------------------------------------------------------------------
 # What is trained
@@ -99,89 +125,6 @@ QUICK = Budget(
 )
 
 
-# --------------------------------------------------------------------------------------------------------------------
-# The tables: rows, columns, the paper's numbers
-# --------------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Column:
-    """A table column: ``key`` names a flat metric of a run (see :func:`flat_metrics`); ``paper`` the paper's column."""
-
-    title: str
-    key: str
-    paper: str = ""
-
-
-@dataclass(frozen=True)
-class Table:
-    name: str
-    title: str
-    rows: tuple[tuple[str, str], ...]  # (row label, run name or "run:mode" for deflation rows)
-    columns: tuple[Column, ...]
-    paper_columns: tuple[str, ...]
-    paper: dict[str, tuple[float | None, ...]]  # row label -> the paper's numbers, in paper_columns order
-    note: str = ""
-
-
-ACTION = Column("action probe (acc %)", "probe_action", "UCF101 / HMDB51 lin.")
-SOUND = Column("sound probe (acc %)", "probe_sound", "ESC-50 lin.")
-T2V = Column("t2v R@10", "t2v_R@10", "YouCook2 / MSRVTT R@10")
-V2A = Column("v2a R@1", "v2a_R@1")
-A2T = Column("a2t R@10 (zero-shot)", "a2t_R@10")
-
-TABLES: dict[str, Table] = {
-    "table1a": Table(
-        name="table1a",
-        title="Table 1a analogue: which modalities (equal budgets)",
-        rows=(("VA", "va"), ("VT", "vt"), ("VAT (FAC)", "vat_fac")),
-        columns=(ACTION, SOUND, T2V, V2A, A2T),
-        paper_columns=("UCF101", "HMDB51", "YC2 R@10", "MSRVTT R@10", "ESC-50"),
-        paper={
-            "VA": (75.5, 51.6, None, None, 79.0),
-            "VT": (82.7, 55.9, 33.6, 27.5, None),
-            "VAT (FAC)": (84.7, 57.3, 32.2, 28.6, 78.7),
-        },
-        note="Paper: S3D-G pretrained on HowTo100M (Table 1a).",
-    ),
-    "table1b": Table(
-        name="table1b",
-        title="Table 1b analogue: which embedding graph for VAT (equal budgets)",
-        rows=(("shared", "vat_shared"), ("disjoint", "vat_disjoint"), ("FAC", "vat_fac")),
-        columns=(ACTION, SOUND, T2V, V2A, A2T),
-        paper_columns=("UCF101", "HMDB51", "YC2 R@10", "MSRVTT R@10", "ESC-50"),
-        paper={
-            "shared": (84.7, 60.2, 20.8, 22.4, 88.5),
-            "disjoint": (85.1, 59.3, 25.0, 22.5, 87.0),
-            "FAC": (86.2, 62.5, 23.8, 23.5, 88.0),
-        },
-        note="Paper: S3D-G pretrained on HowTo100M + AudioSet (Table 1b).",
-    ),
-    "table3": Table(
-        name="table3",
-        title="Table 3 analogue: video network -> image network (VAT / FAC runs)",
-        rows=(
-            ("naive deflation", "vat_fac:naive"),
-            ("calibrated deflation", "vat_fac:calibrated"),
-            ("video net on static clip", "vat_fac:static"),
-        ),
-        columns=(
-            Column("image probe (acc %)", "image_acc", "ImageNet top-1"),
-            Column("image probe (mAP %)", "image_mAP", "PASCAL mAP"),
-        ),
-        paper_columns=("PASCAL mAP", "ImageNet top-1", "ImageNet top-5"),
-        paper={
-            "naive deflation": (41.8, 20.7, 40.5),
-            "calibrated deflation": (71.4, 45.2, 71.3),
-            "video net on static clip": (72.1, 46.7, 72.5),
-        },
-        note="Paper: S3D-G (Table 3). Deflated modes: single middle frames of the clips.",
-    ),
-}
-
-EXPERIMENTS: dict[str, tuple[str, ...]] = {"design": ("table1a", "table1b"), "deflation": ("table3",)}
-
-
 def runs_of(experiment: str) -> list[str]:
     """The run names an experiment needs (the supervised reference included)."""
     names: list[str] = []
@@ -194,128 +137,6 @@ def runs_of(experiment: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Aggregation over seeds and formatting
-# --------------------------------------------------------------------------------------------------------------------
-
-
-def mean_std(values: Sequence[float]) -> dict[str, Any]:
-    """Mean and sample standard deviation (ddof=1; 0 for a single value) of the finite values."""
-    v = [float(x) for x in values if x is not None and math.isfinite(float(x))]
-    if not v:
-        return {"mean": None, "std": None, "n": 0, "values": []}
-    std = float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
-    return {"mean": float(np.mean(v)), "std": std, "n": len(v), "values": v}
-
-
-def _cell(stat: dict[str, Any] | None) -> str:
-    if not stat or stat.get("mean") is None:
-        return "-"
-    if stat["n"] > 1:
-        return f"{stat['mean']:.1f} ± {stat['std']:.1f}"
-    return f"{stat['mean']:.1f}"
-
-
-def _row_metric(result: dict[str, Any], row: str, key: str) -> float | None:
-    """A row's metric in one run's flat results: deflation rows ("run:mode") read ``image_<mode>_<acc|mAP>``."""
-    if ":" in row:
-        mode = row.split(":")[1]
-        key = key.replace("image_", f"image_{mode}_")
-    value = result.get(key)
-    return None if value is None else float(value)
-
-
-def build_table(table: Table, results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Mean +- std per row and column from ``results`` ({run name: [flat metrics of each seed]}).
-
-    Adds a chance row (per column, from the first run that reports that column's chance level) and a supervised row
-    (``results["supervised"]``).
-    Returns a JSON-ready dict ``{"name", "title", "columns", "rows"}``, each row
-    ``{"label", "run", "seeds", "cells": {metric key: mean_std}, "paper": {paper column: number}}``.
-    """
-    rows_out = []
-    for label, row in table.rows:
-        runs = results.get(row.split(":")[0], [])
-        cells = {c.key: mean_std([_row_metric(r, row, c.key) for r in runs]) for c in table.columns}
-        paper = dict(zip(table.paper_columns, table.paper.get(label, ())))
-        rows_out.append(
-            {"label": label, "run": row, "seeds": [r.get("seed") for r in runs], "cells": cells, "paper": paper}
-        )
-
-    # Supervised reference: for deflation tables the image probe of the supervised video backbone, per mode.
-    sup = results.get("supervised", [])
-    if table.name == "table3":
-        for label, row in table.rows:
-            mode = row.split(":")[1]
-            cells = {c.key: mean_std([_row_metric(r, f"supervised:{mode}", c.key) for r in sup]) for c in table.columns}
-            rows_out.append(
-                {
-                    "label": f"supervised, {label}",
-                    "run": f"supervised:{mode}",
-                    "seeds": [r.get("seed") for r in sup],
-                    "cells": cells,
-                    "paper": {},
-                }
-            )
-    else:
-        cells = {c.key: mean_std([r.get(c.key) for r in sup]) for c in table.columns}
-        rows_out.append(
-            {
-                "label": "supervised",
-                "run": "supervised",
-                "seeds": [r.get("seed") for r in sup],
-                "cells": cells,
-                "paper": {},
-            }
-        )
-
-    # Chance depends on the data only, not on the run: take it from the first run that reports it for the column.
-    chance_cells = {}
-    for c in table.columns:
-        key = c.key.replace("image_", "image_naive_") if table.name == "table3" else c.key
-        value = next((r[f"chance_{key}"] for runs in results.values() for r in runs if f"chance_{key}" in r), None)
-        chance_cells[c.key] = mean_std([value] if value is not None else [])
-    rows_out.append({"label": "chance", "run": "chance", "seeds": [], "cells": chance_cells, "paper": {}})
-    return {
-        "name": table.name,
-        "title": table.title,
-        "note": table.note,
-        "columns": [asdict(c) for c in table.columns],
-        "paper_columns": list(table.paper_columns),
-        "rows": rows_out,
-    }
-
-
-def table_markdown(t: dict[str, Any]) -> str:
-    """A built table (:func:`build_table`) as markdown: ours (mean ± std over seeds) and the paper's side by side."""
-    cols = t["columns"]
-    head = ["", *[c["title"] for c in cols], "seeds", *[f"paper: {p}" for p in t["paper_columns"]]]
-    lines = [f"**{t['title']}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in t["rows"]:
-        paper = [("-" if r["paper"].get(p) is None else f"{r['paper'][p]:.1f}") for p in t["paper_columns"]]
-        n = max((r["cells"][c["key"]]["n"] for c in cols), default=0) if r["run"] != "chance" else "-"
-        lines.append(
-            "| " + " | ".join([r["label"], *[_cell(r["cells"][c["key"]]) for c in cols], str(n), *paper]) + " |"
-        )
-    if t.get("note"):
-        lines += ["", t["note"]]
-    return "\n".join(lines) + "\n"
-
-
-def write_tables(experiment: str, results: dict[str, list[dict[str, Any]]], out_dir: Path, meta: dict[str, Any]) -> str:
-    """Build the experiment's tables, write ``<table>.md`` / ``<table>.json`` into ``out_dir``; return the markdown."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    chunks = []
-    for name in EXPERIMENTS[experiment]:
-        built = build_table(TABLES[name], results)
-        built["meta"] = meta
-        md = table_markdown(built)
-        (out_dir / f"{name}.md").write_text(md)
-        (out_dir / f"{name}.json").write_text(json.dumps(built, indent=2))
-        chunks.append(md)
-    return "\n".join(chunks)
-
-
-# --------------------------------------------------------------------------------------------------------------------
 # Training: self-supervised runs through mmv_lite.train, the supervised reference here
 # --------------------------------------------------------------------------------------------------------------------
 
@@ -323,8 +144,6 @@ def write_tables(experiment: str, results: dict[str, list[dict[str, Any]]], out_
 def run_config(spec: RunSpec, seed: int, budget: Budget) -> Config:
     """The training config of one run: the preset with the budget's optimisation settings, the run's graph and
     modalities, no periodic validation or intermediate checkpoints (evaluation happens once, after training)."""
-    from .config import get_config
-
     return get_config(
         budget.preset,
         **{
@@ -373,14 +192,11 @@ def train_supervised(cfg: Config, train_ds: Dataset, word_vectors: Tensor, devic
     """The supervised reference: the MMV backbones trained on the ground-truth labels with the run budget.
 
     Same network (:func:`~mmv_lite.models.mmv.build_model`), same clips in the same order with the same
-    augmentation (:class:`~mmv_lite.train.StepBatchSampler` and :class:`~mmv_lite.train.SeededItems` seeded by
-    ``train.seed``), same optimiser and schedule (Adam, warm-up then half-period cosine), same number of steps and
-    batch size as the self-supervised runs; only the loss differs (:func:`supervised_loss` through
-    :class:`SupervisedHeads`). Returns the model (eval mode); its heads ``model.supervised_heads`` are kept.
+    augmentation (:func:`~mmv_lite.data.sampling.step_loader` seeded by ``train.seed``), same optimiser, schedule
+    and step (:mod:`mmv_lite.optim`), same number of steps and batch size as the self-supervised runs; only the loss
+    differs (:func:`supervised_loss` through :class:`SupervisedHeads`). Returns the model (eval mode); its heads
+    ``model.supervised_heads`` are kept.
     """
-    from .models.mmv import build_model
-    from .train import SeededItems, StepBatchSampler, WarmupCosine
-
     tc = cfg.train
     torch.manual_seed(tc.seed)
     model = build_model(cfg, word_vectors=word_vectors).to(device)
@@ -390,24 +206,17 @@ def train_supervised(cfg: Config, train_ds: Dataset, word_vectors: Tensor, devic
         num_classes = {k: int(labels[k].max()) + 1 for k in ("action", "image", "sound")}
     model.supervised_heads = SupervisedHeads(model.video_backbone.out_dim, model.audio_backbone.out_dim, num_classes)
     model.to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=tc.lr, weight_decay=tc.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(tc.warmup_steps, tc.steps))
-    loader = DataLoader(
-        SeededItems(train_ds),
-        batch_sampler=StepBatchSampler(len(train_ds), tc.batch_size, tc.seed, 0, tc.steps),
-        num_workers=tc.num_workers,
-        persistent_workers=tc.num_workers > 0,
-    )
+    opt = build_optimiser(model.parameters(), tc, device)
+
+    def logits(video: Tensor, audio: Tensor) -> dict[str, Tensor]:
+        out = model(video=video, audio=audio)
+        return model.supervised_heads(out["f_v"], out["f_a"])
+
     model.train()
-    for batch in loader:
-        out = model(video=batch["video"].to(device), audio=batch["audio"].to(device))
+    for batch in step_loader(train_ds, tc, 0, tc.steps):
         batch = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in batch.items()}
-        losses = supervised_loss(model.supervised_heads(out["f_v"], out["f_a"]), batch)
-        opt.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        opt.step()
-        sched.step()
+        inputs = {"video": batch["video"], "audio": batch["audio"]}
+        train_step(logits, inputs, lambda out, batch=batch: supervised_loss(out, batch), opt)
     return model.eval()
 
 
@@ -445,11 +254,6 @@ class EvalData:
     """
 
     def __init__(self, data_dir: str | os.PathLike, budget: Budget):
-        from .config import get_config
-        from .data.clips import ClipDataset
-        from .data.text import WordVectors
-        from .evaluate import load_eval_datasets
-
         cfg = get_config(budget.preset, **dict(budget.config))
         self.data_dir = Path(data_dir)
         self.word_vectors = WordVectors.load(self.data_dir / "word_vectors.bin")
@@ -468,8 +272,6 @@ class EvalData:
 
 class _InMemory(Dataset):
     def __init__(self, ds: Dataset):
-        from .evaluate import window_groups
-
         self.items = [ds[i] for i in range(len(ds))]  # type: ignore[arg-type]
         info = window_groups(ds)
         if info is not None:  # window_groups reads .windows: keep (video_id, segment, start) per item
@@ -504,10 +306,6 @@ def run_one(
     Returns ``{"run", "seed", "spec", "budget", "flat": flat metrics, "result": full evaluation, "train_seconds",
     "eval_seconds"}``; ``flat`` also holds ``seed``.
     """
-    from .checkpoints import load_model
-    from .evaluate import evaluate_model
-    from .train import train
-
     run_dir = Path(out_dir) / "runs" / f"{spec.name}-seed{seed}"
     cache = run_dir / "result.json"
     # through JSON, so that it compares equal to the saved copy (tuples come back as lists)
@@ -558,10 +356,7 @@ def run_one(
         "train_seconds": train_seconds,
         "eval_seconds": eval_seconds,
     }
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=2))
-    tmp.replace(cache)
+    atomic_write(cache, json.dumps(out, indent=2))
     ckpt = run_dir / "checkpoint.pt"
     if ckpt.exists():  # the optimiser state is not needed again; keep the evaluation only
         ckpt.unlink()
@@ -602,13 +397,10 @@ def run_experiment(
     names = runs_of(experiment)
     tasks = [(name, seed) for seed in seeds for name in names]
     if jobs > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
         log(f"{experiment}: {len(tasks)} runs in {jobs} processes of {torch.get_num_threads()} thread(s)")
         init = (str(data_dir), budget, torch.get_num_threads())
         # spawn, not fork: forking a process whose torch thread pools are running can deadlock
-        with ProcessPoolExecutor(jobs, mp.get_context("spawn"), initializer=_worker_init, initargs=init) as pool:
+        with ProcessPoolExecutor(jobs, mp.get_context("spawn"), initializer=_init_pool_worker, initargs=init) as pool:
             futures = [pool.submit(_worker_run, n, s, budget, str(out), device, force) for n, s in tasks]
             done = [f.result() for f in futures]
     else:
@@ -633,15 +425,15 @@ def run_experiment(
         "jobs": jobs,
     }
     md = write_tables(experiment, results, out, meta)
-    (out / f"{experiment}_runs.json").write_text(json.dumps({"meta": meta, "runs": results}, indent=2))
-    tables = {n: json.loads((out / f"{n}.json").read_text()) for n in EXPERIMENTS[experiment]}
+    atomic_write(out / f"{experiment}_runs.json", json.dumps({"meta": meta, "runs": results}, indent=2))
+    tables = load_tables(out, EXPERIMENTS[experiment])
     return {"tables": tables, "markdown": md, "runs": results, "seconds": seconds}
 
 
 _WORKER_DATA: EvalData | None = None
 
 
-def _worker_init(data_dir: str, budget: Budget, threads: int) -> None:
+def _init_pool_worker(data_dir: str, budget: Budget, threads: int) -> None:
     global _WORKER_DATA
     torch.set_num_threads(threads)
     _WORKER_DATA = EvalData(data_dir, budget)
@@ -656,8 +448,6 @@ def _worker_run(name: str, seed: int, budget: Budget, out: str, device: str, for
 
 def cli_main(argv: Sequence[str] | None = None) -> int:
     """``python -m mmv_lite experiment design|deflation [--seeds 0 1 2] [--quick] [--data DIR] [--out DIR]``."""
-    import argparse
-
     ap = argparse.ArgumentParser(
         prog="python -m mmv_lite experiment",
         description="Regenerate the paper's tables in miniature: 'design' (Table 1a modalities, Table 1b graphs) or "

@@ -40,7 +40,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import TEMPERATURE, Config, embedding_key
+from .config import TEMPERATURE, Config
+from .graphs import embedding_key
 
 # Fill value for scores that must not count: finite (unlike -inf) so that rows with nothing valid give finite
 # values and zero gradients instead of NaN; far below any real score (|score| <= 1 / tau).
@@ -245,6 +246,21 @@ def nce(
             f"nce: expected two (B, D) tensors of the same shape; got {tuple(z_a.shape)}, {tuple(z_b.shape)}"
         )
     return mil_nce(z_a, z_b[:, None, :], None, tau=tau, mask=mask, gather=gather)
+
+
+def candidate_weights(scores: Tensor | Any, tau: float = TEMPERATURE) -> Tensor:
+    """``softmax(scores / tau)`` of one anchor's cosine ``scores (N,)``: how NCE shares its attention among the N
+    candidates (float64)."""
+    return torch.softmax(torch.as_tensor(scores, dtype=torch.float64) / tau, dim=0)
+
+
+def anchor_nce(scores: Tensor | Any, positive: int, tau: float = TEMPERATURE) -> float:
+    """One anchor's NCE in one direction, ``-log softmax(scores / tau)[positive]``, for cosine ``scores (N,)``.
+
+    The form notebook 02 plots against the temperature; :func:`nce` is its batch version, whose denominator holds the
+    anchor's row and column together (negatives in both directions)."""
+    s = torch.as_tensor(scores, dtype=torch.float64) / tau
+    return float(torch.logsumexp(s, dim=0) - s[positive])
 
 
 def _mean_over(per_clip: Tensor, anchor: Tensor, use_gather: bool) -> Tensor:

@@ -2,7 +2,7 @@
 
 Each app is a small class: its inputs are plain widgets (``FloatLogSlider``, ``ToggleButtons``, ``Text``,
 ``Dropdown``, ``Button``), and every input change calls ONE method that computes with a library function
-(:mod:`mmv_lite.viz`, :mod:`mmv_lite.demo`) and shows the result in an ``Output``. The method also returns what it
+(:mod:`mmv_lite.viz`, :mod:`mmv_lite.search`) and shows the result in an ``Output``. The method also returns what it
 showed and keeps it in ``app.last``, so plain pytest can drive an app by setting widget values and check the result.
 
     >>> app = TemperatureApp(scores, positive=0)
@@ -27,10 +27,12 @@ from typing import Any
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
-from IPython.display import HTML, Image, display
+from IPython.display import HTML, Audio, Image, display
 
 from . import viz
 from .config import TEMPERATURE
+from .retrieval import cosine_similarity
+from .search import clip_media, search_embedding, search_sound, search_text, sound_to_text
 
 
 class _App:
@@ -164,13 +166,9 @@ def _hit_title(rank: int, hit: Any) -> str:
 def hits_view(bank: Any, hits: Sequence[Any], audio: bool = True, narrations: bool = True) -> list[Any]:
     """What a retrieval app shows for ranked hits: one figure of frame strips, then per hit its narrations and an
     audio player (``IPython.display.Audio``). Returns the list of displayable objects."""
-    from IPython.display import Audio
-
-    from . import demo
-
     if not hits:
         return ["<p>no results</p>"]
-    media = [demo.clip_media(bank.dataset, h.index) for h in hits]
+    media = [clip_media(bank.dataset, h.index) for h in hits]
     fps = bank.dataset.cfg.fps
     fig = viz.show_clips([m[0] for m in media], titles=[_hit_title(r + 1, h) for r, h in enumerate(hits)], fps=fps)
     shown: list[Any] = [fig]
@@ -203,9 +201,7 @@ class TextSearchApp(_App):
         self.show()
 
     def compute(self):
-        from . import demo
-
-        self.hits = demo.search_text(self.bank, self.model, self.text.value, k=self.k)
+        self.hits = search_text(self.bank, self.model, self.text.value, k=self.k)
         return hits_view(self.bank, self.hits, audio=self.audio)
 
 
@@ -227,15 +223,11 @@ class SoundSearchApp(_App):
         self.show()
 
     def compute(self):
-        from IPython.display import Audio
-
-        from . import demo
-
         i = self.dropdown.value
-        self.hits = demo.search_sound(self.bank, i, k=self.k)
-        self.texts = demo.sound_to_text(self.bank, i, k=3)
+        self.hits = search_sound(self.bank, i, k=self.k)
+        self.texts = sound_to_text(self.bank, i, k=3)
         shown: list[Any] = [f"<p><b>query sound</b> (clip {i})</p>"]
-        _, wave, sr = demo.clip_media(self.bank.dataset, i)
+        _, wave, sr = clip_media(self.bank.dataset, i)
         if self.audio and wave is not None:
             shown.append(Audio(wave, rate=sr, normalize=True))
         rows = [{"narration ranked for this sound (audio → text)": t, "cos": s} for t, s in self.texts]
@@ -261,23 +253,21 @@ def deflation_view(
     chosen ``mode``) and the bank's clips ranked for it by cosine in ``key``'s space.
 
     Args:
-        bank: a :class:`~mmv_lite.demo.ClipBank` (its ``emb[key]`` are the clips' video embeddings).
+        bank: a :class:`~mmv_lite.search.ClipBank` (its ``emb[key]`` are the clips' video embeddings).
         queries: ``{mode: (N, D)}`` query embeddings, row i standing for clip i (``"video"``: the bank's own).
         frames: ``(N, 3, H, W)`` the middle frame of every clip (what the image modes saw).
 
     Returns ``[HTML summary, figure]``: where the clip itself ranks (a good image embedding finds the video it was
     taken from) and how many of the top ``k`` show the same shape.
     """
-    from . import demo
-
     if mode not in queries:
         raise ValueError(f"unknown mode {mode!r}; expected one of {list(queries)}")
     q = queries[mode]
     if not 0 <= index < len(q):
         raise ValueError(f"clip index {index} out of range (0..{len(q) - 1})")
-    hits = demo.search_embedding(bank, q[index], key=key, k=k)
-    sim = demo.cosine_similarity(q[index : index + 1], bank.emb[key])[0]
-    own_rank = int((sim >= sim[index]).sum())  # ties ranked pessimistically, as in evaluate.positive_ranks
+    hits = search_embedding(bank, q[index], key=key, k=k)
+    sim = cosine_similarity(q[index : index + 1], bank.emb[key])[0]
+    own_rank = int((sim >= sim[index]).sum())  # ties ranked pessimistically, as in retrieval.positive_ranks
     target = bank.hit(index, float(sim[index]))
     shape = target.labels.get("image", "?")
     same = sum(h.labels.get("image") == shape for h in hits)
@@ -286,7 +276,7 @@ def deflation_view(
         f"<p><b>{mode}</b>: query = clip {index}, {what}. Its own clip ranks <b>#{own_rank}</b> of {len(bank)} "
         f"(cos {float(sim[index]):.2f}); {same} of the top {len(hits)} show a {html.escape(shape)}.</p>"
     )
-    media = [demo.clip_media(bank.dataset, h.index)[0] for h in hits]
+    media = [clip_media(bank.dataset, h.index)[0] for h in hits]
     titles = [
         f"#{r + 1}  cos {h.score:.2f}  ·  shape: {h.labels.get('image', '?')}"
         + ("  ✓" if h.labels.get("image") == shape else "")
@@ -295,7 +285,7 @@ def deflation_view(
     ]
     fps = bank.dataset.cfg.fps
     if mode == "video":
-        query_media, query_title = demo.clip_media(bank.dataset, index)[0], f"query: clip {index} as a video ({shape})"
+        query_media, query_title = clip_media(bank.dataset, index)[0], f"query: clip {index} as a video ({shape})"
     else:
         query_media, query_title = frames[index], f"query: one frame of clip {index} ({shape}), {mode} deflation"
     fig = viz.show_query_and_hits(query_media, media, titles, query_title=query_title, fps=fps)

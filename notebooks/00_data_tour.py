@@ -59,9 +59,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import HTML, Audio, display
 
-from mmv_lite import demo, get_config, viz
+from mmv_lite import get_config, viz
 from mmv_lite.colab import run_mode, samples_dir
 from mmv_lite.data.clips import ClipDataset
+from mmv_lite.data.narrations import load_metadata, misaligned_captions, narration_hit_rate
+from mmv_lite.search import clip_media
 
 MODE = run_mode()
 SAMPLES = samples_dir()
@@ -88,7 +90,7 @@ print(f"mode={MODE}  samples={SAMPLES}")
 # labels (action = motion, sound = instrument × register, image = kind) are used *only to evaluate*.
 
 # %%
-meta = demo.load_metadata(SAMPLES)
+meta = load_metadata(SAMPLES)
 with open(SAMPLES / "captions.json") as f:
     captions = json.load(f)
 counts = collections.Counter((v["split"], v["kind"]) for v in meta["videos"].values())
@@ -103,11 +105,11 @@ display(HTML(viz.html_table(rows)))
 # screen while they are spoken: people announce what comes next, or comment on what just happened.
 
 # %%
-vid = next(v for v, m in meta["videos"].items() if m["kind"] == "narrated" and demo.misaligned_captions(m, captions[v]))
+vid = next(v for v, m in meta["videos"].items() if m["kind"] == "narrated" and misaligned_captions(m, captions[v]))
 m = meta["videos"][vid]
 events = [(s["start"], s["end"], f"{s['colour']} {s['kind']} {s['motion']}") for s in m["segments"]]
 fig = viz.show_narration_timeline(
-    captions[vid], events=events, misaligned=demo.misaligned_captions(m, captions[vid]), title=f"video {vid}"
+    captions[vid], events=events, misaligned=misaligned_captions(m, captions[vid]), title=f"video {vid}"
 )
 plt.show()
 
@@ -159,7 +161,7 @@ plt.show()
 
 # %%
 for i in picks[:2]:
-    frames, wave, sr = demo.clip_media(ds, i)
+    frames, wave, sr = clip_media(ds, i)
     display(HTML(f"<b>{names['action'][labels[i]]}</b>"), Audio(wave, rate=sr, normalize=True))
 
 # %% [markdown]
@@ -178,7 +180,7 @@ fig = viz.show_narration_timeline(
     clip=(w.start, w.start + cfg.clip_seconds),
     events=events,
     candidates=cand,
-    misaligned=demo.misaligned_captions(m, captions[w.video_id]),
+    misaligned=misaligned_captions(m, captions[w.video_id]),
     title=f"a clip of {w.video_id} and its candidates",
 )
 plt.show()
@@ -195,7 +197,7 @@ plt.show()
 
 # %%
 cfg6 = get_config("lite", **{"data.num_candidates": 6}).data
-rate = demo.narration_hit_rate(ClipDataset(SAMPLES, "all", cfg6, kinds=("narrated",)), meta)
+rate = narration_hit_rate(ClipDataset(SAMPLES, "all", cfg6, kinds=("narrated",)), meta)
 fig, ax = plt.subplots(figsize=(5, 3))
 ax.bar(list(rate), [100 * r for r in rate.values()], color=viz.MODALITY_COLOURS["t"])
 ax.axvline(cfg.num_candidates, color="black", ls="--", label=f"K used in training ({cfg.num_candidates})")

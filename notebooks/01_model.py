@@ -53,9 +53,11 @@ import torch
 from IPython.display import HTML, display
 
 from mmv_lite import build_model, get_config, viz
-from mmv_lite.colab import run_mode, samples_dir, select_device
+from mmv_lite.colab import run_mode, samples_dir
 from mmv_lite.data.audio import num_audio_frames
 from mmv_lite.data.text import WordVectors
+from mmv_lite.models.mmv import parameter_counts
+from mmv_lite.runtime import select_device
 
 MODE = run_mode()
 DEVICE = select_device()
@@ -154,7 +156,7 @@ plt.show()
 
 # %% [markdown]
 # The diagram is drawn from the same table the code uses to decide which embeddings to compare
-# (`mmv_lite.config.SPACES`). In FAC, audio can reach $S_{vat}$ through $g_{va\to vat}$ although no loss ever
+# (`mmv_lite.graphs.GRAPHS`). In FAC, audio can reach $S_{vat}$ through $g_{va\to vat}$ although no loss ever
 # compares audio with text: that is how notebook 06 retrieves narrations from sounds *zero-shot*. The model computes
 # that path (`z_a_vat`) only in evaluation mode, so training statistics come from video alone.
 
@@ -181,7 +183,7 @@ display(HTML(viz.html_table(rows)))
 counts = {}
 for preset in ("lite", "s3dg", "tsm_r50", "tsm_r50x2"):
     with torch.device("meta"):
-        counts[preset] = viz.parameter_counts(build_model(preset, vocab_size=len(wv)))
+        counts[preset] = parameter_counts(build_model(preset, vocab_size=len(wv)))
 fig = viz.show_parameter_counts(counts)
 plt.show()
 
@@ -229,7 +231,7 @@ else:
     with torch.device("meta"):
         official = build_official_model("s3d")
     stem = official.video_backbone.Conv2d_1a_7x7.conv
-    print(f"released S3D-G: {viz.parameter_counts(official)}")
+    print(f"released S3D-G: {parameter_counts(official)}")
     print(f"its first layer (the release's space-to-depth stem, as an RGB convolution): {stem}")
 
 # %% [markdown]

@@ -58,8 +58,9 @@ import torch.nn.functional as F
 from IPython.display import display
 
 from mmv_lite import losses, viz, widgets
-from mmv_lite.colab import run_mode, select_device
+from mmv_lite.colab import run_mode
 from mmv_lite.config import TEMPERATURE
+from mmv_lite.runtime import select_device
 
 MODE = run_mode()
 DEVICE = select_device()

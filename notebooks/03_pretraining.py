@@ -59,19 +59,17 @@ import numpy as np
 import torch
 from IPython.display import HTML, display
 
-from mmv_lite import build_model, demo, viz
+from mmv_lite import build_model, viz
 from mmv_lite.checkpoints import config_from_checkpoint, load_checkpoint, load_model
-from mmv_lite.colab import run_mode, samples_dir, select_device
+from mmv_lite.colab import run_mode, samples_dir
 from mmv_lite.data.clips import ClipDataset
-from mmv_lite.evaluate import (
-    PROBE_CS,
-    attach_factors,
-    chance_levels,
-    embed_dataset,
-    factor_probes,
-    zero_shot_retrieval,
-)
-from mmv_lite.train import lr_factor, train
+from mmv_lite.embedding import embed_dataset
+from mmv_lite.optim import lr_factor
+from mmv_lite.probes import PROBE_CS, attach_factors, factor_probes
+from mmv_lite.retrieval import chance_levels, zero_shot_retrieval
+from mmv_lite.runlog import read_metrics
+from mmv_lite.runtime import select_device
+from mmv_lite.train import train
 
 MODE = run_mode()
 QUICK = MODE == "quick"
@@ -129,7 +127,7 @@ print(f"{summary['step']} steps in {summary['train_seconds']:.0f} s ({summary['c
 # loss: about log of twice the batch), so compare shapes, not values, across runs.
 
 # %%
-log = demo.read_metrics(RUN_DIR / "metrics.jsonl", metric="R@5")
+log = read_metrics(RUN_DIR / "metrics.jsonl", metric="R@5")
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3))
 viz.show_history(log, keys=["loss", "loss_va", "loss_vt"], ax=a1, title="training loss")
 viz.show_history(log, keys=["val t2v R@5", "val v2a R@5", "val a2t R@5"], ax=a2, title="validation retrieval R@5 (%)")

@@ -57,9 +57,10 @@ import torch
 
 from mmv_lite import build_model, viz
 from mmv_lite.checkpoints import load_model
-from mmv_lite.colab import run_mode, samples_dir, select_device
+from mmv_lite.colab import run_mode, samples_dir
 from mmv_lite.data.clips import ClipDataset
-from mmv_lite.evaluate import embed_dataset
+from mmv_lite.embedding import embed_dataset, project_2d
+from mmv_lite.runtime import select_device
 
 MODE = run_mode()
 DEVICE = select_device()
@@ -94,7 +95,7 @@ print({k: tuple(v.shape) for k, v in emb.items() if k.startswith("z_")})
 # which factor, if any, groups points *within* each modality.
 
 # %%
-pts = viz.project_2d({"video": emb["z_v_va"], "audio": emb["z_a_va"][has_a]}, method="umap", seed=0)
+pts = project_2d({"video": emb["z_v_va"], "audio": emb["z_a_va"][has_a]}, method="umap", seed=0)
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
 for ax, (key, title) in zip(axes, (("sound", "sound"), ("image", "shape"), ("action", "motion"))):
     lab = {"video": labels[key], "audio": labels[key][has_a.numpy()]}
@@ -109,7 +110,7 @@ plt.show()
 # structure of the two modalities on one map, remove each modality's mean direction first (`center=True`):
 
 # %%
-pts_c = viz.project_2d({"video": emb["z_v_va"], "audio": emb["z_a_va"][has_a]}, method="umap", seed=0, center=True)
+pts_c = project_2d({"video": emb["z_v_va"], "audio": emb["z_a_va"][has_a]}, method="umap", seed=0, center=True)
 lab = {"video": labels["sound"], "audio": labels["sound"][has_a.numpy()]}
 fig = viz.show_map(pts_c, lab, names["sound"], title="$S_{va}$, each modality centred, coloured by sound", s=14)
 plt.show()
@@ -129,7 +130,7 @@ valid = (emb["text_valid"].bool() & emb["has_text"].bool()[:, None]).numpy()
 text_z = emb["z_t_vat"].numpy()[valid]
 text_lab = np.repeat(labels["action"][:, None], valid.shape[1], axis=1)[valid]
 groups = {"video": emb["z_v_vat"], "text": text_z, "audio": emb["z_a_vat"][has_a]}
-pts_vat = viz.project_2d(groups, method="umap", seed=0)
+pts_vat = project_2d(groups, method="umap", seed=0)
 lab_vat = {"video": labels["action"], "text": text_lab, "audio": labels["action"][has_a.numpy()]}
 fig = viz.show_map(
     pts_vat,
@@ -156,7 +157,7 @@ torch.manual_seed(0)
 untrained = build_model(cfg, word_vectors=clips.word_vectors.as_tensor()).to(DEVICE)
 emb0 = embed_dataset(untrained, clips, device=DEVICE)
 groups0 = {"video": emb0["z_v_vat"], "text": emb0["z_t_vat"].numpy()[valid], "audio": emb0["z_a_vat"][has_a]}
-pts0 = viz.project_2d(groups0, method="umap", seed=0)
+pts0 = project_2d(groups0, method="umap", seed=0)
 fig, axes = plt.subplots(1, 2, figsize=(12, 5))
 kw = dict(label_names=names["action"], markers={"video": "o", "text": "s", "audio": "^"}, s=14)
 viz.show_map(pts0, lab_vat, ax=axes[0], title="before training (random weights)", legend=False, **kw)
@@ -166,7 +167,7 @@ plt.show()
 
 # %% [markdown]
 # **Try this.**
-# * UMAP has knobs: rerun section 3 with `n_neighbors=5` and `n_neighbors=40` in `viz.project_2d`. What changes,
+# * UMAP has knobs: rerun section 3 with `n_neighbors=5` and `n_neighbors=40` in `project_2d`. What changes,
 #   and what stays?
 # * Use `method="pca"` instead: a linear projection. Which factors can you still see?
 #

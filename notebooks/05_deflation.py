@@ -60,11 +60,16 @@ import numpy as np
 import torch
 from IPython.display import display
 
-from mmv_lite import demo, viz, widgets
+from mmv_lite import viz, widgets
 from mmv_lite.checkpoints import load_model
-from mmv_lite.colab import run_mode, samples_dir, select_device
-from mmv_lite.evaluate import embed_dataset, load_eval_datasets, probe_suite
+from mmv_lite.colab import run_mode, samples_dir
+from mmv_lite.embedding import embed_dataset
+from mmv_lite.evaluate import load_eval_datasets
+from mmv_lite.images import boundary_profile, gap_by_clip_length, image_embeddings, own_clip_ranks
 from mmv_lite.models.deflation import calibrate_deflated_bn, deflate, deflation_gap
+from mmv_lite.probes import probe_suite
+from mmv_lite.runtime import select_device
+from mmv_lite.search import ClipBank
 
 MODE = run_mode()
 QUICK = MODE == "quick"
@@ -132,7 +137,7 @@ print(f"summed over time: {torch.allclose(w3.sum(2), w2)}")
 
 # %%
 probe_images = test_frames[:: max(1, len(test_frames) // PROFILE_IMAGES)][:PROFILE_IMAGES].to(DEVICE)
-profile = demo.boundary_profile(video_net, naive_net, probe_images, num_frames=16)
+profile = boundary_profile(video_net, naive_net, probe_images, num_frames=16)
 fig = viz.show_boundary_profile(profile, num_frames=16, endpoints=["Conv2d_1a_7x7", "Mixed_3c", "Mixed_4f"])
 plt.show()
 
@@ -142,7 +147,7 @@ plt.show()
 # longer the static clip, the less its borders weigh, and the closer the two networks get:
 
 # %%
-gaps = demo.gap_by_clip_length(video_net, naive_net, probe_images, lengths=LENGTHS)
+gaps = gap_by_clip_length(video_net, naive_net, probe_images, lengths=LENGTHS)
 fig = viz.show_gap_by_length(gaps, trained_length=T)
 plt.show()
 
@@ -199,16 +204,16 @@ print(f"held-out L1 gap: naive {held_out[0]:.4f} -> calibrated {held_out[1]:.4f}
 # test clips' *video* embeddings for it. A good image embedding finds the clip it was taken from.
 
 # %%
-bank = demo.ClipBank(dataset=splits["test"], emb=emb["test"], graph=cfg.model.graph)
+bank = ClipBank(dataset=splits["test"], emb=emb["test"], graph=cfg.model.graph)
 queries = {
     "video": emb["test"]["z_v_va"],
-    "naive": demo.image_embeddings(model, test_frames, naive_net)["z_v_va"],
-    "calibrated": demo.image_embeddings(model, test_frames, calibrated_net)["z_v_va"],
-    "static": demo.image_embeddings(model, test_frames, None, num_frames=T)["z_v_va"],
+    "naive": image_embeddings(model, test_frames, naive_net)["z_v_va"],
+    "calibrated": image_embeddings(model, test_frames, calibrated_net)["z_v_va"],
+    "static": image_embeddings(model, test_frames, None, num_frames=T)["z_v_va"],
 }
 top5, median_rank = {}, {}
 for mode in ("naive", "calibrated", "static"):
-    ranks, _ = demo.own_clip_ranks(queries[mode], bank.emb["z_v_va"])
+    ranks, _ = own_clip_ranks(queries[mode], bank.emb["z_v_va"])
     top5[mode], median_rank[mode] = 100 * float((ranks <= 5).float().mean()), float(ranks.float().median())
 n = len(bank)
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.2))
@@ -226,9 +231,9 @@ plt.show()
 
 # %%
 for e in emb.values():
-    e["f_image_naive"] = demo.image_embeddings(model, e["frames"], naive_net)["f_v"]
-    e["f_image_calibrated"] = demo.image_embeddings(model, e["frames"], calibrated_net)["f_v"]
-    e["f_image_static"] = demo.image_embeddings(model, e["frames"], None, num_frames=T)["f_v"]
+    e["f_image_naive"] = image_embeddings(model, e["frames"], naive_net)["f_v"]
+    e["f_image_calibrated"] = image_embeddings(model, e["frames"], calibrated_net)["f_v"]
+    e["f_image_static"] = image_embeddings(model, e["frames"], None, num_frames=T)["f_v"]
 probes = probe_suite(emb["train"], emb["val"], emb["test"], tasks=["image_naive", "image_calibrated", "image_static"])
 acc = {task.removeprefix("image_"): p["accuracy"] for task, p in probes.items()}
 paper = {"naive": 20.7, "calibrated": 45.2, "static": 46.7}  # S3D-G, ImageNet top-1 (Table 3)

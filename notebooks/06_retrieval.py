@@ -55,11 +55,13 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import display
 
-from mmv_lite import build_model, demo, viz, widgets
+from mmv_lite import build_model, viz, widgets
 from mmv_lite.checkpoints import load_model
-from mmv_lite.colab import run_mode, samples_dir, select_device
+from mmv_lite.colab import run_mode, samples_dir
 from mmv_lite.data.clips import ClipDataset
-from mmv_lite.evaluate import chance_levels, zero_shot_retrieval
+from mmv_lite.retrieval import chance_levels, zero_shot_retrieval
+from mmv_lite.runtime import select_device
+from mmv_lite.search import ClipBank
 
 MODE = run_mode()
 DEVICE = select_device()
@@ -78,7 +80,7 @@ print(f"mode={MODE}  device={DEVICE}  graph={cfg.model.graph}  trained for {cfg.
 # %%
 test = ClipDataset(SAMPLES, "test", cfg.data)
 assert test.word_vectors.vocab == vocab, "the checkpoint was trained with another vocabulary than data_samples/"
-bank = demo.ClipBank.build(model, test, device=DEVICE)
+bank = ClipBank.build(model, test, device=DEVICE)
 print(f"{len(bank)} test clips; embeddings: {sorted(k for k in bank.emb if k.startswith('z_'))}")
 
 # %% [markdown]
@@ -141,7 +143,7 @@ display(sounds.widget)
 # %%
 torch.manual_seed(0)
 untrained = build_model(cfg, word_vectors=test.word_vectors.as_tensor()).to(DEVICE)
-untrained_bank = demo.ClipBank.build(untrained, test, device=DEVICE)
+untrained_bank = ClipBank.build(untrained, test, device=DEVICE)
 dirs = ("a2t", "t2a")
 fig = viz.show_retrieval(
     {

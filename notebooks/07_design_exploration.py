@@ -13,7 +13,7 @@
 #
 # The grid trains 6 networks × 3 seeds with `python -m mmv_lite experiment design` (about 40 minutes on a 2-core
 # CPU, a few minutes on a GPU). In **quick** mode this notebook reads the tables that command measured and the
-# project stored in `docs/RESULTS.md`; in **full** mode it trains the grid itself (runs are cached in
+# project stored in `docs/results/` (as JSON; `docs/RESULTS.md` shows them); in **full** mode it trains the grid itself (runs are cached in
 # `runs/experiments/`, so a second run only re-reads them).
 
 # %%
@@ -57,8 +57,10 @@ elif importlib.util.find_spec("mmv_lite") is None:
 import matplotlib.pyplot as plt
 from IPython.display import HTML, display
 
-from mmv_lite import demo, experiments, viz
-from mmv_lite.colab import run_mode, samples_dir, select_device
+from mmv_lite import experiments, viz
+from mmv_lite.colab import run_mode, samples_dir
+from mmv_lite.runtime import select_device
+from mmv_lite.tables import load_tables, row_differences
 
 MODE = run_mode()
 DEVICE = select_device()
@@ -70,9 +72,8 @@ if MODE == "full":  # train the whole grid (cached per run in runs/experiments/r
         "design", SEEDS, experiments.FULL, SAMPLES, ROOT / "runs" / "experiments", device=str(DEVICE)
     )
     tables, source = grid["tables"], f"trained here ({grid['seconds']['total']:.0f} s)"
-else:  # the tables the same command measured, as stored in docs/RESULTS.md
-    stored = ROOT / "docs" / "RESULTS.md"
-    tables, source = (demo.read_results_markdown(stored) if stored.is_file() else {}), "docs/RESULTS.md"
+else:  # the tables the same command measured, stored as JSON in docs/results/ (and shown in docs/RESULTS.md)
+    tables, source = load_tables(ROOT / "docs" / "results"), "docs/results/"
     if not {"table1a", "table1b"} <= set(tables):  # none stored: a tiny grid, about a minute (a pipeline check only)
         grid = experiments.run_experiment(
             "design", (0,), experiments.QUICK, SAMPLES, ROOT / "runs" / "experiments_quick", log=lambda msg: None
@@ -158,7 +159,7 @@ plt.show()
 
 # %%
 for name in ("table1a", "table1b"):
-    rows = demo.row_differences(tables[name])
+    rows = row_differences(tables[name])
     display(HTML(f"<b>{tables[name]['title']}</b>" + viz.html_table(rows, floatfmt="{:.1f}")))
 
 # %% [markdown]

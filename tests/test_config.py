@@ -1,8 +1,9 @@
-"""Presets, overrides and the pair -> space table."""
+"""Presets, and the one rule for overrides."""
 
 import pytest
 
-from mmv_lite.config import PRESETS, Config, embedding_key, get_config, space_for
+from mmv_lite import build_model
+from mmv_lite.config import PRESETS, Config, apply_overrides, get_config
 
 
 def test_every_preset_validates_and_round_trips():
@@ -60,19 +61,27 @@ def test_from_dict_rejects_unknown_keys():
         Config.from_dict(d)
 
 
-def test_spaces_follow_the_paper():
-    # FAC: fine va space for video-audio, coarse vat space for anything with text.
-    assert space_for("fac", "v", "a") == "va"
-    assert space_for("fac", "t", "v") == "vat"
-    assert space_for("fac", "a", "t") == "vat"
-    assert {space_for("shared", a, b) for a, b in ("va", "vt", "at")} == {"vat"}
-    assert space_for("disjoint", "v", "t") == "vt"
-    assert embedding_key("fac", "v", "a") == "z_v_va"
-    assert embedding_key("disjoint", "t", "v") == "z_t_vt"
+def test_overrides_are_type_checked_and_name_the_field():
+    with pytest.raises(ValueError, match=r"train\.steps='10': expected int, got str"):
+        get_config("lite", **{"train.steps": "10"})
+    with pytest.raises(ValueError, match="train.amp=1: expected bool"):
+        get_config("lite", amp=1)
+    with pytest.raises(ValueError, match="model.video_width=True: expected float"):
+        get_config("lite", video_width=True)
+    cfg = get_config("lite", **{"data.fps": 5})  # an int is a float where a float is asked for
+    assert cfg.data.fps == 5.0 and isinstance(cfg.data.fps, float)
+    with pytest.raises(ValueError, match="the model section has no field 'wings'"):
+        get_config("lite", **{"model.wings": 2})
 
 
-def test_disjoint_has_no_audio_text_space():
-    with pytest.raises(ValueError, match="share no space"):
-        space_for("disjoint", "a", "t")
-    with pytest.raises(ValueError, match="two different"):
-        space_for("fac", "v", "v")
+def test_no_function_changes_the_config_it_was_given():
+    cfg = get_config("lite")
+    before = cfg.to_dict()
+    new = apply_overrides(cfg, {"model.d_va": 32, "graph": "shared"})
+    assert (new.model.d_va, new.model.graph) == (32, "shared")
+    model = build_model(cfg, graph="disjoint", vocab_size=3, **{"model.video_width": 0.125})
+    assert model.cfg.model.graph == "disjoint" and model.cfg is not cfg
+    assert cfg.to_dict() == before
+    with pytest.raises(ValueError, match="model.graph"):
+        apply_overrides(cfg, {"model.graph": "tree"})
+    assert cfg.to_dict() == before

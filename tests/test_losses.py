@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from mmv_lite.config import get_config
-from mmv_lite.losses import MMVLoss, gather_with_grad, mil_nce, nce
+from mmv_lite.losses import MMVLoss, anchor_nce, candidate_weights, gather_with_grad, mil_nce, nce
 
 
 def naive_mil_nce(z_v, z_t, text_valid, tau, mask=None):
@@ -224,3 +225,14 @@ def test_mmv_loss_names_missing_outputs():
     loss_fn = MMVLoss(get_config("lite", graph="fac", modalities="va"))
     with pytest.raises(KeyError, match="z_a_va"):
         loss_fn({"z_v_va": torch.randn(4, 8)}, {})
+
+
+def test_one_anchor_softmax_and_nce():
+    s = np.array([0.5, 0.1, -0.2, 0.3])
+    p = candidate_weights(s, 0.1).numpy()
+    assert p.sum() == pytest.approx(1.0) and p.argmax() == 0
+    assert anchor_nce(s, 0, 0.1) == pytest.approx(-np.log(p[0]))
+    # Temperature to infinity: uniform attention, loss log N. Temperature to zero: all on the best candidate.
+    assert anchor_nce(s, 0, 1e4) == pytest.approx(np.log(4), rel=1e-3)
+    assert candidate_weights(s, 1e-3)[0] == pytest.approx(1.0)
+    assert anchor_nce(s, 1, 1e-2) > anchor_nce(s, 1, 1.0)  # a wrong ranking is punished hard when cold

@@ -9,6 +9,7 @@ import torch
 import mmv_lite
 from mmv_lite.config import get_config
 from mmv_lite.models import MMV, TextTower, build_model, count_parameters
+from mmv_lite.models.mmv import parameter_counts
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -184,3 +185,13 @@ def test_image_mode_toggle(small_cfg):
         model(video=torch.rand(2, 3, 4, 32, 32))
     model.set_image_mode(None)
     assert not model.image_mode and model(video=torch.rand(2, 3, 4, 32, 32))["f_v"].shape[0] == 2
+
+
+def test_parameter_counts_of_meta_models_match_the_paper():
+    with torch.device("meta"):
+        counts = parameter_counts(build_model("s3dg", vocab_size=10))
+    # The official S3D-G and audio ResNet-50 counts (MMV_REFERENCE section 2).
+    assert counts["video_backbone"] == 9_162_704 and counts["audio_backbone"] == 23_494_080
+    assert counts["text_backbone"] == 616_448  # Linear(300 -> 2048); the frozen word matrix is not counted
+    with pytest.raises(ValueError, match="MMV"):
+        parameter_counts(torch.nn.Linear(2, 2))

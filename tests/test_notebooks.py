@@ -147,7 +147,8 @@ def test_shipped_checkpoint_retrieves_well_above_chance():
 
     from mmv_lite.checkpoints import load_model
     from mmv_lite.data.clips import ClipDataset
-    from mmv_lite.evaluate import chance_levels, embed_dataset, zero_shot_retrieval
+    from mmv_lite.embedding import embed_dataset
+    from mmv_lite.retrieval import chance_levels, zero_shot_retrieval
 
     torch.set_num_threads(1)
     model, cfg, vocab = load_model(SHIPPED)
@@ -169,7 +170,8 @@ def test_shipped_checkpoint_factor_probes_match_notebook_03():
 
     from mmv_lite.checkpoints import load_model
     from mmv_lite.data.clips import ClipDataset
-    from mmv_lite.evaluate import attach_factors, embed_dataset, factor_probes
+    from mmv_lite.embedding import embed_dataset
+    from mmv_lite.probes import attach_factors, factor_probes
 
     torch.set_num_threads(1)
     model, cfg, _ = load_model(SHIPPED)

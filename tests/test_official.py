@@ -15,21 +15,23 @@ import torch
 import torch.nn.functional as F
 
 from mmv_lite.models.layers import Conv3dSame
+from mmv_lite.models.s3dg import ReleasedS3DGStem
 from mmv_lite.models.tsm_resnet import temporal_shift
 from mmv_lite.official import (
-    OfficialCheckpointError,
-    RestrictedUnpickler,
     build_official_model,
-    canonical_name,
-    detect_backbone,
     load_official,
     map_official,
     official_module_name,
+    space_to_depth_kernel,
+)
+from mmv_lite.official_files import (
+    OfficialCheckpointError,
+    RestrictedUnpickler,
+    canonical_name,
+    detect_backbone,
     official_shapes,
     read_official,
-    released_s3dg_stem,
     safe_unpickle,
-    space_to_depth_kernel,
 )
 
 torch.set_num_threads(1)
@@ -293,7 +295,7 @@ def test_released_s3dg_stem_equals_space_to_depth_convolution():
     folded = folded.reshape(bsz, t // 2, h // 2, wd // 2, 8 * c).transpose(0, 4, 1, 2, 3)
     conv = Conv3dSame(24, 64, (2, 4, 4))
     conv.weight.data = torch.from_numpy(w.transpose(4, 3, 0, 1, 2).copy())
-    stem = released_s3dg_stem(64)
+    stem = ReleasedS3DGStem(64)
     stem.weight.data = torch.from_numpy(space_to_depth_kernel(w))
     conv, stem = conv.double(), stem.double()  # float64: the two sum the same 768 products in different orders
     with torch.no_grad():

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 from mmv_lite.checkpoints import load_checkpoint, load_model
 from mmv_lite.config import get_config
 from mmv_lite.data.text import WordVectors
-from mmv_lite.train import StepBatchSampler, cli_main, format_retrieval, lr_factor, train
+from mmv_lite.train import cli_main, train
 
 VOCAB = ["<pad>"] + [f"w{i}" for i in range(30)]
 K, L, F_AUDIO, N_MELS = 3, 6, 12, 16
@@ -117,36 +117,6 @@ def _params(model) -> dict[str, torch.Tensor]:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def test_lr_warmup_then_half_cosine():
-    f = [lr_factor(s, 10, 110) for s in range(110)]
-    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
-    assert all(a < b for a, b in zip(f[:9], f[1:10]))  # linear warm-up
-    assert all(a >= b for a, b in zip(f[10:], f[11:]))  # then decays monotonically
-    assert f[60] == pytest.approx(0.5) and f[109] == pytest.approx(0.5 * (1 + np.cos(np.pi * 99 / 100)))
-
-
-def test_batches_are_a_function_of_seed_and_step():
-    full = list(StepBatchSampler(50, 8, seed=3, start=0, total=20))
-    assert len(full) == 20
-    # Each epoch (6 steps of 8 of 50 clips) visits distinct clips; epochs differ.
-    first = [i for b in full[:6] for i, _ in b]
-    assert len(set(first)) == 48
-    assert [i for i, _ in full[6]] != [i for i, _ in full[0]]
-    # Starting late gives the tail of the same stream (what resume relies on).
-    assert list(StepBatchSampler(50, 8, seed=3, start=13, total=20)) == full[13:]
-    assert list(StepBatchSampler(50, 8, seed=4, start=0, total=20)) != full
-    # Two ranks split each global batch in order, item seeds included.
-    r0 = list(StepBatchSampler(50, 8, seed=3, start=0, total=20, rank=0, world=2))
-    r1 = list(StepBatchSampler(50, 8, seed=3, start=0, total=20, rank=1, world=2))
-    assert all(a + b == f for a, b, f in zip(r0, r1, full))
-    # Every item of the run has its own augmentation seed.
-    assert len({s for b in full for _, s in b}) == 160
-    with pytest.raises(ValueError, match="fewer than train.batch_size"):
-        StepBatchSampler(5, 8, seed=0, start=0, total=1)
-    with pytest.raises(ValueError, match="divisible"):
-        StepBatchSampler(50, 8, seed=0, start=0, total=1, world=3)
-
-
 SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
 TINY_CLI = [
     "--preset", "lite", "--data", str(SAMPLES), "--batch-size", "8", "--steps", "4", "--device", "cpu",
@@ -218,13 +188,6 @@ def test_logs_checkpoint_and_export(tmp_path):
     torch.save(bad, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="do not fit the model"):
         load_model(tmp_path / "bad.pt")
-
-
-def test_retrieval_table_shows_chance():
-    m = {"t2v": {"R@1": 10.0, "R@5": 40.0, "R@10": 70.0, "MedR": 3.0, "num_queries": 20}}
-    c = {"t2v": {"R@1": 5.0, "R@5": 25.0, "R@10": 50.0, "MedR": 10.5}}
-    text = format_retrieval(m, c, title="val")
-    assert "t2v" in text and "70.0 (50.0)" in text and "chance" in text
 
 
 _SIGINT_SCRIPT = textwrap.dedent(

@@ -9,8 +9,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from mmv_lite import viz  # noqa: E402
-from mmv_lite.config import GRAPHS, SPACES, TEMPERATURE  # noqa: E402
+from mmv_lite import build_model, viz  # noqa: E402
+from mmv_lite.config import TEMPERATURE  # noqa: E402
+from mmv_lite.graphs import GRAPHS  # noqa: E402
+from mmv_lite.losses import candidate_weights  # noqa: E402
+from mmv_lite.models.mmv import parameter_counts  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -69,25 +72,18 @@ def test_narration_timeline_highlights_candidates():
         viz.show_narration_timeline({"start": [0.0], "end": [], "text": ["x"]})
 
 
-@pytest.mark.parametrize("graph", GRAPHS)
-def test_graph_diagram_agrees_with_config_spaces(graph):
-    # Every pair that config.SPACES says is compared in space s must have both modalities reach S_s in the drawing
-    # (audio reaches S_vat in FAC only at evaluation, through the va space: the diagram's dashed note).
-    for pair, space in SPACES[graph].items():
-        for m in pair:
-            reach = viz.reachable_spaces(graph, m)
-            if graph == "fac" and m == "a" and space == "vat":
-                assert "S_va" in reach and ("S_va", "S_vat") in {(s, d) for s, d, _, _ in viz.GRAPH_EDGES["fac"]}
-            else:
-                assert f"S_{space}" in reach, (graph, m, space)
-    # And no modality reaches a space the config does not give it.
-    for m in "vat":
-        allowed = {f"S_{s}" for p, s in SPACES[graph].items() if m in p}
-        if graph == "fac" and m == "v":
-            allowed |= {"S_va", "S_vat"}
-        assert viz.reachable_spaces(graph, m) <= allowed, (graph, m)
+@pytest.mark.parametrize("graph", list(GRAPHS))
+def test_graph_diagram_draws_the_heads_of_the_table(graph):
+    # One arrow per head of the table, labelled g_<source>→<space>; every compared pair listed under the figure.
     fig = viz.draw_embedding_graph(graph)
-    assert fig.axes[0].get_title()
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    for h in GRAPHS[graph].heads:
+        assert f"g_{h.source}→{h.space}" in texts
+    compared = next(t for t in texts if t.startswith("compared in"))
+    for pair, space in GRAPHS[graph].pairs().items():
+        assert f"{''.join(m for m in 'vat' if m in pair)} in S_{space}" in compared
+    assert fig.axes[0].get_title() == GRAPHS[graph].title
+    assert any("at eval only" in t for t in texts) == (graph == "fac")
 
 
 def test_draw_embedding_graphs_has_one_panel_per_graph():
@@ -97,27 +93,14 @@ def test_draw_embedding_graphs_has_one_panel_per_graph():
         viz.draw_embedding_graph("late_fusion")
 
 
-def test_softmax_and_loss_of_a_row():
-    s = np.array([0.5, 0.1, -0.2, 0.3])
-    p = viz.softmax_over_candidates(s, 0.1)
-    assert p.sum() == pytest.approx(1.0) and p.argmax() == 0
-    assert viz.nce_loss_of_row(s, 0, 0.1) == pytest.approx(-np.log(p[0]))
-    # Temperature to infinity: uniform attention, loss log N. Temperature to zero: all on the best candidate.
-    assert viz.nce_loss_of_row(s, 0, 1e4) == pytest.approx(np.log(4), rel=1e-3)
-    assert viz.softmax_over_candidates(s, 1e-3)[0] == pytest.approx(1.0)
-    assert viz.nce_loss_of_row(s, 1, 1e-2) > viz.nce_loss_of_row(
-        s, 1, 1.0
-    )  # a wrong ranking is punished hard when cold
-
-
 def test_show_temperature_marks_the_chosen_tau():
     s = np.array([0.6, 0.2, 0.1, 0.4])
     fig = viz.show_temperature(s, positive=0, tau=0.2)
     left, right = fig.axes
-    p0 = viz.softmax_over_candidates(s, 0.2)[0]
+    p0 = candidate_weights(s, 0.2).numpy()[0]
     assert left.get_title(loc="left") == f"τ = 0.200: positive (green) gets {p0:.0%}"
     bars = [b.get_height() for b in left.patches]
-    np.testing.assert_allclose(sorted(bars, reverse=True), np.sort(viz.softmax_over_candidates(s, 0.2))[::-1])
+    np.testing.assert_allclose(sorted(bars, reverse=True), np.sort(candidate_weights(s, 0.2).numpy())[::-1])
     vertical = [list(ln.get_xdata()) for ln in right.lines if len(ln.get_xdata()) == 2]
     assert [0.2, 0.2] in vertical and [TEMPERATURE, TEMPERATURE] in vertical
     with pytest.raises(ValueError, match="positive"):
@@ -134,20 +117,6 @@ def test_show_history_skips_missing_values():
     assert list(lines["R@1"].get_xdata()) == [10]
     with pytest.raises(ValueError, match="empty"):
         viz.show_history([])
-
-
-def test_project_2d_pca_keeps_groups_and_separates_directions():
-    rng = np.random.default_rng(0)
-    a = rng.normal(size=(20, 8)) * 0.05 + np.eye(8)[0]
-    b = rng.normal(size=(10, 8)) * 0.05 - np.eye(8)[0]
-    pts = viz.project_2d({"video": a, "text": torch.tensor(b)}, method="pca")
-    assert pts["video"].shape == (20, 2) and pts["text"].shape == (10, 2)
-    # Two opposite directions end up on opposite sides of the first axis.
-    assert np.sign(pts["video"][:, 0]).std() == 0 and np.sign(pts["video"][0, 0]) != np.sign(pts["text"][0, 0])
-    with pytest.raises(ValueError, match="same dimension"):
-        viz.project_2d({"a": a, "b": b[:, :4]}, method="pca")
-    with pytest.raises(ValueError, match="umap"):
-        viz.project_2d({"a": a}, method="tsne")
 
 
 def test_show_map_colours_by_label_and_names_them():
@@ -173,20 +142,6 @@ def test_show_similarity_outlines_positives_and_checks_shapes():
     assert any(np.allclose(ln.get_xdata(), [1.5, 1.5]) for ln in ax.lines)  # the clip separator
     with pytest.raises(ValueError, match="same shape"):
         viz.show_similarity(sim, pos[:, :3])
-
-
-def test_parameter_counts_of_meta_models_match_the_paper():
-    from mmv_lite import build_model
-
-    with torch.device("meta"):
-        counts = viz.parameter_counts(build_model("s3dg", vocab_size=10))
-    # The official S3D-G and audio ResNet-50 counts (MMV_REFERENCE section 2).
-    assert counts["video_backbone"] == 9_162_704 and counts["audio_backbone"] == 23_494_080
-    assert counts["text_backbone"] == 616_448  # Linear(300 -> 2048); the frozen word matrix is not counted
-    fig = viz.show_parameter_counts({"s3dg": counts})
-    assert fig.axes[0].get_xscale() == "log"
-    with pytest.raises(ValueError, match="MMV"):
-        viz.parameter_counts(torch.nn.Linear(2, 2))
 
 
 def test_show_endpoint_shapes_reads_5d_endpoints():
@@ -223,20 +178,6 @@ def test_show_retrieval_draws_models_and_chance():
     assert [list(ln.get_ydata()) for ln in ax.lines if len(ln.get_ydata())] == [[30.0, 30.0], [10.0, 10.0]]
     with pytest.raises(ValueError, match="no results"):
         viz.show_retrieval({})
-
-
-def test_read_metrics_flattens_validation_lines(tmp_path):
-    from mmv_lite import demo
-
-    p = tmp_path / "metrics.jsonl"
-    p.write_text(
-        '{"step": 1, "loss": 7.0, "loss_va": 3.0}\n'
-        '{"step": 2, "val": {"t2v": {"R@5": 37.5, "R@1": 7.1}, "v2a": {"R@5": 10.4}}}\n'
-    )
-    recs = demo.read_metrics(p)
-    assert recs == [{"step": 1, "loss": 7.0, "loss_va": 3.0}, {"step": 2, "val t2v R@5": 37.5, "val v2a R@5": 10.4}]
-    with pytest.raises(FileNotFoundError, match="metrics.jsonl"):
-        demo.read_metrics(tmp_path / "nope.jsonl")
 
 
 def test_show_boundary_profile_marks_borders_and_middle():
@@ -319,18 +260,6 @@ def test_show_design_table_draws_rows_references_and_the_paper():
         viz.show_design_table(table, columns=["t2v_R@10"])
 
 
-def test_project_2d_center_removes_the_offset_between_groups():
-    rng = np.random.default_rng(0)
-    shared = rng.normal(size=(20, 8))
-    offset = np.zeros(8)
-    offset[0] = 20.0  # the "modality gap": group b is group a moved far along one axis
-    pts = viz.project_2d({"a": shared, "b": shared + offset}, method="pca")
-    gap = np.linalg.norm(pts["a"].mean(0) - pts["b"].mean(0))
-    pts_c = viz.project_2d({"a": shared, "b": shared + offset}, method="pca", center=True)
-    gap_c = np.linalg.norm(pts_c["a"].mean(0) - pts_c["b"].mean(0))
-    assert gap > 0.5 and gap_c < 0.05 * gap  # the renormalisation after centring leaves a trace
-
-
 def test_show_factor_probes_one_bar_per_feature_and_factor():
     def p(acc, chance):
         return {"accuracy": acc, "chance": chance}
@@ -345,3 +274,10 @@ def test_show_factor_probes_one_bar_per_feature_and_factor():
     assert sorted(round(ln.get_ydata()[0]) for ln in dashes) == [24, 33]
     with pytest.raises(ValueError):
         viz.show_factor_probes({})
+
+
+def test_show_parameter_counts_uses_a_log_scale():
+    with torch.device("meta"):
+        counts = parameter_counts(build_model("s3dg", vocab_size=10))
+    fig = viz.show_parameter_counts({"s3dg": counts})
+    assert fig.axes[0].get_xscale() == "log"

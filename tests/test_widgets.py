@@ -66,13 +66,14 @@ needs_samples = pytest.mark.skipif(not (SAMPLES / "metadata.json").is_file(), re
 def small_bank():
     import torch
 
-    from mmv_lite import build_model, demo, get_config
+    from mmv_lite import build_model, get_config
     from mmv_lite.data.clips import ClipDataset
+    from mmv_lite.search import ClipBank
 
     torch.manual_seed(0)
     ds = ClipDataset(SAMPLES, "val", get_config("lite").data)
     model = build_model("lite", word_vectors=ds.word_vectors.as_tensor()).eval()
-    return demo.ClipBank.build(model, ds), model
+    return ClipBank.build(model, ds), model
 
 
 @needs_samples

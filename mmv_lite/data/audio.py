@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 
+import av
 import numpy as np
 import torch
 import torchaudio
@@ -66,11 +67,6 @@ class LogMel(nn.Module):
         return torch.log(mel + LOG_OFFSET).transpose(-1, -2).unsqueeze(-3).contiguous()
 
 
-def silence_logmel(cfg: DataConfig) -> torch.Tensor:
-    """The ``(1, F, n_mels)`` spectrogram used when a clip has no audio track: zeros (the dataset contract)."""
-    return torch.zeros(1, num_audio_frames(cfg), cfg.n_mels)
-
-
 def decode_audio(path: str | os.PathLike, sample_rate: int) -> tuple[np.ndarray | None, float]:
     """Decode a file's first audio stream to mono float32 at ``sample_rate`` with PyAV.
 
@@ -78,8 +74,6 @@ def decode_audio(path: str | os.PathLike, sample_rate: int) -> tuple[np.ndarray 
     of the file's timeline (usually 0); ``(None, 0.0)`` when the file has no audio stream.
     Raises ``av.error.FFmpegError`` (or ``OSError``) on an unreadable file: callers add the file name.
     """
-    import av
-
     with av.open(str(path)) as container:
         if not container.streams.audio:
             return None, 0.0

@@ -45,7 +45,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -57,6 +56,7 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from ..config import DataConfig, get_config
+from ..files import atomic_write
 from .audio import LogMel, num_audio_frames, num_audio_samples
 from .augment import VideoTransform
 from .text import WordVectors
@@ -598,10 +598,10 @@ class ClipDataset(Dataset):
             "source_version": self._source_version(rec.path),
         }
         if d.frames is not None:
-            _atomic_save(Path(stem + ".frames.npy"), d.frames)
+            atomic_write(stem + ".frames.npy", lambda f: np.save(f, d.frames))
         if d.audio is not None:
-            _atomic_save(Path(stem + ".audio.npy"), d.audio)
-        _atomic_write_text(Path(stem + ".json"), json.dumps(meta))  # written last: its presence marks a complete entry
+            atomic_write(stem + ".audio.npy", lambda f: np.save(f, d.audio))
+        atomic_write(stem + ".json", json.dumps(meta))  # written last: its presence marks a complete entry
         self._drop_stale_entries(rec.path, meta["source_version"])
 
     @staticmethod
@@ -736,21 +736,3 @@ class ClipDataset(Dataset):
                 self._bad.add(rec.video_id)
                 log.warning("skipping %s: %s", rec.video_id, e)
         return n
-
-
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.npy")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)

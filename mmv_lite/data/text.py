@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..files import atomic_path
+
 PAD = "<pad>"
 
 # English stop words removed before the word-vector lookup, as in MIL-NCE/MMV. Kept in ONE place.
@@ -180,7 +182,7 @@ class WordVectors:
         (gensim seeds its initial vectors from ``seed`` with NumPy, independent of Python's hash seed).
         Words are ordered by frequency, most frequent first, as in a word2vec file.
         """
-        from gensim.models import Word2Vec
+        from gensim.models import Word2Vec  # slow to import (see load)
 
         sentences = [s for s in (tokenize_words(t) for t in texts) if s]
         if not sentences:
@@ -200,12 +202,9 @@ class WordVectors:
 
     def save(self, path: str | os.PathLike, binary: bool = True) -> None:
         """Write in word2vec format (binary by default), readable by gensim and by :meth:`load`. No padding row."""
-        from gensim.models import KeyedVectors
+        from gensim.models import KeyedVectors  # slow to import (see load)
 
         kv = KeyedVectors(vector_size=self.dim)
         kv.add_vectors(self.vocab[1:], self.vectors[1:])
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        kv.save_word2vec_format(str(tmp), binary=binary)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            kv.save_word2vec_format(str(tmp), binary=binary)

@@ -10,15 +10,17 @@ The block code, the TF SAME padding and the state-dict names are those of ``tsm_
 from __future__ import annotations
 
 import torch
+from torch import nn
 
+from .layers import NormLayer
 from .tsm_resnet import ResNetV2
 
 
 class AudioResNet(ResNetV2):
     """ResNet-V2 on a log-mel spectrogram: ``(B, 1, F, n_mels) -> (B, out_dim)``."""
 
-    def __init__(self, depth: int = 50, width: float = 1.0):
-        super().__init__(in_channels=1, depth=depth, width=width, shift_fraction=0.0)
+    def __init__(self, depth: int = 50, width: float = 1.0, norm_layer: NormLayer = nn.BatchNorm2d):
+        super().__init__(in_channels=1, depth=depth, width=width, shift_fraction=0.0, norm_layer=norm_layer)
 
     def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != 1:
@@ -26,6 +28,6 @@ class AudioResNet(ResNetV2):
         return super().forward(x)
 
 
-def audio_resnet(depth: int = 50, width: float = 1.0) -> AudioResNet:
+def audio_resnet(depth: int = 50, width: float = 1.0, norm_layer: NormLayer = nn.BatchNorm2d) -> AudioResNet:
     """Audio backbone ``(B, 1, F, n_mels) -> (B, out_dim)``; ``audio_resnet(50)`` is the paper's."""
-    return AudioResNet(depth=depth, width=width)
+    return AudioResNet(depth=depth, width=width, norm_layer=norm_layer)

@@ -24,7 +24,7 @@ import copy
 import torch
 from torch import nn
 
-from .layers import Conv3dSame
+from .layers import Conv3dSame, batched, eval_mode
 from .s3dg import S3DG
 from .tsm_resnet import ResNetV2, TSMResNet
 
@@ -91,22 +91,13 @@ def static_clip(images: torch.Tensor, num_frames: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _features(net: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    return torch.cat([net(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
-
-
-@torch.no_grad()
 def deflation_gap(
     deflated: nn.Module, video_backbone: nn.Module, images: torch.Tensor, num_frames: int = 8, batch_size: int = 16
 ) -> float:
     """Mean absolute difference between ``deflated(images)`` and ``video_backbone(static clips)``, both in eval mode."""
-    modes = deflated.training, video_backbone.training
-    deflated.eval(), video_backbone.eval()
-    try:
-        target = _features(video_backbone, static_clip(images, num_frames), batch_size)
-        return (_features(deflated, images, batch_size) - target).abs().mean().item()
-    finally:
-        deflated.train(modes[0]), video_backbone.train(modes[1])
+    with eval_mode(deflated, video_backbone):
+        target = batched(video_backbone, static_clip(images, num_frames), batch_size)
+        return (batched(deflated, images, batch_size) - target).abs().mean().item()
 
 
 def calibrate_deflated_bn(
@@ -142,31 +133,27 @@ def calibrate_deflated_bn(
     if not bn_params:
         raise ValueError("calibrate_deflated_bn: the deflated network has no BatchNorm with scale/offset to learn")
     before = deflation_gap(deflated, video_backbone, images, num_frames, batch_size)
-    modes = deflated.training, video_backbone.training
     flags = [(p, p.requires_grad) for p in deflated.parameters()]
-    video_backbone.eval()
-    with torch.no_grad():
-        targets = _features(video_backbone, static_clip(images, num_frames), batch_size)
-    deflated.eval()
-    for p, _ in flags:
-        p.requires_grad_(False)
-    for p in bn_params:
-        p.requires_grad_(True)
-    opt = torch.optim.Adam(bn_params, lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    history = []
-    try:
-        for _ in range(steps):
-            idx = torch.randperm(len(images), generator=gen)[:batch_size].to(images.device)
-            loss = (deflated(images[idx]) - targets[idx]).abs().mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            history.append(loss.item())
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-            p.grad = None
-        deflated.train(modes[0]), video_backbone.train(modes[1])
+    with eval_mode(deflated, video_backbone):
+        targets = batched(video_backbone, static_clip(images, num_frames), batch_size)
+        for p, _ in flags:
+            p.requires_grad_(False)
+        for p in bn_params:
+            p.requires_grad_(True)
+        opt = torch.optim.Adam(bn_params, lr=lr)
+        gen = torch.Generator().manual_seed(seed)
+        history = []
+        try:
+            for _ in range(steps):
+                idx = torch.randperm(len(images), generator=gen)[:batch_size].to(images.device)
+                loss = (deflated(images[idx]) - targets[idx]).abs().mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                history.append(loss.item())
+        finally:
+            for p, flag in flags:
+                p.requires_grad_(flag)
+                p.grad = None
     after = deflation_gap(deflated, video_backbone, images, num_frames, batch_size)
     return {"before": before, "after": after, "history": history, "steps": steps}

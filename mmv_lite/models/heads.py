@@ -1,7 +1,9 @@
-"""Projection heads and the three embedding graphs of MMV: ``fac``, ``shared``, ``disjoint``.
+"""Projection heads, and the module that holds the heads of one embedding graph.
 
 A head ``g_{m->s}`` maps a backbone feature ``f_m`` into a space ``s``; the embedding of modality ``m`` in
-space ``s`` is ``z_{m}_{s}`` (keys follow ``mmv_lite.config.SPACES``). Embeddings are not normalised here.
+space ``s`` is ``z_{m}_{s}``. Which heads a graph has, and what feeds them, is declared in
+:data:`mmv_lite.graphs.GRAPHS`; :class:`EmbeddingGraph` builds the heads from that table. Embeddings are not
+normalised here.
 
 Released head forms (official ``config.py``, graph ``fac_relu``):
 
@@ -28,31 +30,36 @@ Graphs (``forward``-style methods return dicts keyed ``z_{m}_{space}``):
   into ``vt``: ``z_v_va``, ``z_a_va``, ``z_v_vt``, ``z_t_vt``. Audio and text share no space.
 
 Official names (``EmbeddingModule``): ``final_projection_inner`` -> ``inner``, its ``batch_norm`` -> ``inner_bn``,
-``final_projection`` -> ``proj``, the BN after it -> ``bn``. Official module per head (fac): ``vid2audio_embd`` =
-g_v_to_va, ``audio_embd`` = g_a_to_va, ``vis_embd`` = g_va_to_vat, ``txt_embd`` = g_t_to_vat.
+``final_projection`` -> ``proj``, the BN after it -> ``bn`` (``OFFICIAL_NAMES`` of each head class). The official
+module of each fac head is in the graph table (``Head.official``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import GRAPHS
+from ..graphs import get_graph
+from .layers import NormLayer
 
 
-def _bn_flat(bn: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
-    # BatchNorm1d over the last axis of (..., D): statistics over every leading position.
+def _bn_flat(bn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    # BatchNorm over the last axis of (..., D): statistics over every leading position.
     return bn(x.reshape(-1, x.shape[-1])).view_as(x)
 
 
 class LinearHead(nn.Module):
     """``Linear(d_in, d_out)`` (with bias) and optionally BN after: ``(..., d_in) -> (..., d_out)``."""
 
-    def __init__(self, d_in: int, d_out: int, bn_after: bool = False, eps: float = 1e-5, momentum: float = 0.1):
+    OFFICIAL_NAMES = {"proj": "final_projection", "bn": "bn"}
+
+    def __init__(self, d_in: int, d_out: int, bn_after: bool = False, norm_layer: NormLayer = nn.BatchNorm1d):
         super().__init__()
         self.proj = nn.Linear(d_in, d_out)
-        self.bn = nn.BatchNorm1d(d_out, eps=eps, momentum=momentum) if bn_after else None
+        self.bn = norm_layer(d_out) if bn_after else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.proj(x)
@@ -62,27 +69,37 @@ class LinearHead(nn.Module):
 class MLPHead(nn.Module):
     """Released video head: ``Linear + BN + ReLU, Linear (no bias) + BN``: ``(..., d_in) -> (..., d_out)``."""
 
-    def __init__(self, d_in: int, d_out: int, d_hidden: int | None = None, eps: float = 1e-5, momentum: float = 0.1):
+    OFFICIAL_NAMES = {"inner": "final_projection_inner", "inner_bn": "bn", "proj": "final_projection", "bn": "bn_1"}
+
+    def __init__(self, d_in: int, d_out: int, d_hidden: int | None = None, norm_layer: NormLayer = nn.BatchNorm1d):
         super().__init__()
         d_hidden = d_hidden or d_out
         self.inner = nn.Linear(d_in, d_hidden)
-        self.inner_bn = nn.BatchNorm1d(d_hidden, eps=eps, momentum=momentum)
+        self.inner_bn = norm_layer(d_hidden)
         self.proj = nn.Linear(d_hidden, d_out, bias=False)
-        self.bn = nn.BatchNorm1d(d_out, eps=eps, momentum=momentum)
+        self.bn = norm_layer(d_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(_bn_flat(self.inner_bn, self.inner(x)))
         return _bn_flat(self.bn, self.proj(x))
 
 
+def build_head(form: str, d_in: int, d_out: int, video_head: str = "mlp", norm_layer: NormLayer = nn.BatchNorm1d):
+    """The head module of a table form (``mmv_lite.graphs.HEAD_FORMS``); ``video_head`` is ``model.head``."""
+    if form == "video" and video_head == "mlp":
+        return MLPHead(d_in, d_out, norm_layer=norm_layer)
+    return LinearHead(d_in, d_out, bn_after=form != "linear", norm_layer=norm_layer)
+
+
 class EmbeddingGraph(nn.Module):
-    """The heads of one embedding graph. ``heads[name]`` holds ``g_v_to_va``, ``g_va_to_vat``, ... by paper name.
+    """The heads of one embedding graph, built from its table. ``heads[name]`` holds ``g_v_to_va``, ... by paper name.
 
     Args:
-        graph: ``"fac"``, ``"shared"`` or ``"disjoint"``.
+        graph: a name of :data:`mmv_lite.graphs.GRAPHS` (``"fac"``, ``"shared"``, ``"disjoint"``).
         d_v, d_a, d_t: backbone feature sizes.
         d_va, d_vt, d_vat: space sizes (``d_vat`` is the single space of ``shared``).
         head: form of the video heads, ``"mlp"`` (released) or ``"linear"``.
+        norm_layer: the BatchNorm of the heads, ``(num_features) -> module`` (default ``nn.BatchNorm1d``).
     """
 
     def __init__(
@@ -95,62 +112,39 @@ class EmbeddingGraph(nn.Module):
         d_vt: int = 256,
         d_vat: int = 256,
         head: str = "mlp",
-        eps: float = 1e-5,
-        momentum: float = 0.1,
+        norm_layer: NormLayer = nn.BatchNorm1d,
     ):
         super().__init__()
-        if graph not in GRAPHS:
-            raise ValueError(f"EmbeddingGraph: graph={graph!r}; expected one of {GRAPHS}")
+        self.table = get_graph(graph)
         if head not in ("mlp", "linear"):
             raise ValueError(f"EmbeddingGraph: head={head!r}; expected 'mlp' or 'linear'")
         self.graph = graph
-        bn = dict(eps=eps, momentum=momentum)
+        dims: Mapping[str, int] = {"v": d_v, "a": d_a, "t": d_t, "va": d_va, "vt": d_vt, "vat": d_vat}
+        self.heads = nn.ModuleDict(
+            {h.name: build_head(h.form, dims[h.source], dims[h.space], head, norm_layer) for h in self.table.heads}
+        )
+        self._steps = {m: self.table.steps(m) for m in "vat"}
 
-        def video_head(d_out: int) -> nn.Module:
-            return MLPHead(d_v, d_out, **bn) if head == "mlp" else LinearHead(d_v, d_out, bn_after=True, **bn)
+    def embed(self, m: str, f: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``f (..., d_m)``, the feature of modality ``m`` -> ``{z_m_space: (..., D_space)}`` for each space it reaches.
 
-        h: dict[str, nn.Module] = {}
-        if graph == "fac":
-            h["g_v_to_va"] = video_head(d_va)
-            h["g_a_to_va"] = LinearHead(d_a, d_va)
-            h["g_va_to_vat"] = LinearHead(d_va, d_vat, bn_after=True, **bn)
-            h["g_t_to_vat"] = LinearHead(d_t, d_vat)
-        elif graph == "shared":
-            h["g_v_to_vat"] = video_head(d_vat)
-            h["g_a_to_vat"] = LinearHead(d_a, d_vat)
-            h["g_t_to_vat"] = LinearHead(d_t, d_vat)
-        else:  # disjoint
-            h["g_v_to_va"] = video_head(d_va)
-            h["g_a_to_va"] = LinearHead(d_a, d_va)
-            h["g_v_to_vt"] = video_head(d_vt)
-            h["g_t_to_vt"] = LinearHead(d_t, d_vt)
-        self.heads = nn.ModuleDict(h)
+        Eval-only steps (FAC's audio -> vat) run only in eval mode (see the module docstring)."""
+        out: dict[str, torch.Tensor] = {}
+        for s in self._steps[m]:
+            if s.eval_only and self.training:
+                continue
+            head = self.heads[s.head.name]
+            out[s.output] = head(f) if s.input == "f" else head(F.relu(out[s.input]))
+        return out
 
     def video(self, f_v: torch.Tensor) -> dict[str, torch.Tensor]:
         """``f_v (B, d_v)`` -> video embeddings of this graph, each ``(B, D_space)``."""
-        h = self.heads
-        if self.graph == "fac":
-            z_v_va = h["g_v_to_va"](f_v)
-            return {"z_v_va": z_v_va, "z_v_vat": h["g_va_to_vat"](F.relu(z_v_va))}
-        if self.graph == "shared":
-            return {"z_v_vat": h["g_v_to_vat"](f_v)}
-        return {"z_v_va": h["g_v_to_va"](f_v), "z_v_vt": h["g_v_to_vt"](f_v)}
+        return self.embed("v", f_v)
 
     def audio(self, f_a: torch.Tensor) -> dict[str, torch.Tensor]:
         """``f_a (B, d_a)`` -> audio embeddings. FAC's ``z_a_vat`` only in eval mode (see module docstring)."""
-        h = self.heads
-        if self.graph == "fac":
-            z_a_va = h["g_a_to_va"](f_a)
-            out = {"z_a_va": z_a_va}
-            if not self.training:
-                out["z_a_vat"] = h["g_va_to_vat"](F.relu(z_a_va))
-            return out
-        if self.graph == "shared":
-            return {"z_a_vat": h["g_a_to_vat"](f_a)}
-        return {"z_a_va": h["g_a_to_va"](f_a)}
+        return self.embed("a", f_a)
 
     def text(self, f_t: torch.Tensor) -> dict[str, torch.Tensor]:
         """``f_t (B, K, d_t)`` or ``(B, d_t)`` -> text embeddings with the same leading axes."""
-        if self.graph == "disjoint":
-            return {"z_t_vt": self.heads["g_t_to_vt"](f_t)}
-        return {"z_t_vat": self.heads["g_t_to_vat"](f_t)}
+        return self.embed("t", f_t)

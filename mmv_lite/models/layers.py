@@ -1,4 +1,5 @@
-"""Building blocks shared by the backbones: TensorFlow "SAME" padding, initialisation, parameter counting.
+"""Building blocks shared by the networks: TensorFlow "SAME" padding, normalisation layers, initialisation,
+parameter counting, and running a network in eval mode.
 
 The official MMV models are written in Haiku, whose convolutions and pools use TensorFlow's ``padding="SAME"``:
 the output size is ``ceil(n / stride)`` and the total padding ``max((out - 1) * stride + k - n, 0)`` is split
@@ -10,12 +11,27 @@ only when it is not. Max-pools pad with ``-inf`` (padding never wins the max), a
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# A normalisation layer factory, as torchvision's ``norm_layer``: ``norm_layer(num_features) -> nn.Module``.
+NormLayer = Callable[[int], nn.Module]
+
+
+def batch_norm(dims: int, eps: float = 1e-5, momentum: float = 0.1, sync: bool = False) -> NormLayer:
+    """BatchNorm over ``dims``-D inputs (1: ``(N, C)``, 2: images, 3: clips) with the given eps and momentum.
+
+    ``sync``: ``nn.SyncBatchNorm``, whose statistics span every process of a multi-GPU run (the paper's cross-replica
+    BatchNorm); on one process it is the plain BatchNorm.
+    """
+    cls = nn.SyncBatchNorm if sync else {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[dims]
+    return functools.partial(cls, eps=eps, momentum=momentum)
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -104,6 +120,34 @@ def init_like_haiku(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+@torch.no_grad()
+def batched(
+    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int, device: torch.device | None = None
+) -> torch.Tensor:
+    """``fn`` over the rows of ``x`` in chunks of ``batch_size`` (each moved to ``device`` when given), concatenated.
+
+    ``x``: ``(N, ...)``; returns ``(N, ...)`` as ``fn`` gives it, without gradients.
+    """
+    return torch.cat([fn(x[i : i + batch_size].to(device or x.device)) for i in range(0, len(x), batch_size)])
+
+
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
     """Number of parameters (weights, biases, BatchNorm scale and offset; buffers such as running stats excluded)."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+@contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """Run the block with every module in eval mode, then give each back the train/eval mode it had.
+
+    >>> with eval_mode(model):
+    ...     out = model(video=video)
+    """
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, mode in zip(modules, modes):
+            m.train(mode)

@@ -20,8 +20,7 @@ z_t_vat`` and, in eval mode only, ``z_a_vat``; ``shared``: ``z_v_vat, z_a_vat, z
 
 from __future__ import annotations
 
-import copy
-import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -29,30 +28,45 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import Config, get_config, validate
-from ..config import space_for as _space_for
+from ..config import Config, apply_overrides, get_config
+from ..graphs import get_graph
+from ..graphs import space_for as _space_for
 from .audio_resnet import audio_resnet
+from .deflation import deflate
 from .heads import EmbeddingGraph
-from .layers import init_like_haiku
-from .s3dg import s3dg
+from .layers import NormLayer, batch_norm, count_parameters, init_like_haiku
+from .s3dg import ReleasedS3DGStem, s3dg
 from .text import TextTower
 from .tsm_resnet import tsm_resnet
 
+# The forward arguments that carry each modality (v = video, a = audio, t = text).
+MODALITY_INPUTS: dict[str, tuple[str, ...]] = {"v": ("video",), "a": ("audio",), "t": ("text_ids", "text_mask")}
+# The parts of the network, as ``parameter_counts`` reports them.
+COMPONENTS = ("video_backbone", "audio_backbone", "text_backbone", "heads")
 
-def build_video_backbone(cfg: Config) -> nn.Module:
-    """The video backbone a config asks for (``model.video_backbone``)."""
+
+def model_inputs(batch: Mapping[str, Any], modalities: str = "vat") -> dict[str, Any]:
+    """The entries of ``batch`` that ``MMV.forward`` takes for ``modalities`` (video always, audio, text)."""
+    keys = [k for m in dict.fromkeys("v" + modalities) for k in MODALITY_INPUTS[m]]
+    return {k: batch[k] for k in keys if k in batch}
+
+
+def build_video_backbone(cfg: Config, norm_layer: NormLayer | None = None) -> nn.Module:
+    """The video backbone a config asks for (``model.video_backbone``); ``norm_layer`` as in :class:`MMV`."""
     m = cfg.model
     if m.video_backbone == "s3dg":
-        net = s3dg(width=m.video_width)
+        net = s3dg(width=m.video_width, norm_layer=norm_layer or batch_norm(3, m.bn_eps, m.bn_momentum))
         if m.video_stem == "space_to_depth":
             # The released S3D-G's first layer (a 4x8x8 stride-2 conv equal to its space-to-depth stem).
-            from ..official import released_s3dg_stem
-
-            net.Conv2d_1a_7x7.conv = released_s3dg_stem(net.Conv2d_1a_7x7.conv.out_channels)
+            net.Conv2d_1a_7x7.conv = ReleasedS3DGStem(net.Conv2d_1a_7x7.conv.out_channels)
         return net
     if m.video_backbone == "tsm_resnet":
         return tsm_resnet(
-            depth=m.video_depth, width=m.video_width, shift_fraction=m.shift_fraction, num_frames=cfg.data.num_frames
+            depth=m.video_depth,
+            width=m.video_width,
+            shift_fraction=m.shift_fraction,
+            num_frames=cfg.data.num_frames,
+            norm_layer=norm_layer or batch_norm(2, m.bn_eps, m.bn_momentum),
         )
     raise ValueError(f"model.video_backbone={m.video_backbone!r}; expected 's3dg' or 'tsm_resnet'")
 
@@ -63,14 +77,21 @@ class MMV(nn.Module):
     Sub-modules: ``video_backbone``, ``audio_backbone``, ``text_backbone`` (:class:`TextTower`),
     ``heads`` (:class:`EmbeddingGraph`, heads in ``heads.heads[<paper name>]``) and, in image mode only,
     ``image_backbone`` (a deflated video backbone).
+
+    Every BatchNorm has the config's ``model.bn_eps`` and ``model.bn_momentum``; ``sync_bn`` makes them
+    ``nn.SyncBatchNorm`` (statistics over every process of a multi-GPU run, the paper's cross-replica BatchNorm).
     """
 
-    def __init__(self, cfg: Config, word_vectors: torch.Tensor | np.ndarray):
+    def __init__(self, cfg: Config, word_vectors: torch.Tensor | np.ndarray, sync_bn: bool = False):
         super().__init__()
         self.cfg = cfg
         m = cfg.model
-        self.video_backbone = build_video_backbone(cfg)
-        self.audio_backbone = audio_resnet(depth=m.audio_depth, width=m.audio_width)
+
+        def norm(dims: int) -> NormLayer:
+            return batch_norm(dims, m.bn_eps, m.bn_momentum, sync=sync_bn)
+
+        self.video_backbone = build_video_backbone(cfg, norm(3 if m.video_backbone == "s3dg" else 2))
+        self.audio_backbone = audio_resnet(depth=m.audio_depth, width=m.audio_width, norm_layer=norm(2))
         self.text_backbone = TextTower(word_vectors, out_dim=m.text_dim)
         if self.text_backbone.word_dim != cfg.data.word_dim:
             raise ValueError(
@@ -85,14 +106,10 @@ class MMV(nn.Module):
             d_vt=m.d_vt,
             d_vat=m.d_vat,
             head=m.head,
-            eps=m.bn_eps,
-            momentum=m.bn_momentum,
+            norm_layer=norm(1),
         )
         init_like_haiku(self.text_backbone)
         init_like_haiku(self.heads)
-        for mod in self.modules():  # the config's BatchNorm settings everywhere
-            if isinstance(mod, nn.modules.batchnorm._BatchNorm):
-                mod.eps, mod.momentum = m.bn_eps, m.bn_momentum
         self.image_backbone: nn.Module | None = None
 
     # ----------------------------------------------------------------------------------------- the graph
@@ -116,13 +133,13 @@ class MMV(nn.Module):
         out: dict[str, torch.Tensor] = {}
         if video is not None:
             out["f_v"] = self._video_features(video)
-            out.update(self.heads.video(out["f_v"]))
+            out.update(self.heads.embed("v", out["f_v"]))
         if audio is not None:
             out["f_a"] = self.audio_backbone(audio)
-            out.update(self.heads.audio(out["f_a"]))
+            out.update(self.heads.embed("a", out["f_a"]))
         if text_ids is not None:
             out["f_t"] = self.text_backbone(text_ids, text_mask)
-            out.update(self.heads.text(out["f_t"]))
+            out.update(self.heads.embed("t", out["f_t"]))
         elif text_mask is not None:
             raise ValueError("MMV.forward: text_mask given without text_ids")
         return out
@@ -168,7 +185,7 @@ class MMV(nn.Module):
         if images.dim() != 4:
             raise ValueError(f"embed_image expects images (B, 3, H, W), got shape {tuple(images.shape)}")
         f_v = net(images)
-        return {"f_v": f_v, **self.heads.video(f_v)}
+        return {"f_v": f_v, **self.heads.embed("v", f_v)}
 
     # ----------------------------------------------------------------------------------------- image mode
     def set_image_mode(self, image_backbone: nn.Module | bool | None = True) -> MMV:
@@ -181,8 +198,6 @@ class MMV(nn.Module):
         ``.to()``/``.eval()`` and appears in the state dict as ``image_backbone.*`` while set). Returns ``self``.
         """
         if image_backbone is True:
-            from .deflation import deflate
-
             ref = next(self.video_backbone.parameters())
             image_backbone = deflate(self.video_backbone).to(ref.device)
             image_backbone.train(self.training)
@@ -216,30 +231,26 @@ class MMV(nn.Module):
 def _pick(out: dict[str, torch.Tensor], m: str, space: str, graph: str) -> torch.Tensor:
     key = f"z_{m}_{space}"
     if key not in out:
+        head = get_graph(graph).head_of(key)
         hint = ""
-        if key == "z_a_vat" and graph == "fac":
-            hint = " (in the fac graph z_a_vat is computed only in eval mode: call model.eval() first)"
+        if head is not None and m in head.eval_only:
+            hint = f" (in the {graph} graph {key} is computed only in eval mode: call model.eval() first)"
         raise KeyError(f"{key} is not in the model output (keys: {sorted(out)}){hint}")
     return out[key]
 
 
-def _apply_overrides(cfg: Config, overrides: dict[str, Any]) -> None:
-    """Same rules as ``config.get_config``: ``name`` when unambiguous, else ``section.name``."""
-    sections = {"data": cfg.data, "model": cfg.model, "train": cfg.train}
-    for key, value in overrides.items():
-        sec, _, name = key.rpartition(".")
-        if sec:
-            if sec not in sections:
-                raise ValueError(f"override {key!r}: section must be one of {sorted(sections)}")
-            targets = [sections[sec]]
-        else:
-            targets = [s for s in sections.values() if name in {f.name for f in dataclasses.fields(s)}]
-            if len(targets) != 1:
-                where = "no section" if not targets else "several sections; use 'section.name'"
-                raise ValueError(f"override {key!r} matches {where}")
-        if name not in {f.name for f in dataclasses.fields(targets[0])}:
-            raise ValueError(f"override {key!r}: {type(targets[0]).__name__} has no field {name!r}")
-        setattr(targets[0], name, value)
+def parameter_counts(model: nn.Module) -> dict[str, int]:
+    """Trainable parameters of each part of an :class:`MMV` (the frozen word vectors excluded).
+
+    Works on a model built on the ``meta`` device (no memory used), which is how paper-size models are counted.
+    """
+    out = {}
+    for name in COMPONENTS:
+        part = getattr(model, name, None)
+        if part is None:
+            raise ValueError(f"model has no {name!r}: expected an mmv_lite MMV network")
+        out[name] = count_parameters(part)
+    return out
 
 
 def build_model(
@@ -247,30 +258,31 @@ def build_model(
     graph: str | None = None,
     word_vectors: torch.Tensor | np.ndarray | None = None,
     vocab_size: int | None = None,
+    sync_bn: bool = False,
     **overrides: Any,
 ) -> MMV:
     """Build an :class:`MMV` from a preset name or a :class:`Config`.
 
     Args:
-        preset: ``"lite"``, ``"s3dg"``, ``"tsm_r50"``, ``"tsm_r50x2"`` or a ``Config`` (copied, not modified).
-        graph: ``"fac"``, ``"shared"`` or ``"disjoint"`` (default: the config's ``model.graph``).
+        preset: ``"lite"``, ``"s3dg"``, ``"tsm_r50"``, ``"tsm_r50x2"`` or a ``Config`` (never modified).
+        graph: a name of :data:`mmv_lite.graphs.GRAPHS` (default: the config's ``model.graph``).
         word_vectors: the frozen word matrix ``(V, data.word_dim)``, row 0 = padding. If ``None``, a zero matrix of
             ``(vocab_size or 1, word_dim)`` rows stands in (a checkpoint's state dict then fills it).
         vocab_size: rows of the placeholder matrix when ``word_vectors`` is None.
-        **overrides: config fields, as in ``get_config`` (``video_width=0.5``, ``**{"model.d_va": 64}``).
+        sync_bn: ``nn.SyncBatchNorm`` everywhere (several GPUs under ``torchrun``).
+        **overrides: config fields, as in :func:`~mmv_lite.config.apply_overrides` (``video_width=0.5``,
+            ``**{"model.d_va": 64}``).
     """
+    if graph is not None:
+        overrides = {**overrides, "model.graph": graph}
     if isinstance(preset, Config):
-        cfg = copy.deepcopy(preset)
-        _apply_overrides(cfg, overrides)
+        cfg = apply_overrides(preset, overrides)
     elif isinstance(preset, str):
         cfg = get_config(preset, **overrides)
     else:
         raise TypeError(f"build_model: preset must be a preset name or a Config, got {type(preset).__name__}")
-    if graph is not None:
-        cfg.model.graph = graph
-    validate(cfg)
     if word_vectors is None:
         word_vectors = torch.zeros(vocab_size or 1, cfg.data.word_dim)
     elif vocab_size is not None and len(word_vectors) != vocab_size:
         raise ValueError(f"build_model: vocab_size={vocab_size} but word_vectors has {len(word_vectors)} rows")
-    return MMV(cfg, word_vectors)
+    return MMV(cfg, word_vectors, sync_bn=sync_bn)

@@ -38,9 +38,10 @@ over H and W.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .layers import Conv2dSame, Conv3dSame, init_like_haiku, max_pool_same
+from .layers import Conv2dSame, Conv3dSame, NormLayer, batch_norm, init_like_haiku, max_pool_same
 
 # Inception channel sizes, ordered as in the official code:
 # (Branch_0 1x1, Branch_1 1x1, Branch_1 3x3, Branch_2 1x1, Branch_2 3x3, Branch_3 1x1 after the max-pool).
@@ -121,13 +122,14 @@ class SUnit(nn.Module):
         separable: bool = False,
         gating: bool = False,
         dims: int = 3,
+        norm_layer: NormLayer | None = None,
     ):
         super().__init__()
         self.dims = dims
         kt, kh, kw = kernel
         st, sh, sw = stride
         conv = Conv3dSame if dims == 3 else Conv2dSame
-        bn = nn.BatchNorm3d if dims == 3 else nn.BatchNorm2d
+        bn = norm_layer or batch_norm(dims)
 
         def k3(t, h, w):  # a (T, H, W) tuple, or its spatial part for the 2D network
             return (t, h, w) if dims == 3 else (h, w)
@@ -161,16 +163,24 @@ class SUnit(nn.Module):
 class InceptionBlock(nn.Module):
     """Inception-v1 block with separable 3D convs, gating after each branch's last unit; branches concatenated."""
 
-    def __init__(self, in_channels: int, channels: tuple[int, ...], gating: bool = True, dims: int = 3):
+    def __init__(
+        self,
+        in_channels: int,
+        channels: tuple[int, ...],
+        gating: bool = True,
+        dims: int = 3,
+        norm_layer: NormLayer | None = None,
+    ):
         super().__init__()
         c0, c1a, c1b, c2a, c2b, c3 = channels
-        self.Branch_0_Conv2d_0a_1x1 = SUnit(in_channels, c0, gating=gating, dims=dims)
-        self.Branch_1_Conv2d_0a_1x1 = SUnit(in_channels, c1a, dims=dims)
-        self.Branch_1_Conv2d_0b_3x3 = SUnit(c1a, c1b, (3, 3, 3), separable=True, gating=gating, dims=dims)
-        self.Branch_2_Conv2d_0a_1x1 = SUnit(in_channels, c2a, dims=dims)
-        self.Branch_2_Conv2d_0b_3x3 = SUnit(c2a, c2b, (3, 3, 3), separable=True, gating=gating, dims=dims)
+        unit = dict(dims=dims, norm_layer=norm_layer)
+        self.Branch_0_Conv2d_0a_1x1 = SUnit(in_channels, c0, gating=gating, **unit)
+        self.Branch_1_Conv2d_0a_1x1 = SUnit(in_channels, c1a, **unit)
+        self.Branch_1_Conv2d_0b_3x3 = SUnit(c1a, c1b, (3, 3, 3), separable=True, gating=gating, **unit)
+        self.Branch_2_Conv2d_0a_1x1 = SUnit(in_channels, c2a, **unit)
+        self.Branch_2_Conv2d_0b_3x3 = SUnit(c2a, c2b, (3, 3, 3), separable=True, gating=gating, **unit)
         self.Branch_3_MaxPool_0a_3x3 = MaxPoolSame((3, 3, 3), (1, 1, 1), dims=dims)
-        self.Branch_3_Conv2d_0b_1x1 = SUnit(in_channels, c3, gating=gating, dims=dims)
+        self.Branch_3_Conv2d_0b_1x1 = SUnit(in_channels, c3, gating=gating, **unit)
         self.out_channels = c0 + c1b + c2b + c3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -189,9 +199,18 @@ class S3DG(nn.Module):
         first_temporal_kernel: temporal size of ``Conv2d_1a_7x7`` (official default 7; 1, 3, 5 or 7).
         gating: self-gating from ``Conv2d_2c_3x3`` on (False gives plain S3D).
         dims: 3 for video; 2 builds the deflated image network (use ``deflation.deflate`` to get its weights).
+        norm_layer: the BatchNorm of every unit, ``(num_features) -> module`` (default: ``BatchNorm3d``, or
+            ``BatchNorm2d`` for ``dims=2``, with PyTorch's eps and momentum).
     """
 
-    def __init__(self, width: float = 1.0, first_temporal_kernel: int = 7, gating: bool = True, dims: int = 3):
+    def __init__(
+        self,
+        width: float = 1.0,
+        first_temporal_kernel: int = 7,
+        gating: bool = True,
+        dims: int = 3,
+        norm_layer: NormLayer | None = None,
+    ):
         super().__init__()
         if width <= 0:
             raise ValueError(f"s3dg: width must be > 0, got {width}")
@@ -203,17 +222,18 @@ class S3DG(nn.Module):
         self.first_temporal_kernel = first_temporal_kernel
         kt = first_temporal_kernel
         c64, c192 = scaled(64, width), scaled(192, width)
-        self.Conv2d_1a_7x7 = SUnit(3, c64, (kt, 7, 7), (2, 2, 2), dims=dims)
+        unit = dict(dims=dims, norm_layer=norm_layer)
+        self.Conv2d_1a_7x7 = SUnit(3, c64, (kt, 7, 7), (2, 2, 2), **unit)
         self.MaxPool_2a_3x3 = MaxPoolSame(*POOLS["MaxPool_2a_3x3"], dims=dims)
-        self.Conv2d_2b_1x1 = SUnit(c64, c64, dims=dims)
-        self.Conv2d_2c_3x3 = SUnit(c64, c192, (3, 3, 3), separable=True, gating=gating, dims=dims)
+        self.Conv2d_2b_1x1 = SUnit(c64, c64, **unit)
+        self.Conv2d_2c_3x3 = SUnit(c64, c192, (3, 3, 3), separable=True, gating=gating, **unit)
         channels = c192
         for name in ENDPOINTS[4:]:
             if name in POOLS:
                 setattr(self, name, MaxPoolSame(*POOLS[name], dims=dims))
             else:
                 block = InceptionBlock(
-                    channels, tuple(scaled(c, width) for c in INCEPTION_CHANNELS[name]), gating=gating, dims=dims
+                    channels, tuple(scaled(c, width) for c in INCEPTION_CHANNELS[name]), gating=gating, **unit
                 )
                 setattr(self, name, block)
                 channels = block.out_channels
@@ -244,6 +264,30 @@ class S3DG(nn.Module):
         return out
 
 
-def s3dg(width: float = 1.0, first_temporal_kernel: int = 7, gating: bool = True) -> S3DG:
+def s3dg(
+    width: float = 1.0, first_temporal_kernel: int = 7, gating: bool = True, norm_layer: NormLayer | None = None
+) -> S3DG:
     """S3D-G video backbone: ``(B, 3, T, H, W) -> (B, round(1024 * width))``. ``width=1`` is the paper's model."""
-    return S3DG(width=width, first_temporal_kernel=first_temporal_kernel, gating=gating, dims=3)
+    return S3DG(width=width, first_temporal_kernel=first_temporal_kernel, gating=gating, dims=3, norm_layer=norm_layer)
+
+
+class ReleasedS3DGStem(nn.Conv3d):
+    """The released S3D-G's first convolution, on RGB frames ``(B, 3, T, H, W) -> (B, C, T/2, H/2, W/2)``.
+
+    The release folds every 2 x 2 x 2 block of the clip into 24 channels and applies a ``2 x 4 x 4`` kernel
+    with stride 1 and TensorFlow SAME padding. On the unfolded clip that is a ``4 x 8 x 8`` kernel with stride 2,
+    padding ``(0, 2)`` in time and ``(2, 4)`` in height and width: same numbers, no folding step. Identical to
+    the release for even T, H, W (the only sizes the release accepts); odd sizes give ``ceil(n / 2)`` outputs.
+    Its weight is ``[C, 3, 4, 8, 8]`` (``mmv_lite.official.space_to_depth_kernel`` unfolds the released one).
+    It replaces ``Conv2d_1a_7x7.conv`` when ``model.video_stem = "space_to_depth"``.
+    """
+
+    def __init__(self, out_channels: int = 64):
+        super().__init__(3, out_channels, (4, 8, 8), stride=2, padding=0, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # F.pad takes the last axis first: (W_before, W_after, H_before, H_after, T_before, T_after).
+        return F.conv3d(F.pad(x, (2, 4, 2, 4, 0, 2)), self.weight, None, self.stride)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ", padding=(T 0-2, H 2-4, W 2-4): the released space-to-depth stem"

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import Conv2dSame, init_like_haiku, max_pool_same
+from .layers import Conv2dSame, NormLayer, init_like_haiku, max_pool_same
 
 # depth -> (block kind, blocks per unit)
 DEPTHS: dict[int, tuple[str, tuple[int, int, int, int]]] = {
@@ -136,22 +136,23 @@ class PreActBlock(nn.Module):
         projection: bool,
         bottleneck: bool = True,
         shift_fraction: float = 0.0,
+        norm_layer: NormLayer = nn.BatchNorm2d,
     ):
         super().__init__()
         self.shift_fraction = shift_fraction
         self.bottleneck = bottleneck
-        self.bn_0 = nn.BatchNorm2d(in_channels)
+        self.bn_0 = norm_layer(in_channels)
         self.shortcut_conv = Conv2dSame(in_channels, out_channels, 1, stride) if projection else None
         if bottleneck:
             mid = max(1, out_channels // 4)
             self.conv_0 = Conv2dSame(in_channels, mid, 1)
-            self.bn_1 = nn.BatchNorm2d(mid)
+            self.bn_1 = norm_layer(mid)
             self.conv_1 = Conv2dSame(mid, mid, 3, stride)
-            self.bn_2 = nn.BatchNorm2d(mid)
+            self.bn_2 = norm_layer(mid)
             self.conv_2 = Conv2dSame(mid, out_channels, 1)
         else:
             self.conv_0 = Conv2dSame(in_channels, out_channels, 3, stride)
-            self.bn_1 = nn.BatchNorm2d(out_channels)
+            self.bn_1 = norm_layer(out_channels)
             self.conv_1 = Conv2dSame(out_channels, out_channels, 3)
 
     def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
@@ -177,9 +178,17 @@ class ResNetV2(nn.Module):
         depth: one of ``DEPTHS`` (50 = the paper's).
         width: channel multiplier (fractional widths allowed; 2 = ResNet50x2).
         shift_fraction: fraction of channels shifted each way in every block (0 = plain ResNet).
+        norm_layer: the BatchNorm of every block, ``(num_features) -> module`` (default ``nn.BatchNorm2d``).
     """
 
-    def __init__(self, in_channels: int = 3, depth: int = 50, width: float = 1.0, shift_fraction: float = 0.0):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        depth: int = 50,
+        width: float = 1.0,
+        shift_fraction: float = 0.0,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+    ):
         super().__init__()
         if depth not in DEPTHS:
             raise ValueError(f"ResNetV2: depth must be one of {sorted(DEPTHS)}, got {depth}")
@@ -199,12 +208,12 @@ class ResNetV2(nn.Module):
                 s = stride if j == 0 else 1
                 blocks.append(
                     PreActBlock(ch, out, s, projection=(s != 1 or ch != out), bottleneck=kind == "bottleneck",
-                                shift_fraction=shift_fraction)
+                                shift_fraction=shift_fraction, norm_layer=norm_layer)
                 )  # fmt: skip
                 ch = out
             units.append(nn.ModuleList(blocks))
         self.units = nn.ModuleList(units)
-        self.bn_out = nn.BatchNorm2d(ch)
+        self.bn_out = norm_layer(ch)
         self.out_dim = ch
         # Channels-last activations: faster convs on CPU (oneDNN) and GPU (mixed precision); set False to disable.
         self.channels_last = True
@@ -234,8 +243,15 @@ class TSMResNet(ResNetV2):
     Also accepts frames already folded, ``(B * T, 3, H, W)`` batch-major, when built with ``num_frames``.
     """
 
-    def __init__(self, depth: int = 50, width: float = 1.0, shift_fraction: float = 0.125, num_frames=None):
-        super().__init__(in_channels=3, depth=depth, width=width, shift_fraction=shift_fraction)
+    def __init__(
+        self,
+        depth: int = 50,
+        width: float = 1.0,
+        shift_fraction: float = 0.125,
+        num_frames=None,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+    ):
+        super().__init__(3, depth, width, shift_fraction, norm_layer)
         self.num_frames = num_frames
 
     def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
@@ -258,10 +274,16 @@ class TSMResNet(ResNetV2):
         return feats.view(b, t, -1).mean(dim=1)
 
 
-def tsm_resnet(depth: int = 50, width: float = 1.0, shift_fraction: float = 0.125, num_frames=None) -> TSMResNet:
+def tsm_resnet(
+    depth: int = 50,
+    width: float = 1.0,
+    shift_fraction: float = 0.125,
+    num_frames=None,
+    norm_layer: NormLayer = nn.BatchNorm2d,
+) -> TSMResNet:
     """TSM-ResNet video backbone, ``(B, 3, T, H, W) -> (B, out_dim)``.
 
     ``out_dim`` is 2048 * width for bottleneck depths (14, 26, 50, ...), 512 * width for basic blocks (10, 18, 34).
     ``tsm_resnet(50, 1)`` and ``tsm_resnet(50, 2)`` are the paper's.
     """
-    return TSMResNet(depth=depth, width=width, shift_fraction=shift_fraction, num_frames=num_frames)
+    return TSMResNet(depth, width, shift_fraction, num_frames, norm_layer)

@@ -31,12 +31,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import pickle
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from mmv_lite.official import load_official
 
 BACKBONES = {"s3d": "mmv_s3d.pkl", "tsm_x1": "mmv_tsm_resnet_x1.pkl", "tsm_x2": "mmv_tsm_resnet_x2.pkl"}
 OUTPUTS = ("f_v", "f_a", "f_t", "z_v_va", "z_a_va", "z_v_vat", "z_a_vat", "z_t_vat")
@@ -73,6 +77,7 @@ class OfficialRun:
     """The official model of one backbone, with random parameters, its release-format pickle and its outputs."""
 
     def __init__(self, repo: Path, backbone: str, num_frames: int, vocab_size: int, seed: int):
+        # jax and haiku are optional (this check only needs them): imported when the check runs
         import haiku as hk
         import jax
         import jax.numpy as jnp
@@ -137,9 +142,7 @@ class OfficialRun:
 
     def save(self, path: Path) -> None:
         """Write ``{"params", "state"}`` as the release does: FlatMappings of numpy arrays, multi-device BN names."""
-        import pickle
-
-        from haiku._src.data_structures import FlatMapping
+        from haiku._src.data_structures import FlatMapping  # optional, as in __init__
 
         def rename(tree):
             return FlatMapping(
@@ -175,10 +178,6 @@ def ours_outputs(
     path: Path, video: np.ndarray, audio: np.ndarray, word_ids: np.ndarray, float64: bool = False
 ) -> dict[str, np.ndarray]:
     """Load ``path`` with :func:`load_official` and run it in eval mode on the same inputs."""
-    import torch
-
-    from mmv_lite.official import load_official
-
     model = load_official(path)
     assert not model.training
     dtype = torch.float64 if float64 else torch.float32
@@ -214,8 +213,6 @@ def compare(official: dict[str, np.ndarray], ours: dict[str, np.ndarray]) -> dic
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     torch.set_num_threads(args.threads)
     os.environ.setdefault("XLA_FLAGS", f"--xla_cpu_multi_thread_eigen={'true' if args.threads > 1 else 'false'}")
     repo = Path(args.official_repo).resolve()

@@ -8,15 +8,19 @@ python -m mmv_lite.tools.notebook_pairs --sync            # rewrite each .ipynb 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import sys
 from pathlib import Path
+
+from mmv_lite.files import atomic_write
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def _jupytext():
     try:
-        import jupytext
+        import jupytext  # a development tool (requirements.txt), not a dependency of the package
     except ImportError as e:  # pragma: no cover - jupytext is in requirements.txt
         raise SystemExit("jupytext is needed: pip install -r requirements.txt") from e
     return jupytext
@@ -51,8 +55,6 @@ def out_of_sync(folder: Path = NOTEBOOKS) -> list[str]:
 
 def with_outputs(folder: Path = NOTEBOOKS) -> list[str]:
     """Notebooks that carry outputs or execution counts."""
-    import json
-
     bad = []
     for ipynb in sorted(folder.glob("*.ipynb")):
         nb = json.loads(ipynb.read_text())
@@ -65,8 +67,6 @@ def with_outputs(folder: Path = NOTEBOOKS) -> list[str]:
 
 def _stable_ids(nb) -> None:
     """Cell ids from each cell's content, so that re-syncing an unchanged notebook changes no byte of it."""
-    import hashlib
-
     seen: dict[str, int] = {}
     for cell in nb.cells:
         digest = hashlib.sha1(f"{cell.cell_type}\n{cell.source}".encode()).hexdigest()[:8]
@@ -85,7 +85,7 @@ def sync(folder: Path = NOTEBOOKS) -> list[Path]:
         _stable_ids(nb)
         text = jt.writes(nb, fmt="ipynb")
         if not ipynb.exists() or ipynb.read_text() != text:
-            ipynb.write_text(text)
+            atomic_write(ipynb, text)
             changed.append(ipynb)
     return changed
 

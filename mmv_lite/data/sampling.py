@@ -1,0 +1,135 @@
+"""The order of training batches: a pure function of ``(seed, step)``, the same for any number of workers or processes.
+
+Epoch ``e`` visits the training clips in the order of a permutation seeded by ``(seed, e)``, cut into global batches
+of ``train.batch_size``; every clip is loaded with the random streams (Python, NumPy, torch) seeded by its position
+in the whole run, so its augmentation does not depend on which DataLoader worker loads it. A checkpoint therefore
+needs only the step to know where the data stream stands (exact resume), and a run with W processes sees the same
+clips as one process (each rank takes its 1/W share of every global batch).
+
+    >>> loader = step_loader(train_ds, cfg.train, start=0, stop=cfg.train.steps)   # one batch per step
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..config import TrainConfig
+
+
+def mix_seed(*xs: int) -> int:
+    """A 63-bit seed from integers (splitmix64 steps), so nearby inputs give unrelated streams."""
+    h = 0x9E3779B97F4A7C15
+    for x in xs:
+        h = (h ^ (int(x) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+        h = (h ^ (h >> 31)) * 0x94D049BB133111EB & 0xFFFFFFFFFFFFFFFF
+    return h >> 1
+
+
+class StepBatchSampler:
+    """Batches for steps ``start, ..., total - 1``; the rank's share of global batch ``step`` is a pure function.
+
+    Yields lists of ``(index, item_seed)`` for :class:`SeededItems`. Epoch ``e`` is a permutation of the ``n``
+    clips seeded by ``(seed, e)``, cut into ``n // batch_size`` global batches (the remainder is dropped); rank ``r``
+    of ``world`` takes entries ``[r * b, (r + 1) * b)`` of each global batch, ``b = batch_size // world``.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, start: int, total: int, rank: int = 0, world: int = 1):
+        if batch_size % world:
+            raise ValueError(f"train.batch_size={batch_size} must be divisible by the number of processes ({world})")
+        if n < batch_size:
+            raise ValueError(
+                f"the training split has {n} clips, fewer than train.batch_size={batch_size}; lower --batch-size"
+            )
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.start, self.total, self.rank, self.world = start, total, rank, world
+        self.steps_per_epoch = n // batch_size
+        self._perm: tuple[int, torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        return max(self.total - self.start, 0)
+
+    def epoch_of(self, step: int) -> int:
+        return step // self.steps_per_epoch
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        if self._perm is None or self._perm[0] != epoch:
+            g = torch.Generator().manual_seed(mix_seed(self.seed, epoch))
+            self._perm = (epoch, torch.randperm(self.n, generator=g))
+        return self._perm[1]
+
+    def batch(self, step: int) -> list[tuple[int, int]]:
+        perm = self._permutation(self.epoch_of(step))
+        offset = (step % self.steps_per_epoch) * self.batch_size
+        per_rank = self.batch_size // self.world
+        lo = offset + self.rank * per_rank
+        return [(int(perm[lo + i]), mix_seed(self.seed, step, self.rank * per_rank + i)) for i in range(per_rank)]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for step in range(self.start, self.total):
+            yield self.batch(step)
+
+
+class SeededItems(Dataset):
+    """Wraps a dataset so that ``ds[(i, seed)]`` is ``inner[i]`` drawn with Python/NumPy/torch seeded by ``seed``.
+
+    Random augmentation then depends on the item's place in the run, not on the worker or process that loads it.
+    In the main process (``num_workers=0``) the global random states are put back afterwards.
+    """
+
+    def __init__(self, inner: Dataset):
+        self.inner = inner
+
+    def __len__(self) -> int:
+        return len(self.inner)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        index, seed = key
+        in_worker = torch.utils.data.get_worker_info() is not None
+        saved = None if in_worker else (random.getstate(), np.random.get_state(), torch.get_rng_state())  # noqa: NPY002
+        try:
+            random.seed(seed)
+            np.random.seed(seed % 2**32)  # noqa: NPY002
+            torch.manual_seed(seed)
+            return self.inner[index]
+        finally:
+            if saved is not None:
+                random.setstate(saved[0])
+                np.random.set_state(saved[1])  # noqa: NPY002
+                torch.set_rng_state(saved[2])
+
+
+def loader_worker_init(_: int) -> None:
+    """DataLoader workers: one thread each, and Ctrl-C ignored (it reaches every process of the terminal's group;
+    the main process stops cleanly and ends them)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(1)
+
+
+def step_loader(
+    dataset: Dataset,
+    tc: TrainConfig,
+    start: int,
+    stop: int,
+    rank: int = 0,
+    world: int = 1,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """A DataLoader that yields this rank's batch of every step in ``[start, stop)`` (``tc.num_workers`` workers)."""
+    workers = tc.num_workers
+    return DataLoader(
+        SeededItems(dataset),
+        batch_sampler=StepBatchSampler(len(dataset), tc.batch_size, tc.seed, start, stop, rank, world),
+        collate_fn=getattr(dataset, "collate", None),  # ClipDataset.collate keeps video ids as a list of str
+        num_workers=workers,
+        pin_memory=pin_memory,
+        persistent_workers=workers > 0,
+        worker_init_fn=loader_worker_init if workers > 0 else None,
+        prefetch_factor=4 if workers > 0 else None,
+    )

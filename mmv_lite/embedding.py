@@ -1,0 +1,191 @@
+"""Embedding a dataset with a model, selecting rows of the result, and 2-D maps of one embedding space.
+
+    >>> emb = embed_dataset(model, ClipDataset("data_samples", "val"))   # {"f_v": (N, d_v), "z_v_va": (N, D), ...}
+    >>> pts = project_2d({"video": emb["z_v_vat"], "text": emb["z_t_vat"][:, 0]})   # {"video": (N, 2), ...}
+
+An *embedding dict* holds, for N clips, every ``f_*`` / ``z_*`` output of the model and the clips' ground truth
+(see :func:`embed_dataset`); :mod:`mmv_lite.retrieval` and :mod:`mmv_lite.probes` read it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .models.layers import eval_mode
+from .models.mmv import model_inputs
+
+# Per-item keys copied from the batch into the embedding dict (ground truth and bookkeeping, no model input).
+_CARRIED_KEYS = (
+    "has_audio",
+    "has_text",
+    "text_valid",
+    "text_ids",
+    "index",
+    "start",
+    "end",
+    "action_label",
+    "sound_label",
+    "image_label",
+)
+
+
+def _forward(model: torch.nn.Module, inputs: dict[str, Any]) -> dict[str, Tensor]:
+    """Call ``model`` with the entries of ``inputs`` its ``forward`` accepts by name."""
+    params = inspect.signature(model.forward).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    out = model(**{k: v for k, v in inputs.items() if takes_any or k in params})
+    if not isinstance(out, dict):
+        raise TypeError(f"{type(model).__name__}.forward must return a dict of embeddings; got {type(out).__name__}")
+    return out
+
+
+@torch.no_grad()
+def embed_dataset(
+    model: torch.nn.Module,
+    dataset: torch.utils.data.Dataset,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    num_workers: int = 0,
+    modalities: str = "vat",
+    keep_frames: bool = False,
+) -> dict[str, Any]:
+    """Run ``model`` in eval mode over every item of ``dataset`` and stack the outputs.
+
+    Returns a dict with every ``f_*`` / ``z_*`` output of the model (N rows, on the CPU; text keeps its
+    candidate axis, e.g. ``z_t_vat (N, K, D)``), the modality masks ``has_audio (N,)``, ``has_text (N,)``,
+    ``text_valid (N, K)``, ``text_ids (N, K, L)`` (to tell identical narrations apart), the labels
+    ``action_label`` / ``sound_label`` / ``image_label (N,)`` (-1 = unknown), ``index``, ``start``, ``end``
+    and ``video_id`` (list of N str). ``modalities`` drops model inputs ("va" sends no text).
+    ``keep_frames`` also keeps each clip's middle frame, ``frames (N, 3, H, W)``, for the image probes.
+    The model's train/eval mode is restored afterwards.
+    """
+    device = torch.device(device)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    chunks: dict[str, list[Tensor]] = {}
+    video_ids: list[str] = []
+    with eval_mode(model):
+        for batch in loader:
+            inputs = {k: v.to(device) for k, v in model_inputs(batch, modalities).items()}
+            for k, v in _forward(model, inputs).items():
+                if (k.startswith("f_") or k.startswith("z_")) and isinstance(v, Tensor):
+                    chunks.setdefault(k, []).append(v.detach().float().cpu())
+            for k in _CARRIED_KEYS:
+                if k in batch:
+                    v = batch[k]
+                    chunks.setdefault(k, []).append(v if isinstance(v, Tensor) else torch.as_tensor(v))
+            if keep_frames:
+                video = batch["video"]  # (B, 3, T, H, W)
+                chunks.setdefault("frames", []).append(video[:, :, video.shape[2] // 2].float())
+            video_ids.extend(list(batch.get("video_id", [])))
+    emb: dict[str, Any] = {k: torch.cat(v) for k, v in chunks.items()}
+    emb["video_id"] = video_ids
+    return emb
+
+
+def window_groups(dataset: torch.utils.data.Dataset) -> tuple[list[Any], Tensor] | None:
+    """For a :class:`~mmv_lite.data.clips.ClipDataset` (or a ``Subset`` of one): each item's ground-truth segment
+    ``(video_id, segment)`` and whether it is its segment's centre window (the one retrieval uses).
+
+    Returns ``(groups (N,), centre (N,) bool)``, or None for a dataset without a window list.
+    """
+    indices: list[int] | None = None
+    ds = dataset
+    if isinstance(ds, torch.utils.data.Subset):
+        indices, ds = list(ds.indices), ds.dataset
+    windows = getattr(ds, "windows", None)
+    if windows is None:
+        return None
+    indices = list(range(len(windows))) if indices is None else indices
+    keys = []
+    for i in indices:
+        w = windows[i]
+        keys.append((w.video_id, w.segment) if w.segment >= 0 else (w.video_id, f"{w.start:.3f}"))
+    members: dict[Any, list[int]] = {}
+    for row, key in enumerate(keys):
+        members.setdefault(key, []).append(row)
+    centre = torch.zeros(len(keys), dtype=torch.bool)
+    for rows in members.values():
+        centre[rows[len(rows) // 2]] = True
+    return keys, centre
+
+
+def subset_embeddings(emb: dict[str, Any], keep: Tensor) -> dict[str, Any]:
+    """The rows of an embedding dict where ``keep (N,) bool`` is True (tensors and per-item lists alike)."""
+    idx = keep.nonzero().squeeze(1)
+    out: dict[str, Any] = {}
+    for k, v in emb.items():
+        if isinstance(v, Tensor) and v.shape[:1] == keep.shape:
+            out[k] = v[idx]
+        elif isinstance(v, list) and len(v) == len(keep):
+            out[k] = [v[i] for i in idx.tolist()]
+        else:
+            out[k] = v
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# 2-D maps of one space
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _numpy(x: Any) -> np.ndarray:
+    return x.detach().float().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def project_2d(
+    embeddings: Mapping[str, Any],
+    method: str = "umap",
+    seed: int = 0,
+    n_neighbors: int = 15,
+    min_dist: float = 0.3,
+    center: bool = False,
+) -> dict[str, np.ndarray]:
+    """Project several groups of embeddings of ONE space into one 2-D map (fitted jointly, so groups are comparable).
+
+    Args:
+        embeddings: ``{name: (N_i, D)}``, e.g. ``{"video": z_v_vat, "text": z_t_vat}``; all with the same D.
+        method: ``"umap"`` (cosine metric, as the losses compare directions) or ``"pca"`` (fast, linear).
+        center: subtract each group's mean direction first. Contrastively trained modalities sit in separate regions
+            of the sphere (the *modality gap*: retrieval only needs each query's candidates in the right order);
+            centring removes that offset so the structure the groups share can be compared on one map.
+
+    Returns:
+        ``{name: (N_i, 2)}``.
+    """
+    names = list(embeddings)
+    arrays = [_numpy(embeddings[k]).reshape(len(embeddings[k]), -1) for k in names]
+    dims = {a.shape[1] for a in arrays}
+    if len(dims) != 1:
+        raise ValueError(
+            f"all groups must live in one space (same dimension); got {dict(zip(names, [a.shape for a in arrays]))}"
+        )
+    if center:
+        arrays = [_unit(a.astype(np.float32)) - _unit(a.astype(np.float32)).mean(0, keepdims=True) for a in arrays]
+    X = _unit(np.concatenate(arrays).astype(np.float32))
+    if method == "pca":
+        Xc = X - X.mean(0)
+        _, _, vt = np.linalg.svd(Xc, full_matrices=False)
+        Y = Xc @ vt[:2].T
+    elif method == "umap":
+        import umap  # only here: it takes ~1.6 s to import, and its first fit compiles with numba
+
+        Y = umap.UMAP(
+            n_neighbors=min(n_neighbors, len(X) - 1), min_dist=min_dist, metric="cosine", random_state=seed, n_jobs=1
+        ).fit_transform(X)
+    else:
+        raise ValueError(f"method must be 'umap' or 'pca'; got {method!r}")
+    out, i = {}, 0
+    for k, a in zip(names, arrays):
+        out[k] = np.asarray(Y[i : i + len(a)])
+        i += len(a)
+    return out

@@ -1,0 +1,103 @@
+"""Where and how a run computes: the device, CPU threads, the ``torchrun`` process group, mixed precision.
+
+>>> rt = setup_runtime("auto")            # device, rank and world size (joins torchrun's group when launched so)
+>>> torch.set_num_threads(default_cpu_threads())
+>>> dtype, needs_scaler = autocast_settings(rt.device)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class Runtime:
+    """Where this process runs: its device and its place among the ``torchrun`` processes."""
+
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+def select_device(name: str | torch.device | None = None) -> torch.device:
+    """``"auto"``/``None``: CUDA if present, else Apple's MPS, else CPU; otherwise the named device, if it exists."""
+    if isinstance(name, torch.device):
+        return name
+    if name in (None, "", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if _mps_available() else torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device auto or cpu")
+    if dev.type == "mps" and not _mps_available():
+        raise ValueError(f"--device {name}: MPS is not available on this machine; use --device auto or cpu")
+    return dev
+
+
+def setup_runtime(device: str | torch.device | None = None) -> Runtime:
+    """Join the ``torchrun`` process group when ``RANK``/``WORLD_SIZE`` are set (nccl on CUDA, gloo otherwise)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Runtime(select_device(device))
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    dev = select_device(device)
+    if dev.type == "cuda":
+        dev = torch.device("cuda", local_rank)
+        torch.cuda.set_device(dev)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return Runtime(dev, rank=rank, world=world, local_rank=local_rank)
+
+
+def default_cpu_threads() -> int:
+    """Intra-op threads for CPU training: half the cores (at least 1), at most torch's default.
+
+    The other half is left to the DataLoader workers. Taking every core backfires on a busy machine: OpenMP threads
+    that wait for each other on oversubscribed cores made a lite step 10-30x slower on 2 cores (docs/BENCHMARKS.md).
+    """
+    return max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) // 2))
+
+
+def autocast_settings(device: torch.device, enabled: bool = True) -> tuple[torch.dtype | None, bool]:
+    """(autocast dtype or None, whether a GradScaler is needed): bf16 on CUDA where supported, else fp16 + scaler.
+
+    CPU and MPS train in float32: CPU bf16 is slower than float32 for these convolutions on most laptops.
+    """
+    if not enabled or device.type != "cuda":
+        return None, False
+    if torch.cuda.is_bf16_supported():
+        return torch.bfloat16, False
+    return torch.float16, True
+
+
+def all_ranks_agree(flag: bool, rt: Runtime) -> bool:
+    """True on every rank when ``flag`` is True on any (e.g. one rank was asked to stop): ranks stop together."""
+    if not rt.distributed:
+        return flag
+    t = torch.tensor(float(flag), device=rt.device)
+    dist.all_reduce(t)
+    return bool(t.item())
+
+
+def barrier(rt: Runtime) -> None:
+    """Wait for every rank (nothing to wait for in a single process)."""
+    if rt.distributed:
+        dist.barrier()

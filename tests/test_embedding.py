@@ -1,0 +1,79 @@
+"""Embedding a dataset (mmv_lite.embedding)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mmv_lite import embedding as em
+from mmv_lite.retrieval import retrieval_metrics
+
+
+def test_embed_dataset_stacks_outputs():
+    class Toy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 3)
+            self.bn = torch.nn.BatchNorm1d(3)
+
+        def forward(self, video, audio=None):
+            f_v = video.flatten(1)[:, :4]
+            out = {"f_v": f_v, "z_v_va": self.bn(self.lin(f_v))}
+            if audio is not None:
+                out["z_a_va"] = audio.flatten(1)[:, :3]
+            return out
+
+    class DS(torch.utils.data.Dataset):
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):
+            return {
+                "video": torch.full((3, 2, 2, 2), float(i)),
+                "audio": torch.full((1, 4, 3), float(i)),
+                "has_audio": torch.tensor(i != 2),
+                "video_id": f"v{i}",
+                "start": float(i),
+                "end": float(i + 1),
+                "action_label": i % 2,
+                "index": i,
+            }
+
+    model = Toy().train()
+    emb = em.embed_dataset(model, DS(), batch_size=2)
+    assert model.training  # mode restored
+    assert emb["f_v"].shape == (5, 4) and emb["z_v_va"].shape == (5, 3) and emb["z_a_va"].shape == (5, 3)
+    assert emb["video_id"] == [f"v{i}" for i in range(5)]
+    assert emb["action_label"].tolist() == [0, 1, 0, 1, 0]
+    assert emb["has_audio"].tolist() == [True, True, False, True, True]
+    assert torch.allclose(emb["start"].double(), torch.arange(5.0).double())
+    assert not math.isnan(retrieval_metrics(torch.eye(2), torch.eye(2, dtype=torch.bool))["R@1"])
+
+
+def test_project_2d_pca_keeps_groups_and_separates_directions():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(20, 8)) * 0.05 + np.eye(8)[0]
+    b = rng.normal(size=(10, 8)) * 0.05 - np.eye(8)[0]
+    pts = em.project_2d({"video": a, "text": torch.tensor(b)}, method="pca")
+    assert pts["video"].shape == (20, 2) and pts["text"].shape == (10, 2)
+    # Two opposite directions end up on opposite sides of the first axis.
+    assert np.sign(pts["video"][:, 0]).std() == 0 and np.sign(pts["video"][0, 0]) != np.sign(pts["text"][0, 0])
+    with pytest.raises(ValueError, match="same dimension"):
+        em.project_2d({"a": a, "b": b[:, :4]}, method="pca")
+    with pytest.raises(ValueError, match="umap"):
+        em.project_2d({"a": a}, method="tsne")
+
+
+def test_project_2d_center_removes_the_offset_between_groups():
+    rng = np.random.default_rng(0)
+    shared = rng.normal(size=(20, 8))
+    offset = np.zeros(8)
+    offset[0] = 20.0  # the "modality gap": group b is group a moved far along one axis
+    pts = em.project_2d({"a": shared, "b": shared + offset}, method="pca")
+    gap = np.linalg.norm(pts["a"].mean(0) - pts["b"].mean(0))
+    pts_c = em.project_2d({"a": shared, "b": shared + offset}, method="pca", center=True)
+    gap_c = np.linalg.norm(pts_c["a"].mean(0) - pts_c["b"].mean(0))
+    assert gap > 0.5 and gap_c < 0.05 * gap  # the renormalisation after centring leaves a trace
