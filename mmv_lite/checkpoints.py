@@ -43,7 +43,18 @@ from .official import load_official  # noqa: F401  (the released weights load fr
 
 FORMAT = "mmv_lite.checkpoint"
 FORMAT_VERSION = 1
-INFERENCE_KEYS = ("format", "format_version", "kind", "config", "model", "vocab", "step", "metrics", "mmv_lite_version")
+INFERENCE_KEYS = (
+    "format",
+    "format_version",
+    "kind",
+    "config",
+    "model",
+    "vocab",
+    "step",
+    "metrics",
+    "mmv_lite_version",
+    "data",
+)
 
 
 class CheckpointError(ValueError):
@@ -66,10 +77,13 @@ def make_state(
     scheduler: Any = None,
     extra: dict | None = None,
     with_rng: bool = True,
+    data: str | None = None,
 ) -> dict[str, Any]:
     """The checkpoint dictionary for ``model`` (unwrapped from DDP if needed).
 
     With ``optimizer`` it is a ``"training"`` checkpoint (optimizer, scheduler, RNG states); otherwise ``"inference"``.
+    ``data``: what the model was trained on, ``"world"`` (the sample-world stream of ``cfg.world``) or a folder;
+    ``evaluate`` scores on that data's test set when it is given no other.
     """
     model = getattr(model, "module", model)  # DistributedDataParallel keeps the network in .module
     state: dict[str, Any] = {
@@ -82,6 +96,7 @@ def make_state(
         "vocab": list(vocab) if vocab is not None else None,
         "step": int(step),
         "metrics": _plain(metrics or {}),
+        "data": data,
     }
     if optimizer is not None:
         state["optimizer"] = optimizer.state_dict()
@@ -260,12 +275,29 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     The model is built from the saved config with a word-vector matrix of the saved vocabulary's size; the saved
     weights (the word vectors among them) are then loaded into it.
     """
-    state = load_checkpoint(path)
+    model, cfg, vocab = model_from_state(load_checkpoint(path), path)
+    return model.to(device).eval(), cfg, vocab
+
+
+def model_from_state(
+    state: dict[str, Any], path: str | os.PathLike = "<checkpoint>", random_init_seed: int | None = None
+) -> tuple[torch.nn.Module, Config, list]:
+    """The network of a loaded checkpoint ``state``: ``(model, Config, vocab)``.
+
+    ``random_init_seed``: the same architecture with fresh random weights (drawn with that seed), keeping only the
+    checkpoint's frozen word vectors: the baseline that shows what training added.
+    """
     cfg = config_from_checkpoint(state, path)
-    try:
-        model = build_model(cfg, vocab_size=_vocab_size(state, cfg))
-    except (ValueError, TypeError, RuntimeError) as e:
-        raise CheckpointError(f"{str(path)!r}: could not build the model its config describes: {e}") from e
-    load_state_into(model, state["model"], path)
-    model.to(device).eval()
+    with torch.random.fork_rng():
+        if random_init_seed is not None:
+            torch.manual_seed(random_init_seed)
+        try:
+            model = build_model(cfg, vocab_size=_vocab_size(state, cfg))
+        except (ValueError, TypeError, RuntimeError) as e:
+            raise CheckpointError(f"{str(path)!r}: could not build the model its config describes: {e}") from e
+    weights = state["model"]
+    if random_init_seed is not None:  # keep the fresh weights; only the frozen word vectors come from the checkpoint
+        weights = {k: v for k, v in model.state_dict().items()}
+        weights["text_backbone.word_vectors"] = state["model"]["text_backbone.word_vectors"]
+    load_state_into(model, weights, path)
     return model, cfg, list(state.get("vocab") or [])

@@ -30,7 +30,7 @@ from .graphs import GRAPHS
 TEMPERATURE = 0.07
 
 MODALITY_SETS = ("va", "vt", "vat")
-SECTIONS = ("data", "model", "train")
+SECTIONS = ("data", "model", "train", "world")
 
 
 @dataclass
@@ -85,6 +85,10 @@ class ModelConfig:
     # S3D-G first convolution: "rgb" (7x7x7, stride 2) or "space_to_depth" (the released checkpoint's stem,
     # an equivalent 4x8x8 stride-2 convolution on RGB frames; see mmv_lite.official).
     video_stem: str = "rgb"
+    # S3D-G first convolution's spatial stride (official 2) and temporal size (official 7). Small frames of small
+    # objects need stride 1, or shape is lost in the first two layers (docs/BENCHMARKS.md).
+    video_stem_stride: int = 2
+    video_stem_frames: int = 7
     bn_eps: float = 1e-5
     bn_momentum: float = 0.1
 
@@ -112,11 +116,30 @@ class TrainConfig:
 
 
 @dataclass
+class WorldConfig:
+    """The sample world's dials (:mod:`mmv_lite.data.world` says what each one does). They change how the
+    *training* stream is narrated and heard; the held-out sets depend only on ``seed`` and ``object_scale``."""
+
+    seed: int = 0
+    misalignment: float = 0.5  # fraction of narrations spoken at another moment (HowTo100M: about half)
+    misalignment_offset: float = 3.0  # seconds a misaligned narration is moved (x 0.7-1.3)
+    narration_noise: float = 1.0  # scales the speech-recognition noise (0 = clean narrations)
+    text_correspondence: float = 1.0  # fraction of videos narrated about themselves
+    av_correspondence: float = 1.0  # fraction of clips whose sound is the object on screen
+    size_said: float = 0.0  # how often a narration names the size, which is always heard (pitch)
+    motion_said: float = 1.0  # how often a narration names the motion
+    object_scale: float = 1.0  # size of the objects on screen (the sound does not change with it)
+    num_probe: int = 1000  # clips of the fixed set that linear probes are fitted on
+    num_eval: int = 500  # clips of each of the fixed val and test sets
+
+
+@dataclass
 class Config:
     preset: str = "custom"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    world: WorldConfig = field(default_factory=WorldConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,13 +153,14 @@ class Config:
                 data=DataConfig(**d.get("data", {})),
                 model=ModelConfig(**d.get("model", {})),
                 train=TrainConfig(**d.get("train", {})),
+                world=WorldConfig(**d.get("world", {})),
             )
         except TypeError as e:
             raise ValueError(f"config dictionary does not match mmv_lite.config.Config: {e}") from e
 
 
 def _paper(name: str, **model: Any) -> Config:
-    return Config(preset=name, data=DataConfig(), model=ModelConfig(**model), train=TrainConfig())
+    return Config(preset=name, data=DataConfig(), model=ModelConfig(**model), train=TrainConfig(), world=WorldConfig())
 
 
 PRESETS: dict[str, Config] = {
@@ -257,9 +281,28 @@ def validate(cfg: Config) -> None:
         raise ValueError("data.num_frames must be >= 1 and data.fps > 0")
     if t.batch_size < 2:
         raise ValueError("train.batch_size must be >= 2: contrastive losses need negatives")
+    if m.video_stem_stride not in (1, 2) or m.video_stem_frames not in (1, 3, 5, 7):
+        raise ValueError("model.video_stem_stride must be 1 or 2 and model.video_stem_frames 1, 3, 5 or 7")
+    if m.video_stem == "space_to_depth" and (m.video_stem_stride, m.video_stem_frames) != (2, 7):
+        raise ValueError("model.video_stem='space_to_depth' is the released stride-2 stem: keep the stem defaults")
+    _validate_world(cfg.world)
+
+
+def _validate_world(w: WorldConfig) -> None:
+    for name in ("misalignment", "text_correspondence", "av_correspondence", "size_said", "motion_said"):
+        v = getattr(w, name)
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"world.{name}={v!r}: expected a fraction in [0, 1]")
+    if w.narration_noise < 0 or w.misalignment_offset < 0:
+        raise ValueError("world.narration_noise and world.misalignment_offset must be >= 0")
+    if w.object_scale <= 0:
+        raise ValueError(f"world.object_scale={w.object_scale!r}: expected > 0")
+    if w.num_probe < 2 or w.num_eval < 2:
+        raise ValueError("world.num_probe and world.num_eval must be at least 2 clips")
 
 
 # {section: {field: type}}: what an override may set, and to what type.
 _FIELD_TYPES: dict[str, dict[str, type]] = {
-    section: typing.get_type_hints(cls) for section, cls in zip(SECTIONS, (DataConfig, ModelConfig, TrainConfig))
+    section: typing.get_type_hints(cls)
+    for section, cls in zip(SECTIONS, (DataConfig, ModelConfig, TrainConfig, WorldConfig))
 }

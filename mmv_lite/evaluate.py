@@ -1,6 +1,12 @@
 """The whole evaluation of a trained network, and the ``evaluate`` command.
 
     python -m mmv_lite evaluate --checkpoint data_samples/mmv_lite_fac.pt [--split test] [--json OUT]
+    python -m mmv_lite evaluate --checkpoint data_samples/mmv_lite_fac.pt --factors --random-init
+
+Without ``--data`` a checkpoint is scored on the held-out sets of the data it was trained on: the sample world's
+fixed probe / val / test sets for a network trained on the world stream (the main job, the shipped checkpoint),
+the folder's splits otherwise. ``--random-init`` scores the same architecture with fresh random weights, the
+baseline that shows what training added.
 
 :func:`evaluate_model` embeds each split once (:mod:`mmv_lite.embedding`), then runs zero-shot retrieval
 (:mod:`mmv_lite.retrieval`), the linear probes of actions and sounds and, optionally, of images through the deflated
@@ -19,9 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoints import load_model
+from .checkpoints import load_checkpoint, model_from_state
 from .data.clips import ClipDataset
 from .data.text import WordVectors
+from .data.world import WorldClips
 from .embedding import embed_dataset, subset_embeddings, window_groups
 from .files import atomic_write
 from .images import IMAGE_MODES, image_features
@@ -164,6 +171,28 @@ def load_eval_datasets(
     return out
 
 
+def load_world_eval_datasets(
+    cfg: Any, splits: Sequence[str], vocab: Sequence[str], word_matrix: torch.Tensor
+) -> dict[str, torch.utils.data.Dataset]:
+    """The sample world's held-out sets of ``cfg.world`` for each of ``splits``: "train" (what probes are fitted on)
+    is the world's fixed probe set, "val" and "test" its val and test sets. Narrations use the model's vocabulary."""
+    wv = WordVectors(list(vocab), word_matrix.detach().cpu().numpy())
+    unknown = [s for s in splits if s not in ("train", "val", "test")]
+    if unknown:
+        raise ValueError(f"--split {unknown[0]!r}: the sample world has the splits train (probe set), val and test")
+    return {s: WorldClips(cfg.data, "probe" if s == "train" else s, cfg.world, wv) for s in splits}
+
+
+def _data_of(args: argparse.Namespace, state: dict[str, Any]) -> str:
+    """What to score on: --data, else the data the checkpoint was trained on ("world" or a folder)."""
+    if args.data is not None:
+        return args.data
+    trained_on = state.get("data")
+    if trained_on == "world" or (trained_on and Path(trained_on).is_dir()):
+        return trained_on
+    return "data_samples"
+
+
 def cli_main(argv: Sequence[str] | None = None) -> int:
     """``python -m mmv_lite evaluate --checkpoint PATH --data DIR [--split test] [--json OUT]``."""
     ap = argparse.ArgumentParser(
@@ -172,7 +201,18 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
         "network) of a trained mmv_lite checkpoint.",
     )
     ap.add_argument("--checkpoint", required=True, help="an mmv_lite checkpoint (.pt) written by the train command")
-    ap.add_argument("--data", default="data_samples", help="folder of clips (default: data_samples)")
+    ap.add_argument(
+        "--data",
+        default=None,
+        help="'world' (the sample world's held-out sets) or a folder of clips (default: what the checkpoint was "
+        "trained on)",
+    )
+    ap.add_argument(
+        "--random-init",
+        action="store_true",
+        help="score the checkpoint's architecture with fresh random weights (seeded by --seed) instead",
+    )
+    ap.add_argument("--seed", type=int, default=0, help="seed of --random-init and of the probes (default 0)")
     ap.add_argument("--split", default="test", help="split to score (default: test); probes train on train, C on val")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     ap.add_argument("--batch-size", type=int, default=32)
@@ -191,17 +231,23 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
     )
     args = ap.parse_args(list(argv) if argv is not None else None)
     t0 = time.perf_counter()
-    model, cfg, vocab = load_model(args.checkpoint, device=args.device)
-    splits = [args.split] + ([] if args.no_probes else ["train", "val"])
-    datasets = load_eval_datasets(
-        args.data,
-        cfg,
-        list(dict.fromkeys(splits)),
-        vocab,
-        model.text_backbone.word_vectors,
-        windows={args.split: args.windows},
-        max_segments=args.max_segments,
-    )
+    state = load_checkpoint(args.checkpoint)
+    model, cfg, vocab = model_from_state(state, args.checkpoint, args.seed if args.random_init else None)
+    model.to(args.device).eval()
+    data = _data_of(args, state)
+    splits = list(dict.fromkeys([args.split] + ([] if args.no_probes else ["train", "val"])))
+    if data == "world":
+        datasets = load_world_eval_datasets(cfg, splits, vocab, model.text_backbone.word_vectors)
+    else:
+        datasets = load_eval_datasets(
+            data,
+            cfg,
+            splits,
+            vocab,
+            model.text_backbone.word_vectors,
+            windows={args.split: args.windows},
+            max_segments=args.max_segments,
+        )
     result = evaluate_model(
         model,
         datasets,
@@ -213,9 +259,11 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
         device=args.device,
         modalities=cfg.train.modalities,
         factors=args.factors,
+        seed=args.seed,
     )
     result["checkpoint"] = str(args.checkpoint)
-    result["data"] = str(args.data)
+    result["data"] = str(data)
+    result["random_init"] = bool(args.random_init)
     result["seconds"]["total"] = time.perf_counter() - t0
     print(format_report(result))
     print(f"\n({result['seconds']['total']:.0f} s)")

@@ -61,6 +61,7 @@ from .config import MODALITY_SETS, PRESETS, Config, apply_overrides, get_config,
 from .data.clips import ClipDataset
 from .data.sampling import step_loader
 from .data.text import WordVectors
+from .data.world import WorldClips, world_word_vectors
 from .embedding import embed_dataset
 from .files import stale_temporaries
 from .graphs import GRAPHS
@@ -77,13 +78,22 @@ METRICS_NAME = "metrics.jsonl"
 LOSS_INPUTS = ("has_audio", "has_text", "text_valid")
 
 
+WORLD = "world"  # the --data value that trains on the sample-world stream
+
+
 def build_datasets(cfg: Config, data_dir: str | os.PathLike) -> tuple[Dataset, Dataset, Any]:
-    """The train split (augmented), the val split (deterministic) and the word vectors of ``data_dir``."""
+    """The train split (augmented), the val split (deterministic) and the word vectors of ``data_dir``.
+
+    ``data_dir="world"``: the sample world of ``cfg.world``, an unlimited training stream and its fixed val set.
+    """
+    if str(data_dir) == WORLD:
+        wv = world_word_vectors()
+        return WorldClips(cfg.data, "train", cfg.world, wv), WorldClips(cfg.data, "val", cfg.world, wv), wv
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise FileNotFoundError(
             f"--data {str(data_dir)!r} is not a folder; point it at a folder of clips such as data_samples/ "
-            "(make one with `python -m mmv_lite make-samples --out DIR`)"
+            "(make one with `python -m mmv_lite make-samples --out DIR`), or use --data world"
         )
     wv = WordVectors.load(data_dir / "word_vectors.bin")
     train_ds = ClipDataset(data_dir, "train", cfg.data, train=True, word_vectors=wv)
@@ -127,7 +137,7 @@ def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 def _check_resume_config(saved: Config, cfg: Config, path: Path) -> None:
     """The network and its data must be those of the checkpoint; the train section may change (e.g. more steps)."""
     diffs = []
-    for section in ("data", "model"):
+    for section in ("data", "model", "world"):
         a, b = getattr(saved, section).__dict__, getattr(cfg, section).__dict__
         diffs += [f"{section}.{k}: checkpoint {a[k]!r}, now {b.get(k)!r}" for k in a if a[k] != b.get(k)]
     if diffs:
@@ -165,8 +175,8 @@ class Pretraining:
     """One pretraining run: the network (``model``, and ``net``, its DDP wrapper under torchrun), the optimiser,
     the loss, and where the run saves and logs. :meth:`run` is the loop."""
 
-    def __init__(self, cfg: Config, word_vectors: Any, rt: Runtime, ckpt_path: Path, say: Any):
-        self.cfg, self.rt, self.ckpt_path, self.say = cfg, rt, ckpt_path, say
+    def __init__(self, cfg: Config, word_vectors: Any, rt: Runtime, ckpt_path: Path, say: Any, data: str | None):
+        self.cfg, self.rt, self.ckpt_path, self.say, self.data = cfg, rt, ckpt_path, say, data
         tc = cfg.train
         self.vocab = list(getattr(word_vectors, "vocab", []) or [])
         vectors = word_vectors.as_tensor() if hasattr(word_vectors, "as_tensor") else torch.as_tensor(word_vectors)
@@ -201,7 +211,7 @@ class Pretraining:
     def state(self, step: int, training: bool = True) -> dict[str, Any]:
         """The checkpoint of this run at ``step`` (``training``: with the optimiser and RNG states)."""
         entries = self.opt.checkpoint_entries() if training else {}
-        return make_state(self.model, self.cfg, self.vocab, step=step, metrics=self.metrics, **entries)
+        return make_state(self.model, self.cfg, self.vocab, step=step, metrics=self.metrics, data=self.data, **entries)
 
     def checkpoint(self, step: int) -> None:
         if self.rt.main:
@@ -283,7 +293,7 @@ def _next_batch(it: Any, flag: StopFlag) -> dict[str, Any] | None:
 
 def train(
     cfg: Config | None = None,
-    data_dir: str | os.PathLike = "data_samples",
+    data_dir: str | os.PathLike = WORLD,
     out_dir: str | os.PathLike | None = None,
     resume: bool = False,
     device: str | torch.device | None = None,
@@ -298,7 +308,8 @@ def train(
 
     Args:
         cfg: the configuration (``get_config("lite", ...)``); with ``resume`` it may be None (the checkpoint's).
-        data_dir: folder of clips (``videos/``, ``captions.json``, ``metadata.json``, ``word_vectors.bin``).
+        data_dir: ``"world"`` (the sample-world stream of ``cfg.world``) or a folder of clips (``videos/``,
+            ``captions.json``, ``metadata.json``, ``word_vectors.bin``).
         out_dir: where ``checkpoint.pt`` and ``metrics.jsonl`` go (default ``runs/<preset>-<graph>-<modalities>``).
         resume: continue from ``<out_dir>/checkpoint.pt`` if it exists (start fresh if it does not).
         device: ``"auto"``/None, ``"cpu"``, ``"cuda"``, ``"mps"``.
@@ -324,7 +335,8 @@ def train(
 
     seed_everything(tc.seed)
     train_ds, val_ds, wv = datasets if datasets is not None else build_datasets(cfg, data_dir)
-    run = Pretraining(cfg, wv, rt, ckpt_path, say)
+    source = None if datasets is not None else (WORLD if str(data_dir) == WORLD else str(data_dir))
+    run = Pretraining(cfg, wv, rt, ckpt_path, say, source)
     step = run.restore(state)
     run.wrap_ddp()
     stop = tc.steps if stop_at is None else min(stop_at, tc.steps)
@@ -376,17 +388,13 @@ def _ending(summary: dict[str, Any], interrupted: bool, finished: bool) -> str:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-# Command line
-# --------------------------------------------------------------------------------------------------------------------
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m mmv_lite train",
         description="Pretrain an MMV network (also under torchrun --nproc_per_node N for several GPUs).",
     )
     p.add_argument("--preset", default=None, choices=sorted(PRESETS), help="model/data/training sizes (default lite)")
-    p.add_argument("--data", default="data_samples", help="folder of clips (default data_samples)")
+    p.add_argument("--data", default=WORLD, help="'world' (the sample-world stream, the default) or a folder of clips")
     p.add_argument("--out", default=None, help="run folder (default runs/<preset>-<graph>-<modalities>)")
     p.add_argument("--steps", type=int, default=None, help="total optimisation steps (default: the preset's)")
     p.add_argument("--graph", choices=tuple(GRAPHS), default=None, help="embedding graph (default fac)")

@@ -1,7 +1,9 @@
 """The order of training batches: a pure function of ``(seed, step)``, the same for any number of workers or processes.
 
 Epoch ``e`` visits the training clips in the order of a permutation seeded by ``(seed, e)``, cut into global batches
-of ``train.batch_size``; every clip is loaded with the random streams (Python, NumPy, torch) seeded by its position
+of ``train.batch_size``; an unlimited stream (a dataset with ``unlimited = True``, such as the sample world's
+:class:`~mmv_lite.data.world.WorldClips`) has no epochs: slot ``i`` of step ``s`` is clip ``mix(seed, s, i)``, a
+new clip every time; every clip is loaded with the random streams (Python, NumPy, torch) seeded by its position
 in the whole run, so its augmentation does not depend on which DataLoader worker loads it. A checkpoint therefore
 needs only the step to know where the data stream stands (exact resume), and a run with W processes sees the same
 clips as one process (each rank takes its 1/W share of every global batch).
@@ -38,25 +40,28 @@ class StepBatchSampler:
     Yields lists of ``(index, item_seed)`` for :class:`SeededItems`. Epoch ``e`` is a permutation of the ``n``
     clips seeded by ``(seed, e)``, cut into ``n // batch_size`` global batches (the remainder is dropped); rank ``r``
     of ``world`` takes entries ``[r * b, (r + 1) * b)`` of each global batch, ``b = batch_size // world``.
+    ``n=None``: an unlimited stream, where entry ``i`` of global batch ``step`` is clip ``mix_seed(seed, step, i)``.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, start: int, total: int, rank: int = 0, world: int = 1):
+    def __init__(
+        self, n: int | None, batch_size: int, seed: int, start: int, total: int, rank: int = 0, world: int = 1
+    ):
         if batch_size % world:
             raise ValueError(f"train.batch_size={batch_size} must be divisible by the number of processes ({world})")
-        if n < batch_size:
+        if n is not None and n < batch_size:
             raise ValueError(
                 f"the training split has {n} clips, fewer than train.batch_size={batch_size}; lower --batch-size"
             )
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.start, self.total, self.rank, self.world = start, total, rank, world
-        self.steps_per_epoch = n // batch_size
+        self.steps_per_epoch = n // batch_size if n is not None else None
         self._perm: tuple[int, torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return max(self.total - self.start, 0)
 
     def epoch_of(self, step: int) -> int:
-        return step // self.steps_per_epoch
+        return 0 if self.steps_per_epoch is None else step // self.steps_per_epoch
 
     def _permutation(self, epoch: int) -> torch.Tensor:
         if self._perm is None or self._perm[0] != epoch:
@@ -65,11 +70,13 @@ class StepBatchSampler:
         return self._perm[1]
 
     def batch(self, step: int) -> list[tuple[int, int]]:
+        per_rank = self.batch_size // self.world
+        slots = range(self.rank * per_rank, (self.rank + 1) * per_rank)
+        if self.steps_per_epoch is None:  # unlimited: a new clip in every slot of every step
+            return [(mix_seed(self.seed, step, i, 1) >> 1, mix_seed(self.seed, step, i)) for i in slots]
         perm = self._permutation(self.epoch_of(step))
         offset = (step % self.steps_per_epoch) * self.batch_size
-        per_rank = self.batch_size // self.world
-        lo = offset + self.rank * per_rank
-        return [(int(perm[lo + i]), mix_seed(self.seed, step, self.rank * per_rank + i)) for i in range(per_rank)]
+        return [(int(perm[offset + i]), mix_seed(self.seed, step, i)) for i in slots]
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         for step in range(self.start, self.total):
@@ -125,7 +132,15 @@ def step_loader(
     workers = tc.num_workers
     return DataLoader(
         SeededItems(dataset),
-        batch_sampler=StepBatchSampler(len(dataset), tc.batch_size, tc.seed, start, stop, rank, world),
+        batch_sampler=StepBatchSampler(
+            None if getattr(dataset, "unlimited", False) else len(dataset),
+            tc.batch_size,
+            tc.seed,
+            start,
+            stop,
+            rank,
+            world,
+        ),
         collate_fn=getattr(dataset, "collate", None),  # ClipDataset.collate keeps video ids as a list of str
         num_workers=workers,
         pin_memory=pin_memory,

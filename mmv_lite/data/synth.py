@@ -54,6 +54,7 @@ FORMAT_VERSION = 1
 FPS = 10
 FRAME_SIZE = 64
 SAMPLE_RATE = 16_000
+CORPUS_SENTENCES = 20_000  # narration-style sentences of the word-vector corpus (see text_corpus)
 GLOSSARY_PER_CONCEPT = 300  # word lists per concept added to the word-vector corpus (see glossary_corpus)
 
 KINDS = ("circle", "square", "triangle", "star", "cross", "diamond")
@@ -234,9 +235,7 @@ def make_background(name: str, rng: np.random.Generator, size: int = FRAME_SIZE)
     return np.clip(tint[None, None, :] + pattern[..., None], 0, 255).astype(np.float32)
 
 
-def render_frames(
-    seg: Segment, background: np.ndarray, n_frames: int, fps: float = FPS, t0: float = 0.0
-) -> np.ndarray:
+def render_frames(seg: Segment, background: np.ndarray, n_frames: int, fps: float = FPS, t0: float = 0.0) -> np.ndarray:
     """The segment's frames ``(n_frames, H, W, 3)`` uint8 from ``t0`` seconds into the segment, vectorised over
     time and pixels (anti-aliased edges)."""
     size = background.shape[0]
@@ -464,8 +463,13 @@ def describe(seg: Segment, rng: np.random.Generator, style: NarrationStyle = Nar
     bare, third, ing = _pick(rng, MOTION_WORDS[seg.motion])
     form = rng.integers(5)
     if style.motion_said < 1.0 and rng.random() >= style.motion_said:
-        text = (f"watch {subject}", f"you can see {subject}", f"{subject} is here", f"here we have {subject}",
-                f"look at {subject}")[form]
+        text = (
+            f"watch {subject}",
+            f"you can see {subject}",
+            f"{subject} is here",
+            f"here we have {subject}",
+            f"look at {subject}",
+        )[form]
     elif form == 0:
         text = f"watch {subject} {bare}"
     elif form == 1:
@@ -513,6 +517,8 @@ def narrate_segments(
         shift = 0.0
         if rng.random() < style.misalignment:
             shift = _pick(rng, (-1.0, 1.0)) * style.offset * rng.uniform(0.7, 1.3)
+            if not 0.0 <= (seg.start + seg.end) / 2 + shift <= duration:  # spoken within the video: the other way
+                shift = -shift
         a = float(np.clip(seg.start + shift + rng.uniform(-0.4, 0.4), 0, duration - 0.5))
         b = float(np.clip(seg.end + shift + rng.uniform(-0.4, 0.4), a + 0.5, duration))
         if rng.random() < style.filler_only * style.noise:
@@ -520,8 +526,11 @@ def narrate_segments(
         else:
             rows.append((a, b, asr_noise(describe(seg, rng, style), rng, noise=style.noise), i))
     rows.sort(key=lambda r: r[0])
-    captions = {"start": [round(r[0], 2) for r in rows], "end": [round(r[1], 2) for r in rows],
-                "text": [r[2] for r in rows]}
+    captions = {
+        "start": [round(r[0], 2) for r in rows],
+        "end": [round(r[1], 2) for r in rows],
+        "text": [r[2] for r in rows],
+    }
     return captions, [r[3] for r in rows]
 
 

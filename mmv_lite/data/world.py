@@ -35,70 +35,45 @@ object_scale        size of the objects on screen (visibility); the sound does n
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from ..config import DataConfig
+from ..config import DataConfig, WorldConfig
 from . import synth
 from .audio import LogMel, num_audio_samples
 from .text import WordVectors
 
+WORDS_FILE = Path(__file__).with_name("world_words.bin")  # the world's word vectors, made by make_world_words
 SPLIT_CODES = {"train": 10, "probe": 11, "val": 12, "test": 13}
 SEGMENTS_PER_VIDEO = 5
 SEGMENT_SECONDS = (2.5, 4.5)
 FACTORS = ("kind", "colour", "shade", "size", "motion", "background")
 
 
-@dataclass(frozen=True)
-class WorldConfig:
-    """The sample world's dials (see the module docstring). The defaults are the world the ``lite`` preset trains on."""
+def eval_world(world: WorldConfig) -> WorldConfig:
+    """The world of the held-out sets: the same objects, narrated and heard as they are (no narration dials)."""
+    return WorldConfig(
+        seed=world.seed, object_scale=world.object_scale, num_probe=world.num_probe, num_eval=world.num_eval
+    )
 
-    seed: int = 0
-    misalignment: float = 0.5
-    misalignment_offset: float = 3.0  # seconds
-    narration_noise: float = 1.0
-    text_correspondence: float = 1.0
-    av_correspondence: float = 1.0
-    size_said: float = 0.0
-    motion_said: float = 1.0
-    object_scale: float = 1.0
-    num_probe: int = 1000  # clips of the fixed probe-training set
-    num_eval: int = 500  # clips of each of the fixed val and test sets
 
-    def __post_init__(self) -> None:
-        for name in ("misalignment", "text_correspondence", "av_correspondence", "size_said", "motion_said"):
-            v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
-                raise ValueError(f"world.{name}={v!r}: expected a fraction in [0, 1]")
-        if self.narration_noise < 0 or self.misalignment_offset < 0:
-            raise ValueError("world.narration_noise and world.misalignment_offset must be >= 0")
-        if self.object_scale <= 0:
-            raise ValueError(f"world.object_scale={self.object_scale!r}: expected > 0")
-
-    @property
-    def eval_world(self) -> WorldConfig:
-        """The world of the held-out sets: the same objects, narrated and heard as they are (no narration dials)."""
-        return WorldConfig(
-            seed=self.seed, object_scale=self.object_scale, num_probe=self.num_probe, num_eval=self.num_eval
-        )
-
-    def narration_style(self, held_out: bool = False) -> synth.NarrationStyle:
-        """How the training stream is narrated; ``held_out``: the fixed style of the held-out sets (aligned, every
-        caption about its segment, the size never said)."""
-        if held_out:
-            return synth.NarrationStyle(misalignment=0.0, size_said=0.0, filler_only=0.0)
-        return synth.NarrationStyle(
-            misalignment=self.misalignment,
-            offset=self.misalignment_offset,
-            noise=self.narration_noise,
-            size_said=self.size_said,
-            motion_said=self.motion_said,
-        )
+def narration_style(world: WorldConfig, held_out: bool = False) -> synth.NarrationStyle:
+    """How the training stream is narrated; ``held_out``: the fixed style of the held-out sets (aligned, every
+    caption about its segment, the size never said)."""
+    if held_out:
+        return synth.NarrationStyle(misalignment=0.0, size_said=0.0, filler_only=0.0)
+    return synth.NarrationStyle(
+        misalignment=world.misalignment,
+        offset=world.misalignment_offset,
+        noise=world.narration_noise,
+        size_said=world.size_said,
+        motion_said=world.motion_said,
+    )
 
 
 @dataclass
@@ -129,7 +104,7 @@ def plan_clip(world: WorldConfig, split: str, index: int, clip_seconds: float) -
     """The factors of item ``index`` of ``split`` (deterministic); nothing is rendered."""
     if split not in SPLIT_CODES:
         raise ValueError(f"split={split!r}; expected one of {sorted(SPLIT_CODES)}")
-    w = world if split == "train" else world.eval_world
+    w = world if split == "train" else eval_world(world)
     rng = np.random.default_rng([w.seed, SPLIT_CODES[split], index])
     segments, background = _segments(rng, w)
     shown = int(rng.integers(len(segments)))
@@ -138,7 +113,7 @@ def plan_clip(world: WorldConfig, split: str, index: int, clip_seconds: float) -
     told = segments
     if rng.random() >= w.text_correspondence:  # narrations of an unrelated video
         told, _ = _segments(rng, w)
-    captions, about = synth.narrate_segments(told, w.narration_style(held_out=split != "train"), rng)
+    captions, about = synth.narrate_segments(told, narration_style(w, held_out=split != "train"), rng)
     sound = seg
     if rng.random() >= w.av_correspondence:  # the sound of something off screen
         sound = synth.draw_segment(rng, seg.start, seg.end, seg, w.object_scale)
@@ -261,10 +236,15 @@ class WorldClips(Dataset):
         return default_collate(items)
 
 
-def with_dials(world: WorldConfig, **dials: Any) -> WorldConfig:
-    """A copy of ``world`` with some dials changed (names checked)."""
-    names = {f.name for f in dataclasses.fields(WorldConfig)}
-    unknown = sorted(set(dials) - names)
-    if unknown:
-        raise ValueError(f"unknown world dial(s) {unknown}; the dials are {sorted(names)}")
-    return dataclasses.replace(world, **dials)
+def world_word_vectors() -> WordVectors:
+    """The frozen word vectors of the world's narrations (shipped with the package, see :func:`make_world_words`)."""
+    return WordVectors.load(WORDS_FILE)
+
+
+def make_world_words(path: Path = WORDS_FILE, seed: int = 0) -> WordVectors:
+    """Train the world's word vectors (word2vec on narration-style sentences and glossary word lists, as an external
+    text corpus would give) and save them to ``path``. Deterministic: the shipped file is what this writes."""
+    corpus = synth.text_corpus(synth.CORPUS_SENTENCES, seed) + synth.glossary_corpus(synth.GLOSSARY_PER_CONCEPT, seed)
+    wv = WordVectors.from_texts(corpus, seed=seed, dim=300)
+    wv.save(path)
+    return wv

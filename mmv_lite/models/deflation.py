@@ -65,6 +65,7 @@ def deflate(video_backbone: nn.Module) -> nn.Module:
             first_temporal_kernel=video_backbone.first_temporal_kernel,
             gating=video_backbone.gating,
             dims=2,
+            stem_stride=video_backbone.stem_stride,
         )
         # Conv3d weight (out, in, kT, kH, kW) -> Conv2d (out, in, kH, kW): sum over time. Names are identical.
         state = {k: (v.sum(dim=2) if v.dim() == 5 else v) for k, v in video_backbone.state_dict().items()}

@@ -55,7 +55,12 @@ def build_video_backbone(cfg: Config, norm_layer: NormLayer | None = None) -> nn
     """The video backbone a config asks for (``model.video_backbone``); ``norm_layer`` as in :class:`MMV`."""
     m = cfg.model
     if m.video_backbone == "s3dg":
-        net = s3dg(width=m.video_width, norm_layer=norm_layer or batch_norm(3, m.bn_eps, m.bn_momentum))
+        net = s3dg(
+            width=m.video_width,
+            first_temporal_kernel=m.video_stem_frames,
+            stem_stride=m.video_stem_stride,
+            norm_layer=norm_layer or batch_norm(3, m.bn_eps, m.bn_momentum),
+        )
         if m.video_stem == "space_to_depth":
             # The released S3D-G's first layer (a 4x8x8 stride-2 conv equal to its space-to-depth stem).
             net.Conv2d_1a_7x7.conv = ReleasedS3DGStem(net.Conv2d_1a_7x7.conv.out_channels)

@@ -170,6 +170,7 @@ class InceptionBlock(nn.Module):
         gating: bool = True,
         dims: int = 3,
         norm_layer: NormLayer | None = None,
+        stem_stride: int = 2,
     ):
         super().__init__()
         c0, c1a, c1b, c2a, c2b, c3 = channels
@@ -198,6 +199,8 @@ class S3DG(nn.Module):
         width: multiplies every channel count (1.0 = the paper's 9,162,704 parameters, output 1024).
         first_temporal_kernel: temporal size of ``Conv2d_1a_7x7`` (official default 7; 1, 3, 5 or 7).
         gating: self-gating from ``Conv2d_2c_3x3`` on (False gives plain S3D).
+        stem_stride: spatial stride of ``Conv2d_1a_7x7`` (official 2). Small frames keep detail with 1: at 2, the
+            first two layers leave a 56-pixel frame 14 x 14 cells, too coarse to tell small shapes apart.
         dims: 3 for video; 2 builds the deflated image network (use ``deflation.deflate`` to get its weights).
         norm_layer: the BatchNorm of every unit, ``(num_features) -> module`` (default: ``BatchNorm3d``, or
             ``BatchNorm2d`` for ``dims=2``, with PyTorch's eps and momentum).
@@ -210,6 +213,7 @@ class S3DG(nn.Module):
         gating: bool = True,
         dims: int = 3,
         norm_layer: NormLayer | None = None,
+        stem_stride: int = 2,
     ):
         super().__init__()
         if width <= 0:
@@ -218,12 +222,14 @@ class S3DG(nn.Module):
             raise ValueError(f"s3dg: first_temporal_kernel must be 1, 3, 5 or 7, got {first_temporal_kernel}")
         if dims not in (2, 3):
             raise ValueError(f"s3dg: dims must be 3 (video) or 2 (deflated image network), got {dims}")
-        self.width, self.dims, self.gating = width, dims, gating
+        if stem_stride not in (1, 2):
+            raise ValueError(f"s3dg: stem_stride must be 1 or 2, got {stem_stride}")
+        self.width, self.dims, self.gating, self.stem_stride = width, dims, gating, stem_stride
         self.first_temporal_kernel = first_temporal_kernel
         kt = first_temporal_kernel
         c64, c192 = scaled(64, width), scaled(192, width)
         unit = dict(dims=dims, norm_layer=norm_layer)
-        self.Conv2d_1a_7x7 = SUnit(3, c64, (kt, 7, 7), (2, 2, 2), **unit)
+        self.Conv2d_1a_7x7 = SUnit(3, c64, (kt, 7, 7), (2, stem_stride, stem_stride), **unit)
         self.MaxPool_2a_3x3 = MaxPoolSame(*POOLS["MaxPool_2a_3x3"], dims=dims)
         self.Conv2d_2b_1x1 = SUnit(c64, c64, **unit)
         self.Conv2d_2c_3x3 = SUnit(c64, c192, (3, 3, 3), separable=True, gating=gating, **unit)
@@ -265,10 +271,21 @@ class S3DG(nn.Module):
 
 
 def s3dg(
-    width: float = 1.0, first_temporal_kernel: int = 7, gating: bool = True, norm_layer: NormLayer | None = None
+    width: float = 1.0,
+    first_temporal_kernel: int = 7,
+    gating: bool = True,
+    norm_layer: NormLayer | None = None,
+    stem_stride: int = 2,
 ) -> S3DG:
     """S3D-G video backbone: ``(B, 3, T, H, W) -> (B, round(1024 * width))``. ``width=1`` is the paper's model."""
-    return S3DG(width=width, first_temporal_kernel=first_temporal_kernel, gating=gating, dims=3, norm_layer=norm_layer)
+    return S3DG(
+        width=width,
+        first_temporal_kernel=first_temporal_kernel,
+        gating=gating,
+        dims=3,
+        norm_layer=norm_layer,
+        stem_stride=stem_stride,
+    )
 
 
 class ReleasedS3DGStem(nn.Conv3d):

@@ -1,0 +1,194 @@
+"""The sample world as a stream: determinism, the item contract, fixed held-out sets, and what each dial does."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from mmv_lite.config import WorldConfig, get_config
+from mmv_lite.data import synth
+from mmv_lite.data.sampling import StepBatchSampler
+from mmv_lite.data.text import tokenize_words
+from mmv_lite.data.world import WorldClips, make_world_words, plan_clip, world_word_vectors
+
+CFG = get_config("lite")
+CLIP = CFG.data.clip_seconds
+
+
+@pytest.fixture(scope="module")
+def words():
+    return world_word_vectors()
+
+
+def _world(**dials) -> WorldConfig:
+    return dataclasses.replace(WorldConfig(), **dials)
+
+
+def test_items_are_deterministic_and_distinct(words):
+    ds = WorldClips(CFG.data, "train", WorldConfig(), words)
+    a, b, c = ds[12345], ds[12345], ds[12346]
+    for k in ("video", "audio", "text_ids"):
+        assert torch.equal(a[k], b[k])
+    assert not torch.equal(a["video"], c["video"])
+    assert ds.unlimited and ds[2**61]["index"] == 2**61  # any index is a clip of its own
+
+
+def test_item_contract(words):
+    d = CFG.data
+    item = WorldClips(d, "train", _world(), words)[7]
+    assert item["video"].shape == (3, d.num_frames, d.crop_size, d.crop_size) and item["video"].dtype == torch.float32
+    assert 0.0 <= float(item["video"].min()) and float(item["video"].max()) <= 1.0
+    assert item["audio"].shape[0] == 1 and item["audio"].shape[2] == d.n_mels and torch.isfinite(item["audio"]).all()
+    K, L = d.num_candidates, d.max_words
+    assert item["text_ids"].shape == (K, L) and item["text_mask"].shape == (K, L) and item["text_valid"].shape == (K,)
+    assert torch.equal(item["text_mask"], item["text_ids"] != 0)
+    assert item["has_audio"] and item["has_video"] and item["end"] - item["start"] == pytest.approx(CLIP)
+    assert {"action_label", "sound_label", "image_label", "video_id", "index"} <= set(item)
+
+
+def test_k_candidates_are_the_nearest_in_time(words):
+    data = dataclasses.replace(CFG.data, num_candidates=4)
+    ds = WorldClips(data, "train", _world(), words)
+    item, plan = ds[3], ds.plan(3)
+    gaps = [max(0.0, s - item["end"], item["start"] - e) for s, e in zip(plan.captions["start"], plan.captions["end"])]
+    assert int(item["text_valid"].sum()) == 4
+    first = words.encode([plan.captions["text"][int(np.argmin(gaps))]], data.max_words)[0][0]
+    assert torch.equal(item["text_ids"][0], first)
+
+
+def test_held_out_sets_are_fixed_and_ignore_the_narration_dials(words):
+    a = WorldClips(CFG.data, "test", _world(), words)
+    b = WorldClips(CFG.data, "test", _world(misalignment=0.0, av_correspondence=0.0, size_said=1.0), words)
+    assert len(a) == len(b) == WorldConfig().num_eval >= 500
+    for i in (0, 99):
+        assert torch.equal(a[i]["video"], b[i]["video"]) and torch.equal(a[i]["text_ids"], b[i]["text_ids"])
+    train0 = WorldClips(CFG.data, "train", _world(), words)[0]
+    assert not torch.equal(a[0]["video"], train0["video"])  # its own random stream
+    factors = a.factors
+    assert set(factors) >= {"kind", "colour", "size", "motion", "background"}
+    assert all(len(v) == len(a) for v in factors.values())
+    assert len(set(factors["kind"])) == len(synth.KINDS) and len(set(factors["motion"])) == len(synth.MOTIONS)
+
+
+def test_held_out_narration_describes_its_clip(words):
+    ds = WorldClips(CFG.data, "val", _world(), words)
+    for i in range(20):
+        p = ds.plan(i)
+        text = p.captions["text"][p.about.index(p.segment)]
+        kind_words = {w for form in synth.KIND_WORDS[p.segments[p.segment].kind] for w in form.split()}
+        said = set(tokenize_words(text))
+        assert torch.equal(ds[i]["text_ids"][0], words.encode([text], CFG.data.max_words)[0][0])
+        assert said & (kind_words | {synth.INSTRUMENTS[synth.KINDS.index(p.segments[p.segment].kind)]}) or said
+
+
+def _misplaced_fraction(world: WorldConfig, n: int = 400) -> float:
+    """Captions whose time midpoint lies outside the segment they describe."""
+    out = total = 0
+    for i in range(n):
+        p = plan_clip(world, "train", i, CLIP)
+        for s, e, seg in zip(p.captions["start"], p.captions["end"], p.about):
+            if seg < 0:
+                continue
+            mid, g = (s + e) / 2, p.segments[seg]
+            out += not g.start <= mid < g.end
+            total += 1
+    return out / total
+
+
+def test_misalignment_dial_moves_that_fraction_of_narrations():
+    assert _misplaced_fraction(_world(misalignment=0.0)) == 0.0
+    half = _misplaced_fraction(_world(misalignment=0.5))
+    assert 0.44 <= half <= 0.56
+    assert _misplaced_fraction(_world(misalignment=1.0)) > 0.95
+
+
+def test_av_correspondence_dial():
+    def same_sound(world):
+        plans = [plan_clip(world, "train", i, CLIP) for i in range(300)]
+        return np.mean([p.sound is p.segments[p.segment] for p in plans])
+
+    assert same_sound(_world(av_correspondence=1.0)) == 1.0
+    assert same_sound(_world(av_correspondence=0.0)) == 0.0
+    assert 0.4 < same_sound(_world(av_correspondence=0.5)) < 0.6
+
+
+def test_text_correspondence_dial():
+    def told_kinds_match(world):
+        hits = []
+        for i in range(200):
+            p = plan_clip(world, "train", i, CLIP)
+            shown = {s.kind for s in p.segments}
+            said = {w for t in p.captions["text"] for w in tokenize_words(t)}
+            names = {w for k in shown for form in synth.KIND_WORDS[k] for w in form.split()}
+            hits.append(len(said & names) / max(len(said & set(_all_kind_words())), 1))
+        return float(np.mean(hits))
+
+    assert told_kinds_match(_world(text_correspondence=1.0)) > 0.8
+    assert told_kinds_match(_world(text_correspondence=0.0)) < 0.75
+
+
+def _all_kind_words() -> list[str]:
+    return [w for forms in synth.KIND_WORDS.values() for form in forms for w in form.split()]
+
+
+def _said_fraction(world: WorldConfig, vocabulary: set[str], n: int = 300) -> float:
+    texts = [t for i in range(n) for t in plan_clip(world, "train", i, CLIP).captions["text"]]
+    return float(np.mean([bool(set(tokenize_words(t)) & vocabulary) for t in texts]))
+
+
+def test_size_and_motion_said_dials():
+    size_words = {w for forms in synth.SIZE_WORDS.values() for w in forms}
+    motion_words = {w for forms in synth.MOTION_WORDS.values() for f in forms for w in f[1].split()}
+    assert _said_fraction(_world(size_said=0.0), size_words) < 0.02  # only sound-alike errors ("mall") remain
+    assert _said_fraction(_world(size_said=1.0), size_words) > 0.7
+    assert _said_fraction(_world(motion_said=1.0), motion_words) > 0.5
+    assert _said_fraction(_world(motion_said=0.0), motion_words) < 0.05
+
+
+def test_narration_noise_dial():
+    fillers = {w for f in synth.FILLERS for w in f.split()} | {"um", "uh"}
+    noisy = _said_fraction(_world(narration_noise=1.0), fillers)
+    assert noisy > 0.4
+    assert _said_fraction(_world(narration_noise=0.0), {"um", "uh", "okay", "alright"}) < 0.05 < noisy
+
+
+def test_object_scale_dial_enlarges_objects_not_sounds(words):
+    small = WorldClips(CFG.data, "val", _world(object_scale=1.0), words)
+    big = WorldClips(CFG.data, "val", _world(object_scale=1.5), words)
+    assert torch.equal(small[0]["audio"], big[0]["audio"])
+
+    def object_pixels(ds):
+        v = ds[0]["video"][:, 0]
+        background = WorldClips(CFG.data, "val", _world(object_scale=0.01), words)[0]["video"][:, 0]
+        return int(((v - background).abs().sum(0) > 0.05).sum())
+
+    assert object_pixels(big) > 1.6 * object_pixels(small)
+
+
+def test_unlimited_sampler_gives_new_clips_per_step_and_seed():
+    s0 = StepBatchSampler(None, 8, seed=0, start=0, total=3)
+    again = StepBatchSampler(None, 8, seed=0, start=1, total=3)
+    s1 = StepBatchSampler(None, 8, seed=1, start=0, total=3)
+    batches = list(s0)
+    assert batches[1:] == list(again)  # a pure function of (seed, step): resume continues the same stream
+    ids = [i for b in batches for i, _ in b]
+    assert len(set(ids)) == len(ids) and all(0 <= i < 2**62 for i in ids)
+    assert not set(ids) & {i for b in s1 for i, _ in b}
+    ranks = [StepBatchSampler(None, 8, 0, 0, 3, rank=r, world=2).batch(1) for r in (0, 1)]
+    assert ranks[0] + ranks[1] == batches[1]
+
+
+def test_shipped_world_words_are_what_the_generator_makes(tmp_path, words):
+    fresh = make_world_words(tmp_path / "w.bin")
+    assert fresh.vocab == words.vocab
+    np.testing.assert_allclose(fresh.vectors, words.vectors, atol=1e-6)
+    said = {
+        w
+        for i in range(200)
+        for t in plan_clip(WorldConfig(), "train", i, CLIP).captions["text"]
+        for w in tokenize_words(t)
+    }
+    assert len(said - set(words.vocab)) <= 0.02 * len(said)
