@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from . import findings
 from .checkpoints import load_model
 from .config import Config, get_config
 from .data.clips import ClipDataset
@@ -47,6 +48,7 @@ from .data.text import WordVectors
 from .embedding import window_groups
 from .evaluate import evaluate_model, load_eval_datasets
 from .files import atomic_write
+from .findings import FINDINGS
 from .models.mmv import build_model
 from .optim import build_optimiser, train_step
 from .tables import EXPERIMENTS, TABLES, load_tables, row_differences, write_tables
@@ -447,18 +449,25 @@ def _worker_run(name: str, seed: int, budget: Budget, out: str, device: str, for
 
 
 def cli_main(argv: Sequence[str] | None = None) -> int:
-    """``python -m mmv_lite experiment design|deflation [--seeds 0 1 2] [--quick] [--data DIR] [--out DIR]``."""
+    """``python -m mmv_lite experiment design|deflation|findings [--seeds 0 1 2] [--quick] [--jobs N] ...``."""
     ap = argparse.ArgumentParser(
         prog="python -m mmv_lite experiment",
-        description="Regenerate the paper's tables in miniature: 'design' (Table 1a modalities, Table 1b graphs) or "
-        "'deflation' (Table 3), with equal training budgets, several seeds, chance and a supervised reference.",
+        description="Regenerate the paper's findings and tables in miniature: 'findings' (six findings in the sample "
+        "world, each with its control), 'design' (Table 1a modalities, Table 1b graphs) or 'deflation' (Table 3), "
+        "with equal training budgets, several seeds and chance levels.",
     )
-    ap.add_argument("experiment", choices=sorted(EXPERIMENTS))
+    ap.add_argument("experiment", choices=sorted([*EXPERIMENTS, "findings"]))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default 0 1 2)")
     ap.add_argument("--quick", action="store_true", help="tiny budget on a few clips: checks the pipeline only")
-    ap.add_argument("--steps", type=int, default=None, help=f"training steps per run (default {FULL.steps})")
-    ap.add_argument("--data", default="data_samples", help="folder of clips (default data_samples)")
-    ap.add_argument("--out", default="runs/experiments", help="where runs and tables go (default runs/experiments)")
+    ap.add_argument("--steps", type=int, default=None, help="training steps per run (default: the budget's)")
+    ap.add_argument("--only", nargs="+", default=None, metavar="NAME", help=f"findings: some of {list(FINDINGS)}")
+    ap.add_argument("--data", default="data_samples", help="design/deflation: folder of clips (default data_samples)")
+    ap.add_argument("--out", default=None, help="where runs and tables go (default runs/experiments, runs/findings)")
+    ap.add_argument(
+        "--results",
+        default="docs/results",
+        help="findings: where the full run (all six, not --quick) also writes findings.json (default docs/results)",
+    )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--force", action="store_true", help="retrain runs even when a cached result matches")
     ap.add_argument(
@@ -471,16 +480,33 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="runs trained at once, in separate processes (default 1)")
     args = ap.parse_args(list(argv) if argv is not None else None)
     torch.set_num_threads(args.threads)
-
+    if args.experiment == "findings":
+        return _findings_cli(args)
     budget = QUICK if args.quick else FULL
     if args.steps is not None:
         budget = replace(budget, steps=args.steps, warmup_steps=min(budget.warmup_steps, max(1, args.steps // 10)))
-    res = run_experiment(
-        args.experiment, args.seeds, budget, args.data, args.out, args.device, args.force, jobs=args.jobs
-    )
+    out = args.out or "runs/experiments"
+    res = run_experiment(args.experiment, args.seeds, budget, args.data, out, args.device, args.force, jobs=args.jobs)
     print()
     print(res["markdown"])
     s = res["seconds"]
     print(f"{args.experiment}: {s['total']:.0f} s in all (training {s['train']:.0f} s, evaluation {s['eval']:.0f} s)")
-    print(f"tables written to {args.out}/")
+    print(f"tables written to {out}/")
+    return 0
+
+
+def _findings_cli(args: argparse.Namespace) -> int:
+    budget = findings.QUICK if args.quick else findings.FULL
+    if args.steps is not None:
+        budget = replace(budget, steps=args.steps)
+    out = Path(args.out or "runs/findings")
+    doc = findings.run_findings(args.only, args.seeds, budget, out, jobs=args.jobs, force=args.force)
+    print()
+    print(findings.findings_markdown(doc))
+    s = doc["meta"]["seconds"]
+    print(f"findings: {s['total']:.0f} s in all (training {s['train']:.0f} s, evaluation {s['eval']:.0f} s)")
+    print(f"written to {out}/findings.json and findings.md")
+    if not args.quick and args.only is None and args.results:
+        atomic_write(Path(args.results) / "findings.json", json.dumps(doc, indent=2))
+        print(f"and to {args.results}/findings.json")
     return 0

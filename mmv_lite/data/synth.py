@@ -301,19 +301,23 @@ def render_sound(
     t = np.arange(n_samples, dtype=np.float64) / sample_rate
     env, bend = _envelope_and_pitch(seg, t0 + t)
     f = seg.pitch_hz * bend
-    phase = 2 * np.pi * np.cumsum(f) / sample_rate
-    out = np.zeros(n_samples)
+    # The phase accumulates in float64, then one turn of it is enough in float32 (sines in float32 are twice as fast).
+    phase = (2 * np.pi * np.cumsum(f) / sample_rate % (2 * np.pi)).astype(np.float32)
+    out = np.zeros(n_samples, np.float32)
     partials = TIMBRES[INSTRUMENTS[KINDS.index(seg.kind)]]
     for ratio, amp in partials:
         if ratio * f.max() < 0.45 * sample_rate:
-            out += amp * np.sin(ratio * phase + rng.uniform(0, 2 * np.pi))
+            out += np.float32(amp) * np.sin(np.float32(ratio) * phase + np.float32(rng.uniform(0, 2 * np.pi)))
     out /= np.sqrt(sum(a * a for _, a in partials) / 2)  # same loudness for every timbre
     ramp = np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.01)  # 10 ms fades: no click at segment edges
     return (0.3 * seg.gain * env * ramp * out).astype(np.float32)
 
 
-def background_noise(name: str, n_samples: int, rng: np.random.Generator, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """The scene's noise: its colour follows the background (shared by vision and audio, invisible to narration)."""
+NOISE_BANK_SECONDS = 16.0
+_NOISE_BANKS: dict[tuple[str, int], np.ndarray] = {}
+
+
+def _coloured_noise(name: str, n_samples: int, rng: np.random.Generator, sample_rate: int) -> np.ndarray:
     white = rng.standard_normal(n_samples)
     if name == "gradient":  # mains hum and a little hiss
         t = np.arange(n_samples) / sample_rate
@@ -324,8 +328,23 @@ def background_noise(name: str, n_samples: int, rng: np.random.Generator, sample
         freqs = np.fft.rfftfreq(n_samples, 1 / sample_rate)
         spec *= 1.0 / np.maximum(freqs, 20.0) ** (alpha / 2)
         noise = np.fft.irfft(spec, n_samples)
-    noise /= noise.std() + 1e-12
-    return (0.025 * noise).astype(np.float32)
+    return (noise / (noise.std() + 1e-12)).astype(np.float32)
+
+
+def background_noise(name: str, n_samples: int, rng: np.random.Generator, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """The scene's noise: its colour follows the background (shared by vision and audio, invisible to narration).
+
+    A window of ``n_samples`` at a random place of a 16-second bank of that noise (made once per process, from a
+    fixed seed: the same bank everywhere); longer recordings are synthesised whole."""
+    if n_samples > NOISE_BANK_SECONDS * sample_rate / 2:
+        return 0.025 * _coloured_noise(name, n_samples, rng, sample_rate)
+    key = (name, sample_rate)
+    if key not in _NOISE_BANKS:
+        bank_rng = np.random.default_rng([BACKGROUNDS.index(name), sample_rate])
+        _NOISE_BANKS[key] = _coloured_noise(name, int(NOISE_BANK_SECONDS * sample_rate), bank_rng, sample_rate)
+    bank = _NOISE_BANKS[key]
+    start = int(rng.integers(len(bank) - n_samples + 1))
+    return 0.025 * bank[start : start + n_samples]
 
 
 # --------------------------------------------------------------------------------------------------- narration

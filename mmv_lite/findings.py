@@ -1,0 +1,537 @@
+"""The paper's findings, measured in the sample world: six claims, each beside a control that removes its cause.
+
+    python -m mmv_lite experiment findings [--only mil_nce ...] [--seeds 0 1 2] [--jobs 2] [--quick]
+
+Every finding compares *arms*: pretraining runs of the ``lite`` preset on the world stream (:mod:`mmv_lite.data.world`)
+that differ in one thing (the loss, the embedding graph, the modalities, or one dial of the world), trained with one
+equal budget and scored on the world's fixed held-out sets. A finding *holds* when each of its checks passes on the
+test set over the seeds: a gap larger than twice the pooled seed standard deviation (and than the claim's own margin
+where it states one). Its *control* is the same comparison in a world where the finding's cause is switched off
+(aligned narrations, the size said aloud, shuffled sounds and narrations, ...): there the gap should close.
+
+=========================== =================================================================================
+F1 ``self_supervision``     video features after pretraining read the object's kind and motion >= 15 points
+                            better than the same network at random initialisation. Control: narrations and
+                            sounds shuffled across clips.
+F2 ``mil_nce``              with HowTo100M-like misalignment, MIL-NCE over the K = 4 nearest narrations beats
+                            NCE on the nearest one (text -> video R@10). Control: aligned narrations.
+F3 ``fac_vs_shared``        a factor that is heard but never said (size, as pitch) stays readable in FAC's fine
+                            space S_va and is squeezed out of the single shared space; FAC's text -> video is
+                            at least the shared graph's. Control: narrations that name the size.
+F4 ``modalities``           VAT reads motion better than VA and at least as well as VT; adding audio does not
+                            hurt text -> video. Control: narrations that never name the motion.
+F5 ``deflation``            on single frames, the deflated network with calibrated BatchNorm reads the kind better
+                            than naive deflation, and within 5 points of the video network on static clips.
+                            Control: the same network at random initialisation.
+F6 ``zero_shot_audio_text`` audio -> text retrieval, never trained, at least twice chance under FAC (the disjoint
+                            graph has no common space for it). Control: every sound from off screen.
+=========================== =================================================================================
+
+Runs are cached (``<out>/runs/<arm>-seed<s>/result.json``, reused while the arm, budget and seed match), so an
+interrupted run resumes and ``--only`` reuses what other findings trained. The results go to ``<out>/findings.json``
+and ``<out>/findings.md``; ``docs/results/findings.json`` is the copy the documentation and notebooks read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing as mp
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoints import load_model
+from .config import Config, get_config
+from .data.world import WorldClips, world_word_vectors
+from .embedding import embed_dataset
+from .files import atomic_write
+from .images import image_features
+from .models.mmv import build_model
+from .probes import attach_factors, factor_probes, probe_suite
+from .retrieval import chance_levels, zero_shot_retrieval
+from .train import WORLD, train
+
+# --------------------------------------------------------------------------------------------------------------------
+# What is trained: the arms
+# --------------------------------------------------------------------------------------------------------------------
+
+RANDOM_INIT = "random_init"  # the lite network at random initialisation: nothing is trained
+# Arm name -> config overrides of the lite preset (the default world: misalignment 0.5, the size never said).
+ARMS: dict[str, dict[str, Any]] = {
+    "vat_fac": {},
+    "vat_fac_nce": {"data.num_candidates": 1},
+    "vat_fac_aligned": {"world.misalignment": 0.0},
+    "vat_fac_nce_aligned": {"world.misalignment": 0.0, "data.num_candidates": 1},
+    "vat_shared": {"model.graph": "shared"},
+    "vat_fac_size_said": {"world.size_said": 1.0},
+    "vat_shared_size_said": {"model.graph": "shared", "world.size_said": 1.0},
+    "va": {"train.modalities": "va", "model.graph": "disjoint"},
+    "vt": {"train.modalities": "vt", "model.graph": "disjoint"},
+    "vat_fac_motion_unsaid": {"world.motion_said": 0.0},
+    "vat_fac_shuffled": {"world.text_correspondence": 0.0, "world.av_correspondence": 0.0},
+    "vat_fac_offscreen": {"world.av_correspondence": 0.0},
+}
+IMAGE_ARMS = ("vat_fac", RANDOM_INIT)  # arms whose single-frame (deflation) probes are measured
+PROBED = ("kind", "motion", "colour", "size")  # ground-truth factors read by the linear probes
+PROBE_FEATURES = ("f_v", "z_v_va", "z_v_vat")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Equal for every arm: the training length and the size of the held-out sets."""
+
+    steps: int = 400
+    batch_size: int = 32
+    warmup_steps: int = 20
+    lr: float = 2e-3
+    num_probe: int = 1000
+    num_eval: int = 500
+    calib_steps: int = 100
+    num_workers: int = 1
+    config: tuple[tuple[str, Any], ...] = ()  # overrides for every arm, e.g. smaller clips in the quick variant
+
+
+FULL = Budget()
+# The quick variant checks the pipeline, not the science: a few steps on small clips and small held-out sets.
+QUICK = Budget(
+    steps=3,
+    batch_size=8,
+    warmup_steps=1,
+    num_probe=48,
+    num_eval=24,
+    calib_steps=2,
+    num_workers=0,
+    config=(("data.num_frames", 4), ("data.crop_size", 24)),
+)
+
+
+def arm_config(arm: str, seed: int, budget: Budget) -> Config:
+    """The lite preset with the budget, the arm's changes and the seed; no periodic validation or checkpoints."""
+    over = {
+        "train.steps": budget.steps,
+        "train.batch_size": budget.batch_size,
+        "train.warmup_steps": budget.warmup_steps,
+        "train.lr": budget.lr,
+        "train.seed": seed,
+        "train.eval_every": 0,
+        "train.checkpoint_every": 0,
+        "train.log_every": max(1, budget.steps // 10),
+        "train.num_workers": budget.num_workers,
+        "world.num_probe": budget.num_probe,
+        "world.num_eval": budget.num_eval,
+        **dict(budget.config),
+        **ARMS.get(arm, {}),
+    }
+    return get_config("lite", **over)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# What is measured: one run's metrics
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class HeldOut:
+    """The world's fixed probe, val and test sets, rendered once and kept in memory (shared by every arm: the narration
+    dials never change them)."""
+
+    def __init__(self, budget: Budget):
+        cfg = arm_config("vat_fac", 0, budget)
+        self.words = world_word_vectors()
+        self.sets = {
+            name: _InMemory(WorldClips(cfg.data, split, cfg.world, self.words))
+            for name, split in (("train", "probe"), ("val", "val"), ("test", "test"))
+        }
+
+
+class _InMemory(torch.utils.data.Dataset):
+    def __init__(self, ds: WorldClips):
+        self.items = [ds[i] for i in range(len(ds))]
+        self.factors = ds.factors
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.items[i]
+
+
+def measure(model: torch.nn.Module, held: HeldOut, images: bool, budget: Budget, seed: int) -> dict[str, float]:
+    """Flat metrics of one network on the held-out sets: ``t2v_R@10``, ``v2a_R@1``, ``a2t_R@10`` (test, with
+    ``chance_*``), ``<feature>.<factor>`` probe accuracies (``f_v.kind``, ``z_v_va.size``, ...; fitted on the probe set,
+    C chosen on val, scored on test, with ``chance_<feature>.<factor>``), and with ``images`` ``image_<mode>`` (the
+    kind from single frames through the deflated network) and the calibration's L1 gap."""
+    embs = {s: attach_factors(embed_dataset(model, ds, 32, keep_frames=images), ds) for s, ds in held.sets.items()}
+    graph = model.cfg.model.graph
+    flat: dict[str, float] = {}
+    retrieval, chance = zero_shot_retrieval(embs["test"], graph), chance_levels(embs["test"], graph)
+    for d, k in (("t2v", "R@10"), ("v2t", "R@10"), ("v2a", "R@1"), ("v2a", "R@10"), ("a2t", "R@10")):
+        if d in retrieval:
+            flat[f"{d}_{k}"], flat[f"chance_{d}_{k}"] = retrieval[d][k], chance[d][k]
+    probes = factor_probes(embs["train"], embs["val"], embs["test"], features=PROBE_FEATURES, factors=PROBED, seed=seed)
+    for feature, by_factor in probes.items():
+        for factor, res in by_factor.items():
+            flat[f"{feature}.{factor}"], flat[f"chance_{feature}.{factor}"] = res["accuracy"], res["chance"]
+    if images:
+        report = image_features(model, embs, calib_steps=budget.calib_steps, seed=seed)
+        for task, res in probe_suite(embs["train"], embs["val"], embs["test"], _IMAGE_TASKS, seed).items():
+            flat[task], flat[f"chance_{task}"] = res["accuracy"], res["chance"]
+        flat["deflation_l1_before"], flat["deflation_l1_after"] = report["before"], report["after"]
+    return flat
+
+
+_IMAGE_TASKS = ("image_naive", "image_calibrated", "image_static")
+
+
+def run_arm(
+    arm: str, seed: int, budget: Budget, held: HeldOut, out_dir: str | Path, force: bool = False, log=print
+) -> dict[str, Any]:
+    """Train (unless ``arm`` is the random initialisation) and measure one arm; cached in
+    ``<out_dir>/runs/<arm>-seed<seed>/result.json``. Returns ``{"arm", "seed", "flat", "train_seconds",
+    "eval_seconds"}``."""
+    run_dir = Path(out_dir) / "runs" / f"{arm}-seed{seed}"
+    cache = run_dir / "result.json"
+    key = json.loads(json.dumps({"arm": arm, "changes": ARMS.get(arm, {}), "budget": asdict(budget), "seed": seed}))
+    if cache.exists() and not force:
+        saved = json.loads(cache.read_text())
+        if saved.get("key") == key:
+            log(f"  {arm} seed {seed}: cached")
+            return saved
+    cfg = arm_config(arm, seed, budget)
+    t0 = time.perf_counter()
+    if arm == RANDOM_INIT:
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            model = build_model(cfg, word_vectors=held.words.as_tensor())
+    else:
+        summary = train(cfg, WORLD, run_dir, progress=False, verbose=False)
+        model, _, _ = load_model(summary["checkpoint"])
+        Path(summary["checkpoint"]).unlink()  # the measurements below are what is kept
+    train_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    flat = measure(model.eval(), held, arm in IMAGE_ARMS, budget, seed)
+    result = {
+        "key": key,
+        "arm": arm,
+        "seed": seed,
+        "flat": flat,
+        "train_seconds": train_seconds,
+        "eval_seconds": time.perf_counter() - t0,
+    }
+    atomic_write(cache, json.dumps(result, indent=2))
+    log(f"  {arm} seed {seed}: train {train_seconds:.0f} s, eval {result['eval_seconds']:.0f} s")
+    return result
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The findings: checks over seeds
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    """One comparison over seeds. ``a``, ``b``: ``"arm:metric"``; ``b`` may be ``"chance"`` (``a``'s chance level).
+
+    ``kind``: ``"beats"`` (a - b > max(2 pooled std, margin)); ``"not_below"`` (a - b > -2 pooled std: not worse beyond
+    the noise); ``"within"`` (|a - b| <= margin); ``"times_chance"`` (a >= margin x chance).
+    """
+
+    kind: str
+    a: str
+    b: str
+    margin: float = 0.0
+    what: str = ""
+
+
+@dataclass(frozen=True)
+class Finding:
+    name: str
+    claim: str
+    checks: tuple[Check, ...]
+    control: tuple[Check, ...]
+    control_dial: str
+    paper: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _swap(checks: tuple[Check, ...], mapping: dict[str, str]) -> tuple[Check, ...]:
+    """The same checks with some arms replaced (the control's arms)."""
+
+    def arm(ref: str) -> str:
+        name, _, metric = ref.partition(":")
+        return f"{mapping.get(name, name)}:{metric}" if metric else ref
+
+    return tuple(Check(c.kind, arm(c.a), arm(c.b), c.margin, c.what) for c in checks)
+
+
+_F1 = (
+    Check("beats", "vat_fac:f_v.kind", f"{RANDOM_INIT}:f_v.kind", 15.0, "kind probe: pretrained vs random init"),
+    Check("beats", "vat_fac:f_v.motion", f"{RANDOM_INIT}:f_v.motion", 15.0, "motion probe: pretrained vs random init"),
+)
+_F2 = (Check("beats", "vat_fac:t2v_R@10", "vat_fac_nce:t2v_R@10", 0.0, "text->video R@10: MIL-NCE K=4 vs NCE K=1"),)
+_F3 = (
+    Check("beats", "vat_fac:z_v_va.size", "vat_shared:z_v_vat.size", 0.0, "size probe: FAC's S_va vs the shared space"),
+    Check("not_below", "vat_fac:t2v_R@10", "vat_shared:t2v_R@10", 0.0, "text->video R@10: FAC vs shared"),
+)
+_F4 = (
+    Check("beats", "vat_fac:f_v.motion", "va:f_v.motion", 0.0, "motion probe: VAT vs VA"),
+    Check("not_below", "vat_fac:f_v.motion", "vt:f_v.motion", 0.0, "motion probe: VAT vs VT"),
+    Check("not_below", "vat_fac:t2v_R@10", "vt:t2v_R@10", 0.0, "text->video R@10: VAT vs VT"),
+)
+_F5 = (
+    Check("beats", "vat_fac:image_calibrated", "vat_fac:image_naive", 0.0, "kind from one frame: calibrated vs naive"),
+    Check(
+        "within", "vat_fac:image_calibrated", "vat_fac:image_static", 5.0, "calibrated vs the video net on static clips"
+    ),
+)
+_F6 = (Check("times_chance", "vat_fac:a2t_R@10", "chance", 2.0, "audio->text R@10 (never trained) vs chance"),)
+
+FINDINGS: dict[str, Finding] = {
+    f.name: f
+    for f in (
+        Finding(
+            "self_supervision",
+            "Pretraining on video, sound and narration makes the object's kind and motion linearly readable from the "
+            "video features, well beyond the same network at random initialisation.",
+            _F1,
+            _swap(_F1, {"vat_fac": "vat_fac_shuffled"}),
+            "narrations and sounds shuffled across clips (world.text_correspondence=0, world.av_correspondence=0)",
+            "Table 2 / the premise of the paper: self-supervised features transfer to action recognition.",
+        ),
+        Finding(
+            "mil_nce",
+            "When narrations are often spoken before or after what they describe, MIL-NCE over the K=4 nearest "
+            "narrations retrieves videos from text better than NCE on the nearest narration.",
+            _F2,
+            _swap(_F2, {"vat_fac": "vat_fac_aligned", "vat_fac_nce": "vat_fac_nce_aligned"}),
+            "narrations aligned with what they describe (world.misalignment=0)",
+            "MIL-NCE (Miech et al. 2020), the video-text loss MMV uses.",
+        ),
+        Finding(
+            "fac_vs_shared",
+            "A factor that is heard but never said (the size, as pitch) stays readable in FAC's fine space S_va and is "
+            "squeezed out of the single shared space, without costing FAC text retrieval.",
+            _F3,
+            _swap(_F3, {"vat_fac": "vat_fac_size_said", "vat_shared": "vat_shared_size_said"}),
+            "narrations that name the size (world.size_said=1)",
+            "Table 1b: FAC beats shared on audio and is as good on text.",
+        ),
+        Finding(
+            "modalities",
+            "Training with all three modalities reads motion better than video-audio alone and as well as "
+            "video-text, and adding audio does not hurt text retrieval.",
+            _F4,
+            _swap(_F4[:1], {"vat_fac": "vat_fac_motion_unsaid"}),
+            "narrations that never name the motion (world.motion_said=0)",
+            "Table 1a: VAT > VT > VA on UCF101/HMDB51.",
+        ),
+        Finding(
+            "deflation",
+            "A video network read one frame at a time works far better with its BatchNorm recalibrated to match the "
+            "network on static clips than deflated naively.",
+            _F5,
+            _swap(_F5, {"vat_fac": RANDOM_INIT}),
+            "the same network at random initialisation (features that carry little single-frame information)",
+            "Table 3: learned-BatchNorm deflation closes most of the gap to static-video input.",
+        ),
+        Finding(
+            "zero_shot_audio_text",
+            "Audio reaches text through FAC's composed path: audio->text retrieval works without ever training on "
+            "audio-text pairs (the disjoint graph has no space in which to compare them).",
+            _F6,
+            _swap(_F6, {"vat_fac": "vat_fac_offscreen"}),
+            "every sound from something off screen (world.av_correspondence=0)",
+            "Section 4.1: zero-shot audio-to-text retrieval through S_vat.",
+        ),
+    )
+}
+
+
+def arms_of(names: Sequence[str]) -> list[str]:
+    """Every arm the findings ``names`` compare, their controls included."""
+    out: list[str] = []
+    for n in names:
+        f = FINDINGS[n]
+        for c in f.checks + f.control:
+            for ref in (c.a, c.b):
+                arm = ref.partition(":")[0]
+                if ref != "chance" and arm not in out:
+                    out.append(arm)
+    return out
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    v = np.asarray(values, dtype=float)
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
+def _series(ref: str, runs: dict[str, list[dict[str, float]]], chance_of: str | None = None) -> list[float]:
+    if ref == "chance":
+        arm, _, metric = (chance_of or "").partition(":")
+        return [r[f"chance_{metric}"] for r in runs[arm]]
+    arm, _, metric = ref.partition(":")
+    missing = [i for i, r in enumerate(runs[arm]) if metric not in r]
+    if missing:
+        raise KeyError(f"arm {arm!r} has no metric {metric!r}")
+    return [r[metric] for r in runs[arm]]
+
+
+def evaluate_check(c: Check, runs: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
+    """One check over the seeds: both sides per seed, means, stds, the gap, the pooled std and whether it passes."""
+    a, b = _series(c.a, runs), _series(c.b, runs, chance_of=c.a)
+    (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
+    pooled = math.sqrt((sa**2 + sb**2) / 2)
+    gap = ma - mb
+    if c.kind == "beats":
+        threshold = max(2 * pooled, c.margin)
+        passed = gap > threshold
+    elif c.kind == "not_below":
+        threshold = -2 * pooled
+        passed = gap > threshold
+    elif c.kind == "within":
+        threshold = c.margin
+        passed = abs(gap) <= threshold
+    elif c.kind == "times_chance":
+        threshold = c.margin * mb
+        passed = ma >= threshold
+    else:
+        raise ValueError(f"unknown check kind {c.kind!r}")
+    return {
+        "what": c.what,
+        "kind": c.kind,
+        "a": {"ref": c.a, "per_seed": a, "mean": ma, "std": sa},
+        "b": {"ref": c.b, "per_seed": b, "mean": mb, "std": sb},
+        "gap": gap,
+        "pooled_std": pooled,
+        "threshold": threshold,
+        "passed": bool(passed),
+    }
+
+
+def evaluate_finding(f: Finding, runs: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
+    """The finding's entry of findings.json: its checks, whether it holds, and its control."""
+    checks = [evaluate_check(c, runs) for c in f.checks]
+    control = [evaluate_check(c, runs) for c in f.control]
+    main_gap, control_gap = checks[0]["gap"], control[0]["gap"]
+    return {
+        "name": f.name,
+        "claim": f.claim,
+        "paper": f.paper,
+        "checks": checks,
+        "holds": all(c["passed"] for c in checks),
+        "gap": main_gap,
+        "pooled_std": checks[0]["pooled_std"],
+        "control": {
+            "dial": f.control_dial,
+            "checks": control,
+            "gap": control_gap,
+            "holds": all(c["passed"] for c in control),
+            "gap_closes": not all(c["passed"] for c in control) and control_gap < main_gap,
+        },
+    }
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Running them all
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def run_findings(
+    names: Sequence[str] | None = None,
+    seeds: Sequence[int] = (0, 1, 2),
+    budget: Budget = FULL,
+    out_dir: str | Path = "runs/findings",
+    jobs: int = 1,
+    force: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train and measure every arm the findings ``names`` need (all six by default) for every seed, evaluate the
+    findings, write ``<out_dir>/findings.json`` and ``findings.md``. Returns the JSON document.
+
+    ``jobs`` > 1 trains that many arms at once in separate processes; each arm is seeded on its own, so the numbers
+    do not depend on ``jobs``."""
+    names = list(names or FINDINGS)
+    unknown = [n for n in names if n not in FINDINGS]
+    if unknown:
+        raise ValueError(f"unknown finding(s) {unknown}; expected some of {list(FINDINGS)}")
+    t0 = time.perf_counter()
+    tasks = [(arm, seed) for seed in seeds for arm in arms_of(names)]
+    log(f"findings {names}: {len(tasks)} runs ({len(arms_of(names))} arms x {len(seeds)} seeds), {jobs} at a time")
+    if jobs > 1:
+        init = (budget, torch.get_num_threads())
+        # spawn, not fork: forking a process whose torch thread pools are running can deadlock
+        with ProcessPoolExecutor(jobs, mp.get_context("spawn"), initializer=_init_worker, initargs=init) as pool:
+            futures = [pool.submit(_worker_run, arm, s, budget, str(out_dir), force) for arm, s in tasks]
+            done = [f.result() for f in futures]
+    else:
+        held = HeldOut(budget)
+        done = [run_arm(arm, s, budget, held, out_dir, force, log) for arm, s in tasks]
+    runs: dict[str, list[dict[str, float]]] = {}
+    for r in sorted(done, key=lambda r: r["seed"]):
+        runs.setdefault(r["arm"], []).append({"seed": r["seed"], **r["flat"]})
+    seconds = {
+        "total": time.perf_counter() - t0,
+        "train": sum(r["train_seconds"] for r in done),
+        "eval": sum(r["eval_seconds"] for r in done),
+    }
+    doc = {
+        "meta": {
+            "seeds": list(seeds),
+            "budget": asdict(budget),
+            "jobs": jobs,
+            "threads": torch.get_num_threads(),
+            "seconds": seconds,
+            "command": "python -m mmv_lite experiment findings",
+        },
+        "findings": {n: evaluate_finding(FINDINGS[n], runs) for n in names},
+        "runs": runs,
+    }
+    out = Path(out_dir)
+    atomic_write(out / "findings.json", json.dumps(doc, indent=2))
+    atomic_write(out / "findings.md", findings_markdown(doc))
+    return doc
+
+
+_HELD: HeldOut | None = None
+
+
+def _init_worker(budget: Budget, threads: int) -> None:
+    global _HELD
+    torch.set_num_threads(threads)
+    _HELD = HeldOut(budget)
+
+
+def _worker_run(arm: str, seed: int, budget: Budget, out: str, force: bool) -> dict[str, Any]:
+    assert _HELD is not None, "worker not initialised"
+    return run_arm(arm, seed, budget, _HELD, out, force, log=lambda m: print(m, flush=True))
+
+
+def _side(s: dict[str, Any]) -> str:
+    return f"{s['mean']:.1f} ± {s['std']:.1f}"
+
+
+def findings_markdown(doc: dict[str, Any]) -> str:
+    """One table per finding: each check with both sides (mean ± std over seeds), the gap, the threshold and the
+    verdict, then the same under the control."""
+    lines = []
+    for f in doc["findings"].values():
+        verdict = "holds" if f["holds"] else "does not hold"
+        lines += [f"### {f['name']}: {verdict}", "", f["claim"], ""]
+        lines += ["| | check | a | b | gap | needs | passed |", "|---|---|---|---|---|---|---|"]
+        for label, checks in (("finding", f["checks"]), ("control", f["control"]["checks"])):
+            for c in checks:
+                need = {"beats": "> ", "not_below": "> ", "within": "|gap| <= ", "times_chance": "a >= "}[c["kind"]]
+                lines.append(
+                    f"| {label} | {c['what']} | {_side(c['a'])} | {_side(c['b'])} | {c['gap']:+.1f} | "
+                    f"{need}{c['threshold']:.1f} | {'yes' if c['passed'] else 'no'} |"
+                )
+        closes = "closes" if f["control"]["gap_closes"] else "does not close"
+        lines += ["", f"Control: {f['control']['dial']}; the gap {closes} ({f['control']['gap']:+.1f}).", ""]
+    return "\n".join(lines)
