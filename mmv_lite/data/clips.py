@@ -161,6 +161,20 @@ class VideoRecord:
     caption_valid: np.ndarray | None = None  # (C,) some word is in the vocabulary
 
 
+def media_files(root: str | os.PathLike) -> dict[str, Path]:
+    """``{video_id: path}`` of the media files of a folder (``ROOT/videos/`` if it exists, else ``ROOT``), sorted.
+
+    The id is the file name without its extension; when two files share it (``a.mp4``, ``a.webm``), the later one
+    keeps its extension in the id (``a.webm``), so that no file is left out."""
+    root = Path(root)
+    folder = root / "videos" if (root / "videos").is_dir() else root
+    files: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS + AUDIO_EXTENSIONS and not p.name.startswith("."):
+            files[p.stem if p.stem not in files else p.name] = p
+    return files
+
+
 def hash_split(video_id: str) -> str:
     """Deterministic 70 / 15 / 15 split for folders without metadata, from a checksum of the video id."""
     h = zlib.crc32(video_id.encode()) % 100
@@ -190,6 +204,8 @@ class ClipDataset(Dataset):
         skip_bad: warn and skip bad files/entries instead of raising :class:`BadClipError`.
         cache_dir: where decoded clips are kept (default :func:`default_cache_dir`); ``cache=False`` decodes every time.
         windows_per_segment: fixed windows per ground-truth segment (evenly spaced).
+        annotations: read ``captions.json`` and ``metadata.json``; False treats ROOT as a plain folder of media files
+            (every video tiled with clip-long windows, no narrations, no labels).
     """
 
     def __init__(
@@ -204,6 +220,7 @@ class ClipDataset(Dataset):
         cache_dir: str | os.PathLike | None = None,
         windows_per_segment: int = 1,
         cache: bool = True,
+        annotations: bool = True,
     ):
         self.root = Path(root)
         if not self.root.is_dir():
@@ -232,8 +249,9 @@ class ClipDataset(Dataset):
         self._bad_windows: set[int] = set()  # windows that need a truncated file past its end
         self._warned: set[tuple[str, str]] = set()
 
-        metadata = self._load_metadata()
-        captions = self._load_captions()
+        self.skipped: list[str] = []  # what was left out and why (with skip_bad), in the order it happened
+        metadata = self._load_metadata() if annotations else None
+        captions = self._load_captions() if annotations else {}
         self.class_names: dict[str, list[str]] = dict(metadata.get("classes", {})) if metadata else {}
         self.videos: dict[str, VideoRecord] = self._index_videos(metadata, captions, kinds)
 
@@ -257,6 +275,7 @@ class ClipDataset(Dataset):
     def _bad_input(self, message: str) -> None:
         if not self.skip_bad:
             raise BadClipError(message)
+        self.skipped.append(message)
         log.warning("skipping: %s", message)
 
     def _load_metadata(self) -> dict | None:
@@ -291,16 +310,8 @@ class ClipDataset(Dataset):
                 self._bad_input(f"{e}; video {vid!r} gets no narration")
         return out
 
-    def _media_files(self) -> dict[str, Path]:
-        folder = self.root / "videos" if (self.root / "videos").is_dir() else self.root
-        files: dict[str, Path] = {}
-        for p in sorted(folder.iterdir()):
-            if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS + AUDIO_EXTENSIONS and not p.name.startswith("."):
-                files.setdefault(p.stem, p)
-        return files
-
     def _index_videos(self, metadata: dict | None, captions: dict, kinds: Sequence[str]) -> dict[str, VideoRecord]:
-        files = self._media_files()
+        files = media_files(self.root)
         meta_videos = metadata.get("videos", {}) if metadata else {}
         if metadata:
             missing = [v for v in meta_videos if v not in files]
@@ -647,11 +658,13 @@ class ClipDataset(Dataset):
                 if not self.skip_bad:
                     raise
                 self._bad_windows.add(i)
+                self.skipped.append(str(e))
                 log.warning("skipping clip %d of %s (replaced by the next good one): %s", i, vid, e)
             except BadClipError as e:
                 if not self.skip_bad:
                     raise
                 self._bad.add(vid)
+                self.skipped.append(str(e))
                 log.warning("skipping %s (clip %d replaced by the next good one): %s", vid, i, e)
         raise BadClipError(f"{self.root}: every video of this dataset failed to load (see the warnings above)")
 
@@ -672,6 +685,7 @@ class ClipDataset(Dataset):
                 if not self.skip_bad:
                     raise
                 self._bad.add(rec.video_id)
+                self.skipped.append(str(e))
                 log.warning("skipping %s: %s", rec.video_id, e)
         return n
 
