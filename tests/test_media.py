@@ -110,6 +110,19 @@ def test_audio_starting_one_second_late_stays_in_sync(tmp_path, cfg):
     assert_identical(fresh, cached)
 
 
+def test_video_starting_after_the_sound(tmp_path, cfg):
+    """Pictures from 3.0 s on, sound from 0 s: before the first frame the clip holds it, on both paths alike."""
+    root = tmp_path / "videos"
+    times = [3.0 + k / 5 for k in range(10)]
+    write_media(root / "intro.mkv", grey_frames(10), times, audio=tone(5.0))
+    fresh, cached = both_paths(root, cfg)
+    assert len(fresh) == 3  # 5 s of streams; the first window ends before the first frame
+    for ds in (fresh, cached):
+        frames, wave = ds.load_clip(ds.videos["intro"], 0.0)
+        assert [frame_index(f) for f in frames] == [0] * 8 and np.abs(wave).max() > 0.3
+    assert_identical(fresh, cached)
+
+
 @pytest.mark.parametrize("factor", [3.0, 1 / 3])
 def test_declared_duration_is_a_hint_in_both_directions(tmp_path, cfg, factor, caplog):
     root = tmp_path / "videos"

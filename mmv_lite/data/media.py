@@ -323,7 +323,7 @@ class _Pictures:
             t = float(ts * frame.time_base)
         else:  # no timestamp at all: the frame follows the previous one
             t = self.times[-1] + self.period if self.times else self.start
-        if t >= self.stop:
+        if t >= self.stop and self.frames:
             return True
         if self.turn is None:  # (frame.rotation, not frame.side_data: the latter makes a reference cycle that a
             # forked DataLoader worker may collect, freeing the parent's scaler threads: a deadlock)
@@ -335,7 +335,7 @@ class _Pictures:
         else:
             self.frames.append(img)
             self.times.append(t)
-        return False
+        return t >= self.stop  # a stream that starts after the span: its first frame stands in, as when cached
 
     def result(self) -> tuple[np.ndarray | None, np.ndarray | None]:
         if not self.frames:
