@@ -39,6 +39,7 @@ SEEK_MARGIN = 1.0  # s decoded before a clip after a seek: the decoder and resam
 AUDIO_GAP = 0.005  # s of timestamp jump between audio frames that starts a new run (ms-rounded timestamps jitter ~1 ms)
 TRUNCATION_SLACK = 0.5  # s a clip may reach past a truncated stream's end before it is refused (last frame held)
 TAIL_SCAN = 3.0  # s before the declared end where the packet scan of probe() starts
+INDEX_TAIL = 256  # last index entries of a stream that probe() checks against the file's size
 
 
 class BadClipError(RuntimeError):
@@ -124,27 +125,36 @@ def _frame_period(stream: Any) -> float:
 
 
 # --------------------------------------------------------------------------------------------------- probe
-def _index_table(stream: Any, file_size: int) -> tuple[float | None, set[int]]:
-    """From the file's index of ``stream``: where it says the stream ends when it lists packets beyond the end of
-    the file (else None), and the timestamps of its entries."""
+def _index_promise(stream: Any, file_size: int) -> float | None:
+    """Where the file's index says ``stream`` ends, when it lists packets beyond the end of the file; else None.
+
+    Only the last entries are read: a file cut short loses its last packets (a long mp4 indexes 100 000 of them).
+    """
     try:
         entries = stream.index_entries
         n = len(entries)
     except (AttributeError, TypeError):
-        return None, set()
-    beyond, last, table = False, -math.inf, set()
-    for i in range(n):
-        e = entries[i]
-        beyond = beyond or e.pos + e.size > file_size
-        last = max(last, e.timestamp)
-        table.add(e.timestamp)
-    if not beyond or not math.isfinite(last):
-        return None, table
+        return None
+    tail = [entries[i] for i in range(max(0, n - INDEX_TAIL), n)]
+    if not any(e.pos + e.size > file_size for e in tail):
+        return None
     period = _frame_period(stream) if stream.type == "video" else 0.0
-    return float(last * stream.time_base) + period, table
+    return float(max(e.timestamp for e in tail) * stream.time_base) + period
 
 
-def _packet_ends(container: Any, streams: list[Any], from_time: float, index: dict) -> tuple[dict[str, float], bool]:
+def _listed(stream: Any, timestamp: int) -> bool:
+    """Whether the file's index has an entry at ``timestamp`` (True when the stream has no index to ask)."""
+    try:
+        entries = stream.index_entries
+        if not len(entries):
+            return True
+        i = entries.search_timestamp(timestamp, backward=True, any_frame=True)
+        return i >= 0 and entries[i].timestamp == timestamp
+    except (AttributeError, TypeError):
+        return True
+
+
+def _packet_ends(container: Any, streams: list[Any], from_time: float) -> tuple[dict[str, float], bool]:
     """End time (s) of the last packet of each stream, reading packets (not decoding) from ``from_time``; and
     whether seeking there kept the timestamps the file's index gives (some AVI files renumber frames after a seek)."""
     import av
@@ -164,8 +174,8 @@ def _packet_ends(container: Any, streams: list[Any], from_time: float, index: di
             kind = p.stream.type
             if kind not in checked and from_time > 0:
                 checked.add(kind)
-                listed = index.get(kind)  # the first packet after a seek starts an index entry
-                seek_ok = seek_ok and (not listed or (p.dts if p.dts is not None else p.pts) in listed)
+                # the first packet after a seek starts an entry of the index, at the index's timestamp
+                seek_ok = seek_ok and _listed(p.stream, p.dts if p.dts is not None else p.pts)
             end = float((ts + (p.duration or 0)) * p.time_base)
             if not p.duration and kind == "video":
                 end += _frame_period(p.stream)
@@ -193,15 +203,13 @@ def probe(path: str | os.PathLike) -> MediaInfo:
             declared = c.duration / 1_000_000 if c.duration is not None else None
             fps = float(vs.average_rate) if vs is not None and vs.average_rate else None
             size = path.stat().st_size
-            index = {s.type: _index_table(s, size) for s in streams}
-            promised = {kind: promise for kind, (promise, _) in index.items()}
-            tables = {kind: table for kind, (_, table) in index.items()}
+            promised = {s.type: _index_promise(s, size) for s in streams}
             tail = max(0.0, (declared or 0.0) - TAIL_SCAN)
-            ends, seekable = _packet_ends(c, streams, tail, tables)
+            ends, seekable = _packet_ends(c, streams, tail)
         if tail > 0 and (not seekable or any(kind not in ends for kind in promised)):  # read every packet
             # (a new container: stream objects die with theirs)
             with av.open(str(path)) as c:
-                ends, _ = _packet_ends(c, [s for s in _first_streams(c) if s is not None], 0.0, tables)
+                ends, _ = _packet_ends(c, [s for s in _first_streams(c) if s is not None], 0.0)
     except BadClipError:
         raise
     except Exception as e:  # av.error.FFmpegError, OSError, ...
