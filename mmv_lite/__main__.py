@@ -1,6 +1,7 @@
 """The command line: ``python -m mmv_lite <command> [options]``.
 
-Each command lives in the module that does the work; that module exposes ``cli_main(argv) -> int``.
+Each command lives in the module that does the work; that module exposes ``cli_main(argv) -> int`` (or the function
+named after a colon, for a module that serves two commands).
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ COMMANDS = {
     "train": ("mmv_lite.train", "pretrain an MMV network (also under torchrun for several GPUs)"),
     "evaluate": ("mmv_lite.evaluate", "retrieval and linear-probe evaluation of a checkpoint"),
     "experiment": ("mmv_lite.experiments", "the paper's tables in miniature: 'design' or 'deflation'"),
+    "embed": ("mmv_lite.own_videos:embed_main", "features and embeddings of every clip of a folder of your videos"),
+    "search": ("mmv_lite.own_videos:search_main", "find the clips of your videos that match words or a sound"),
 }
+
+
+def entry_point(name: str):
+    """The function that runs command ``name``: ``module.cli_main``, or ``module.function`` for "module:function"."""
+    module, _, function = COMMANDS[name][0].partition(":")
+    return getattr(importlib.import_module(module), function or "cli_main")
 
 
 def usage() -> str:
@@ -32,8 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
-    return int(module.cli_main(rest) or 0)
+    return int(entry_point(name)(rest) or 0)
 
 
 if __name__ == "__main__":

@@ -112,6 +112,7 @@ class TrainConfig:
     log_every: int = 50
     seed: int = 0
     amp: bool = True  # mixed precision on CUDA (bf16 where supported)
+    amp_dtype: str = "auto"  # "auto" (CUDA only: bf16, else fp16), "bf16" (any device, CPU too), "fp16" (CUDA)
     sync_bn: bool = True  # several GPUs: SyncBatchNorm, the paper's cross-replica BatchNorm
 
 
@@ -277,6 +278,8 @@ def validate(cfg: Config) -> None:
         raise ValueError(f"model.head={m.head!r}; expected 'mlp' or 'linear'")
     if t.modalities not in MODALITY_SETS:
         raise ValueError(f"train.modalities={t.modalities!r}; expected one of {MODALITY_SETS}")
+    if t.amp_dtype not in ("auto", "bf16", "fp16"):
+        raise ValueError(f"train.amp_dtype={t.amp_dtype!r}; expected 'auto', 'bf16' or 'fp16'")
     if d.num_frames < 1 or d.fps <= 0:
         raise ValueError("data.num_frames must be >= 1 and data.fps > 0")
     if t.batch_size < 2:

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from .config import TrainConfig
-from .runtime import autocast_settings
+from .runtime import autocast_settings, cpu_autocast_kernels
 
 
 def lr_factor(step: int, warmup: int, total: int) -> float:
@@ -102,7 +102,7 @@ def build_optimiser(
     opt = torch.optim.Adam([p for p in params if p.requires_grad], lr=tc.lr, weight_decay=tc.weight_decay)
     rate = WarmupCosine(tc.warmup_steps, tc.steps) if schedule else ConstantRate()
     sched = torch.optim.lr_scheduler.LambdaLR(opt, rate)
-    amp_dtype, needs_scaler = autocast_settings(device, tc.amp if amp is None else amp)
+    amp_dtype, needs_scaler = autocast_settings(device, tc.amp if amp is None else amp, tc.amp_dtype)
     scaler = torch.amp.GradScaler("cuda", enabled=needs_scaler)
     return Optimiser(opt, sched, scaler, amp_dtype, device.type)
 
@@ -119,11 +119,12 @@ def train_step(
     ``loss_fn(output)`` gives ``{"loss": ...}``; the backward pass is scaled when float16 needs it; then the
     optimiser and the learning-rate schedule take one step.
     """
-    with opt.autocast():
-        out = model(**inputs) if isinstance(inputs, dict) else model(inputs)
-    losses = loss_fn(out)
-    opt.optimizer.zero_grad(set_to_none=True)
-    opt.scaler.scale(losses["loss"]).backward()
+    with cpu_autocast_kernels(torch.device(opt.device_type), opt.amp_dtype):
+        with opt.autocast():
+            out = model(**inputs) if isinstance(inputs, dict) else model(inputs)
+        losses = loss_fn(out)
+        opt.optimizer.zero_grad(set_to_none=True)
+        opt.scaler.scale(losses["loss"]).backward()
     opt.scaler.step(opt.optimizer)
     opt.scaler.update()
     opt.scheduler.step()

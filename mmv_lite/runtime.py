@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -76,16 +78,47 @@ def default_cpu_threads() -> int:
     return max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) // 2))
 
 
-def autocast_settings(device: torch.device, enabled: bool = True) -> tuple[torch.dtype | None, bool]:
-    """(autocast dtype or None, whether a GradScaler is needed): bf16 on CUDA where supported, else fp16 + scaler.
+def autocast_settings(
+    device: torch.device, enabled: bool = True, dtype: str = "auto"
+) -> tuple[torch.dtype | None, bool]:
+    """(autocast dtype or None, whether a GradScaler is needed) for ``train.amp`` / ``train.amp_dtype``.
 
-    CPU and MPS train in float32: CPU bf16 is slower than float32 for these convolutions on most laptops.
+    ``"auto"``: bf16 on CUDA where supported, else fp16 + scaler; CPU and MPS train in float32 (CPU bf16 is slower than
+    float32 for these convolutions on most laptops). ``"bf16"``: bf16 on any device, the CPU included (no scaler: bf16
+    has float32's range). ``"fp16"``: fp16 + scaler, CUDA only.
     """
-    if not enabled or device.type != "cuda":
+    if not enabled:
+        return None, False
+    if dtype == "bf16":
+        return torch.bfloat16, False
+    if dtype == "fp16":
+        if device.type != "cuda":
+            raise ValueError(f"train.amp_dtype='fp16' needs CUDA (device is {device.type}); use 'bf16' on the CPU")
+        return torch.float16, True
+    if device.type != "cuda":
         return None, False
     if torch.cuda.is_bf16_supported():
         return torch.bfloat16, False
     return torch.float16, True
+
+
+@contextlib.contextmanager
+def cpu_autocast_kernels(device: torch.device, amp_dtype: torch.dtype | None) -> Iterator[None]:
+    """Under bf16 autocast on the CPU, PyTorch's own convolution kernels instead of oneDNN's.
+
+    oneDNN's bf16 weight gradient of a stride-2 3 x 3 convolution over a 1 x 1 input reads memory it never wrote (torch
+    2.14: 16 different results in 100 identical calls, 2 of them inf/NaN), and small clips reach 1 x 1 maps. Float32
+    and CUDA are not affected.
+    """
+    if device.type != "cpu" or amp_dtype != torch.bfloat16:
+        yield
+        return
+    was = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = was
 
 
 def all_ranks_agree(flag: bool, rt: Runtime) -> bool:

@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -53,3 +56,27 @@ def test_rewritten_captions_name_the_segment_under_each_caption(tiny_samples, tm
             assert text == f"the {seg['colour']} {seg['kind']} {seg['motion']}s"
     assert (out / "videos").resolve() == (tiny_samples / "videos").resolve()
     assert json.loads((tiny_samples / "captions.json").read_text()) == before  # the source is untouched
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: run bench/gpu_check.py itself")
+def test_gpu_check_without_cuda_says_so_and_its_smoke_test_runs(capsys):
+    """bench/gpu_check.py needs CUDA for its table; here it must say so, parse its options, and run its step timing
+    on the CPU with the lite preset (the code path the GPU rows use)."""
+    gpu = _bench_module("gpu_check")
+    r = subprocess.run([sys.executable, "bench/gpu_check.py"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "needs a CUDA GPU" in r.stderr and "--device cpu" in r.stderr
+    args = gpu.parse_args([])
+    assert args.presets == ["s3dg", "tsm_r50"] and args.batch == 8 and args.budget < 300 and not args.skip_ddp
+    with pytest.raises(SystemExit):
+        gpu.parse_args(["--batch", "1"])
+    shapes = {k: tuple(v.shape) for k, v in gpu.random_batch("s3dg", 2, torch.device("cpu")).items()}
+    assert shapes["video"] == (2, 3, 32, 200, 200) and shapes["audio"][1:] == (1, 48_000 * 32 // 10 // 1024 + 1, 80)
+    smoke = ["--device", "cpu", "--presets", "lite", "--steps", "1", "--batch", "4", "--skip-ddp", "--skip-lite"]
+    assert gpu.main(smoke) == 0
+    table = capsys.readouterr().out
+    rows = [line for line in table.splitlines() if line.startswith("| lite")]
+    assert [r.split("|")[2].strip() for r in rows] == ["fp32", "bf16"]
+    for r in rows:
+        ms, clips = (float(r.split("|")[i]) for i in (3, 4))
+        assert ms > 0 and clips == pytest.approx(4 / (ms / 1000), rel=0.01)
+    assert "skipped: time budget" in gpu.format_table([{"what": "x", "note": "skipped: time budget"}], "h")

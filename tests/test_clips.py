@@ -256,19 +256,36 @@ def test_corrupt_mp4(samples_copy, lite_data_cfg, caplog):
 
 
 def test_truncated_mp4(samples_copy, lite_data_cfg, caplog):
+    """Half of the file is gone while its index still lists every packet: the clips the remaining data covers are
+    served exactly as from the intact file; the others are refused, naming the stream and where its data ends."""
     path = samples_copy / "videos" / "narrated_001.mp4"
+    intact = ClipDataset(samples_copy, "all", lite_data_cfg, cache_dir=samples_copy / ".c0")
+    intact.warm_cache()
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # the index is at the front: it still opens
-    ds = ClipDataset(samples_copy, "all", lite_data_cfg)
-    bad = next(i for i, w in enumerate(ds.windows) if w.video_id == "narrated_001")
-    with pytest.raises(BadClipError, match="narrated_001.mp4.*(corrupt|truncated)"):
-        ds[bad]
+    with caplog.at_level(logging.WARNING):
+        ds = ClipDataset(samples_copy, "all", lite_data_cfg, cache_dir=samples_copy / ".c1")
+    assert "narrated_001.mp4: truncated" in caplog.text
+    ends = ds.videos["narrated_001"].truncated["video"][0]
+    assert 0 < ends < 0.75 * ds.videos["narrated_001"].duration
+    mine = [i for i, w in enumerate(ds.windows) if w.video_id == "narrated_001"]
+    good = [i for i in mine if ds.windows[i].start + ds.clip_seconds <= ends]
+    bad = [i for i in mine if ds.windows[i].start + ds.clip_seconds > ends + 0.5]
+    assert good and bad and len(ds) == len(intact)
+    fresh = ClipDataset(samples_copy, "all", lite_data_cfg, cache=False)
+    for i in good:
+        assert torch.equal(ds[i]["video"], intact[i]["video"]) and torch.equal(ds[i]["audio"], intact[i]["audio"])
+        assert torch.equal(fresh[i]["video"], intact[i]["video"])
+    for d in (ds, fresh):
+        with pytest.raises(BadClipError, match=r"narrated_001.mp4: truncated: the video stream ends at \d+\.\d\d s"):
+            d[bad[0]]
     ds = ClipDataset(samples_copy, "all", lite_data_cfg, skip_bad=True, cache_dir=samples_copy / ".c2")
+    caplog.clear()
     with caplog.at_level(logging.WARNING):
         items = [ds[i] for i in range(len(ds))]
-    assert "narrated_001" in caplog.text
-    got = {it["video_id"] for it in items}
-    assert got == {"narrated_000", "sound_000", "sound_001"}  # every other video still served
-    assert all(it["video_id"] != "narrated_001" for it in items)
+    assert "narrated_001" in caplog.text and "the video stream ends at" in caplog.text
+    served = {it["index"] for it in items}
+    assert set(good) <= served and not served & set(bad)  # only the clips past the end are skipped
+    assert {it["video_id"] for it in items} == {"narrated_000", "narrated_001", "sound_000", "sound_001"}
 
 
 def test_video_without_audio_stream(tmp_path, lite_data_cfg):

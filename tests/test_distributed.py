@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
+from datetime import timedelta
+from typing import Any
 
 import pytest
 import torch
@@ -60,9 +61,12 @@ def _grads(model: nn.Module, loss_fn: MMVLoss, batch: dict) -> tuple[float, dict
     return loss.item(), {n: p.grad.detach().clone() for n, p in model.named_parameters()}
 
 
-def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
+def _worker(rank: int, world: int, init_file: str, out_dir: str, exited: Any) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    # A file store, not a TCP port: no race for a free port with other jobs on the machine.
+    dist.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world, timeout=timedelta(seconds=120)
+    )
     try:
         torch.manual_seed(0)
         model = nn.parallel.DistributedDataParallel(TinyMMV())
@@ -74,20 +78,30 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
         dist.all_reduce(mean_loss)
         grads = {n.removeprefix("module."): g for n, g in grads.items()}
         torch.save({"loss": mean_loss.item() / world, "grads": grads}, os.path.join(out_dir, f"rank{rank}.pt"))
+        del model  # DDP's reducer holds the group and its buffers: release them before the group goes
+    finally:
+        _teardown(exited)
+
+
+def _teardown(exited: Any) -> None:
+    """Take the gloo group down the same way on every run.
+
+    gloo aborts a process ("terminate called without an active exception") when a rank destroys the group, or exits,
+    while a peer still talks to it: so every rank first finishes its collectives (barrier), then destroys the group,
+    and no rank exits before all have destroyed theirs (a process barrier outside torch.distributed).
+    """
+    try:
+        dist.barrier()
     finally:
         dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        exited.wait(timeout=120)
 
 
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs torch.distributed gloo")
 def test_two_process_gradients_equal_full_batch(tmp_path):
     world = 2
-    mp.spawn(_worker, args=(world, _free_port(), str(tmp_path)), nprocs=world, join=True)
+    exited = mp.get_context("spawn").Barrier(world)
+    mp.spawn(_worker, args=(world, str(tmp_path / "store"), str(tmp_path), exited), nprocs=world, join=True)
 
     torch.manual_seed(0)
     model = TinyMMV()

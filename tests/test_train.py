@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 from mmv_lite.checkpoints import load_checkpoint, load_model
 from mmv_lite.config import get_config
 from mmv_lite.data.text import WordVectors
+from mmv_lite.runtime import autocast_settings, cpu_autocast_kernels
 from mmv_lite.train import cli_main, train
 
 VOCAB = ["<pad>"] + [f"w{i}" for i in range(30)]
@@ -188,6 +189,60 @@ def test_logs_checkpoint_and_export(tmp_path):
     torch.save(bad, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="do not fit the model"):
         load_model(tmp_path / "bad.pt")
+
+
+def test_bf16_autocast_on_the_cpu_trains(tmp_path, monkeypatch):
+    """train.amp_dtype='bf16' runs the forward pass under CPU autocast (the CUDA mixed-precision path, exercisable
+    without a GPU): the training convolutions compute in bf16, the loss stays finite, every trained tensor moves, and
+    the trained network embeds the validation clips (float32) finitely. The CPU default ('auto') stays float32."""
+    import mmv_lite.train as train_module
+
+    assert autocast_settings(torch.device("cpu")) == (None, False)  # the CPU default is unchanged
+    assert autocast_settings(torch.device("cpu"), dtype="bf16") == (torch.bfloat16, False)
+    with pytest.raises(ValueError, match="fp16.*CUDA"):
+        autocast_settings(torch.device("cpu"), dtype="fp16")
+    torch.set_num_threads(1)
+    seen, initial = set(), {}
+    build = train_module.build_model
+
+    def build_and_watch(*args, **kwargs):
+        model = build(*args, **kwargs)
+        initial.update(_params(model))
+        for layer in model.modules():
+            if isinstance(layer, (torch.nn.Conv2d, torch.nn.Conv3d)):
+                layer.register_forward_hook(lambda m, i, out: seen.add(out.dtype) if m.training else None)
+        return model
+
+    monkeypatch.setattr(train_module, "build_model", build_and_watch)
+    cfg = tiny_config(steps=4, amp_dtype="bf16", eval_every=0, checkpoint_every=0)
+    summary = train(cfg, out_dir=tmp_path / "bf16", datasets=fake_data(), progress=False, verbose=False)
+    assert seen == {torch.bfloat16}
+    assert np.isfinite(summary["loss"])
+    after = load_checkpoint(tmp_path / "bf16" / "checkpoint.pt")["model"]
+    trained = [
+        k for k, v in initial.items() if v.is_floating_point() and "running" not in k and "word_vectors" not in k
+    ]
+    assert trained and all(not torch.equal(after[k], initial[k]) for k in trained), "some parameters did not move"
+    with pytest.raises(ValueError, match="amp_dtype"):
+        train(tiny_config(amp_dtype="fp8"), out_dir=tmp_path / "bad", datasets=fake_data(), progress=False)
+
+
+def test_cpu_bf16_convolution_gradients_repeat_under_the_guard():
+    """Why CPU bf16 training avoids oneDNN (runtime.cpu_autocast_kernels): the weight gradient of a stride-2 3 x 3
+    convolution over a 1 x 1 map must come out the same, and finite, every time."""
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(8, 16, 1, 1, generator=g), torch.randn(32, 16, 3, 3, generator=g)
+    grad_out = torch.randn(8, 32, 1, 1, generator=g)
+    results = set()
+    with cpu_autocast_kernels(torch.device("cpu"), torch.bfloat16):
+        for _ in range(30):
+            weight = w.bfloat16().requires_grad_(True)
+            y = torch.nn.functional.conv2d(x.bfloat16(), weight, stride=2, padding=1)
+            (grad,) = torch.autograd.grad(y, weight, grad_out.bfloat16())
+            assert torch.isfinite(grad).all()
+            results.add(grad.float().sum().item())
+    assert len(results) == 1
+    assert torch.backends.mkldnn.enabled  # restored afterwards
 
 
 _SIGINT_SCRIPT = textwrap.dedent(

@@ -22,19 +22,31 @@ each segment (one, at its centre, by default); without, the video is tiled with 
 window's start is re-drawn uniformly within its segment (temporal jitter) and the frames are augmented
 (``mmv_lite.data.augment``); eval mode is deterministic.
 
+Time. Frames and sound are placed by their timestamps (``mmv_lite.data.media``): frame ``i`` of a clip is the frame on
+screen at ``start + i / fps``, for constant and variable frame rates alike; audio that starts late or has gaps is
+silence there; display rotation is applied. Windows tile the span where the streams really are, not the container's
+declared duration. The cached and the uncached path (``cache=False``) decode with the same function and give the same
+clips.
+
 Short videos. A clip longer than the video starts at 0 and is *padded*, not looped: the last frame is held and the
 audio after the end is silence, so that frames and sound stay in sync.
 
-Cache. The first time a video is read its frames (uint8, shorter side at most ``resize_to``) and waveform (int16 at
-``sample_rate``) are written to ``cache_dir`` (default ``ROOT/.cache``, or a user cache folder when ROOT is read-only)
-as ``.npy`` files, through a temporary name and an atomic rename, so several DataLoader workers can fill it at once.
-Later reads memory-map them: no mp4 is decoded again. The cache key holds the file's size and modification time;
-writing the entry of a rewritten file deletes the entries of its earlier versions.
+Cache. The first time a video is read its frames (uint8, shorter side at most ``resize_to``) with their timestamps and
+its waveform (mono int16 at the stream's rate) are written to ``cache_dir`` (default ``ROOT/.cache``, or a user cache
+folder when ROOT is read-only) as ``.npy`` files, through a temporary name and an atomic rename, so several DataLoader
+workers can fill it at once. Later reads memory-map them: no video is decoded again. The cache key holds the file's
+size and modification time; writing the entry of a rewritten file deletes the entries of its earlier versions. An
+entry of a damaged file holds what decoded and lists the damaged spans (``"salvaged": true`` in its ``.json``).
 
-Bad input. A file that cannot be decoded, is truncated, or a caption entry that does not parse raises
-:class:`BadClipError` naming the file and the problem. With ``skip_bad=True`` it is logged as a warning instead: a bad
-video found at construction is left out, one found while loading is replaced by the next good window (its
-``index`` says which), a bad caption entry leaves that video without narration. No other item is lost.
+Bad input. A damaged packet costs only its own stream and span: frames that decode are used (the previous frame is
+held over a damaged one); a clip that overlaps damaged or cut-off audio gets ``has_audio = False`` and a warning naming
+the file, the stream and the span. A truncated file (its index lists packets past the end of the data) serves the
+clips its data covers; a clip that needs the video past the end raises :class:`TruncatedClipError` saying which
+stream ends where. A file with nothing usable (no stream opens, no frame decodes), or a caption entry that does not
+parse, raises :class:`BadClipError` naming the file and the problem. With ``skip_bad=True`` these are logged as
+warnings instead: a bad video found at construction is left out, a clip that fails while loading is replaced by the
+next good window (its ``index`` says which; a truncated clip leaves the file's other clips in), a bad caption entry
+leaves that video without narration. No other item is lost.
 """
 
 from __future__ import annotations
@@ -43,11 +55,10 @@ import glob
 import hashlib
 import json
 import logging
-import math
 import os
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +70,18 @@ from ..config import DataConfig, get_config
 from ..files import atomic_write
 from .audio import LogMel, num_audio_frames, num_audio_samples
 from .augment import VideoTransform
+from .media import (
+    TRUNCATION_SLACK,
+    BadClipError,
+    Damage,
+    Decoded,
+    MediaInfo,
+    TruncatedClipError,
+    cut_clip,
+    damage_in,
+    decode,
+    probe,
+)
 from .text import WordVectors
 
 log = logging.getLogger(__name__)
@@ -69,148 +92,8 @@ SPLITS = ("train", "val", "test", "all")
 KINDS = ("narrated", "sound")
 # Ground-truth factors of the sample world (metadata.json): per segment, plus the video's background.
 FACTORS = ("kind", "colour", "shade", "size", "motion", "background")
-CACHE_VERSION = 1
-
-
-class BadClipError(RuntimeError):
-    """A media, caption or metadata file that cannot be used; the message names the file and the problem."""
-
-
-# --------------------------------------------------------------------------------------------------- decoding
-@dataclass
-class Decoded:
-    """A decoded stretch of a file. ``frames[i]`` is shown from ``t0 + i / fps``; ``audio[j]`` plays at
-    ``audio_t0 + j / sample_rate``. ``frames`` is None without a video stream, ``audio`` None without an audio one."""
-
-    frames: np.ndarray | None  # (N, H, W, 3) uint8
-    fps: float
-    t0: float
-    audio: np.ndarray | None  # (S,) int16 or float32
-    audio_t0: float
-    sample_rate: int
-
-
-def _target_size(width: int, height: int, max_short_side: int) -> tuple[int, int]:
-    """Downscale so that the shorter side is at most ``max_short_side`` (even sizes); never upscale."""
-    short = min(width, height)
-    if short <= max_short_side:
-        return width, height
-    s = max_short_side / short
-    return max(2, int(round(width * s / 2)) * 2), max(2, int(round(height * s / 2)) * 2)
-
-
-def probe(path: Path) -> dict[str, Any]:
-    """Open a media file and read its streams and duration without decoding (cheap)."""
-    import av
-
-    try:
-        with av.open(str(path)) as c:
-            vs = c.streams.video[0] if c.streams.video else None
-            a = c.streams.audio[0] if c.streams.audio else None
-            if vs is None and a is None:
-                raise BadClipError(f"{path}: no video or audio stream")
-            duration = None
-            if c.duration is not None:
-                duration = c.duration / 1_000_000
-            elif vs is not None and vs.duration is not None:
-                duration = float(vs.duration * vs.time_base)
-            fps = float(vs.average_rate) if vs is not None and vs.average_rate else None
-            return {"has_video": vs is not None, "has_audio": a is not None, "duration": duration, "fps": fps}
-    except BadClipError:
-        raise
-    except Exception as e:  # av.error.FFmpegError, OSError, ...
-        raise BadClipError(f"{path}: cannot open as a media file ({type(e).__name__}: {e})") from e
-
-
-def decode(
-    path: Path,
-    sample_rate: int,
-    max_short_side: int,
-    start: float = 0.0,
-    stop: float = math.inf,
-    expected_duration: float | None = None,
-) -> Decoded:
-    """Decode frames and mono audio (resampled to ``sample_rate`` by PyAV) of ``[start, stop)`` seconds.
-
-    With ``start > 0`` the demuxer seeks to the keyframe before ``start`` first. Decoding the whole file
-    (the default) also checks that the decoded video lasts about ``expected_duration`` (truncated files).
-    """
-    import av
-
-    frames: list[np.ndarray] = []
-    chunks: list[np.ndarray] = []
-    t0 = audio_t0 = None
-    fps = 0.0
-    try:
-        with av.open(str(path)) as c:
-            vs = c.streams.video[0] if c.streams.video else None
-            ast = c.streams.audio[0] if c.streams.audio else None
-            if vs is None and ast is None:
-                raise BadClipError(f"{path}: no video or audio stream")
-            if vs is not None:
-                vs.thread_type = "NONE"  # one thread per DataLoader worker; frame threads only add latency here
-                fps = float(vs.average_rate) if vs.average_rate else 0.0
-                width, height = _target_size(vs.codec_context.width, vs.codec_context.height, max_short_side)
-            resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate) if ast is not None else None
-            if start > 0:
-                c.seek(int(max(0.0, start - 0.5) * av.time_base), backward=True, any_frame=False)
-            video_done, audio_done = vs is None, ast is None
-            streams = [s for s in (vs, ast) if s is not None]
-            for packet in c.demux(*streams):
-                if video_done and audio_done:
-                    break
-                for frame in packet.decode():
-                    if frame.pts is None:
-                        continue
-                    t = float(frame.pts * frame.time_base)
-                    if packet.stream is vs:
-                        if t >= stop:
-                            video_done = True
-                            continue
-                        if fps and t < start - 0.5 / fps:
-                            continue
-                        if t0 is None:
-                            t0 = t
-                        frames.append(frame.to_ndarray(format="rgb24", width=width, height=height))
-                    else:
-                        if t >= stop:
-                            audio_done = True
-                            continue
-                        if audio_t0 is None:
-                            audio_t0 = t
-                        for out in resampler.resample(frame):
-                            chunks.append(out.to_ndarray().reshape(-1))
-            if resampler is not None and not audio_done:
-                for out in resampler.resample(None):
-                    chunks.append(out.to_ndarray().reshape(-1))
-    except BadClipError:
-        raise
-    except Exception as e:  # av.error.InvalidDataError and friends on corrupt data
-        raise BadClipError(f"{path}: cannot decode, the file is corrupt or truncated ({type(e).__name__}: {e})") from e
-    if vs is not None and not frames:
-        raise BadClipError(f"{path}: no video frame could be decoded from {start:.2f} s")
-    if not fps and len(frames) > 1:
-        fps = 25.0
-    audio = np.concatenate(chunks) if chunks else (np.zeros(0, np.int16) if ast is not None else None)
-    if (
-        expected_duration is not None
-        and start == 0
-        and math.isinf(stop)
-        and vs is not None
-        and len(frames) / max(fps, 1e-9) < 0.9 * expected_duration - 0.5
-    ):
-        raise BadClipError(
-            f"{path}: truncated or damaged: decoded {len(frames) / fps:.2f} s of video, "
-            f"the file declares {expected_duration:.2f} s"
-        )
-    return Decoded(
-        frames=np.stack(frames) if frames else None,
-        fps=fps,
-        t0=t0 or 0.0,
-        audio=audio,
-        audio_t0=audio_t0 or 0.0,
-        sample_rate=sample_rate,
-    )
+CACHE_VERSION = 2  # 2: frames stored with their timestamps, audio placed by its own, salvaged damage listed
+_ENTRY_ARRAYS = (".frames.npy", ".times.npy", ".audio.npy")  # a cache entry: these and its .json
 
 
 # --------------------------------------------------------------------------------------------------- files
@@ -268,12 +151,28 @@ class VideoRecord:
     has_video: bool
     has_audio: bool
     segments: list[dict] = field(default_factory=list)
+    truncated: dict[str, tuple[float, float]] = field(default_factory=dict)  # kind -> (data ends, index promises) s
+    seekable: bool = False  # clips may be decoded after a seek (MediaInfo.seekable)
     background: str = ""  # the scene, from metadata.json ("" when unknown)
     caption_start: np.ndarray | None = None  # (C,)
     caption_end: np.ndarray | None = None
     caption_text: list[str] = field(default_factory=list)
     caption_ids: torch.Tensor | None = None  # (C, L)
     caption_valid: np.ndarray | None = None  # (C,) some word is in the vocabulary
+
+
+def media_files(root: str | os.PathLike) -> dict[str, Path]:
+    """``{video_id: path}`` of the media files of a folder (``ROOT/videos/`` if it exists, else ``ROOT``), sorted.
+
+    The id is the file name without its extension; when two files share it (``a.mp4``, ``a.webm``), the later one
+    keeps its extension in the id (``a.webm``), so that no file is left out."""
+    root = Path(root)
+    folder = root / "videos" if (root / "videos").is_dir() else root
+    files: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS + AUDIO_EXTENSIONS and not p.name.startswith("."):
+            files[p.stem if p.stem not in files else p.name] = p
+    return files
 
 
 def hash_split(video_id: str) -> str:
@@ -305,6 +204,8 @@ class ClipDataset(Dataset):
         skip_bad: warn and skip bad files/entries instead of raising :class:`BadClipError`.
         cache_dir: where decoded clips are kept (default :func:`default_cache_dir`); ``cache=False`` decodes every time.
         windows_per_segment: fixed windows per ground-truth segment (evenly spaced).
+        annotations: read ``captions.json`` and ``metadata.json``; False treats ROOT as a plain folder of media files
+            (every video tiled with clip-long windows, no narrations, no labels).
     """
 
     def __init__(
@@ -319,6 +220,7 @@ class ClipDataset(Dataset):
         cache_dir: str | os.PathLike | None = None,
         windows_per_segment: int = 1,
         cache: bool = True,
+        annotations: bool = True,
     ):
         self.root = Path(root)
         if not self.root.is_dir():
@@ -343,10 +245,13 @@ class ClipDataset(Dataset):
         self.logmel = LogMel(self.cfg)
         self.transform = VideoTransform(self.cfg, train)
         self._mmaps: dict[str, Decoded] = {}
-        self._bad: set[str] = set()
+        self._bad: set[str] = set()  # video ids with nothing usable
+        self._bad_windows: set[int] = set()  # windows that need a truncated file past its end
+        self._warned: set[tuple[str, str]] = set()
 
-        metadata = self._load_metadata()
-        captions = self._load_captions()
+        self.skipped: list[str] = []  # what was left out and why (with skip_bad), in the order it happened
+        metadata = self._load_metadata() if annotations else None
+        captions = self._load_captions() if annotations else {}
         self.class_names: dict[str, list[str]] = dict(metadata.get("classes", {})) if metadata else {}
         self.videos: dict[str, VideoRecord] = self._index_videos(metadata, captions, kinds)
 
@@ -370,6 +275,7 @@ class ClipDataset(Dataset):
     def _bad_input(self, message: str) -> None:
         if not self.skip_bad:
             raise BadClipError(message)
+        self.skipped.append(message)
         log.warning("skipping: %s", message)
 
     def _load_metadata(self) -> dict | None:
@@ -404,16 +310,8 @@ class ClipDataset(Dataset):
                 self._bad_input(f"{e}; video {vid!r} gets no narration")
         return out
 
-    def _media_files(self) -> dict[str, Path]:
-        folder = self.root / "videos" if (self.root / "videos").is_dir() else self.root
-        files: dict[str, Path] = {}
-        for p in sorted(folder.iterdir()):
-            if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS + AUDIO_EXTENSIONS and not p.name.startswith("."):
-                files.setdefault(p.stem, p)
-        return files
-
     def _index_videos(self, metadata: dict | None, captions: dict, kinds: Sequence[str]) -> dict[str, VideoRecord]:
-        files = self._media_files()
+        files = media_files(self.root)
         meta_videos = metadata.get("videos", {}) if metadata else {}
         if metadata:
             missing = [v for v in meta_videos if v not in files]
@@ -433,25 +331,46 @@ class ClipDataset(Dataset):
                 continue
             try:
                 info = probe(files[vid])
-                duration = m.get("duration") or info["duration"]
-                if not duration or duration <= 0:  # no duration in the header: decode once to measure it
-                    d = self._decode_full(files[vid], None)
-                    duration = len(d.frames) / d.fps if d.frames is not None else len(d.audio) / d.sample_rate
             except BadClipError as e:
                 self._bad_input(str(e))
                 continue
+            duration = m.get("duration") or info.duration
+            self._note_duration(files[vid], info)
             records[vid] = VideoRecord(
                 video_id=vid,
                 path=files[vid],
                 split=split,
                 kind=kind,
                 duration=float(duration),
-                has_video=info["has_video"],
-                has_audio=info["has_audio"],
+                has_video=info.has_video,
+                has_audio=info.has_audio,
                 segments=list(m.get("segments", [])),
                 background=str(m.get("background", "")),
+                truncated=dict(info.truncated),
+                seekable=info.seekable,
             )
         return records
+
+    @staticmethod
+    def _note_duration(path: Path, info: MediaInfo) -> None:
+        """Say when a file's declared duration and its streams disagree (the streams win), or it is truncated."""
+        for kind, (ends, promised) in info.truncated.items():
+            log.warning(
+                "%s: truncated: the %s stream's data ends at %.2f s, its index lists packets up to %.2f s; "
+                "clips after the end are refused",
+                path,
+                kind,
+                ends,
+                promised,
+            )
+        if not info.truncated and info.declared and abs(info.declared - info.duration) > max(1.0, 0.1 * info.duration):
+            log.info(
+                "%s declares %.2f s, its streams end at %.2f s: using %.2f s",
+                path,
+                info.declared,
+                info.duration,
+                info.duration,
+            )
 
     def _attach_captions(self, rec: VideoRecord, cap: dict[str, list]) -> None:
         rec.caption_start = np.asarray(cap["start"], np.float64)
@@ -552,9 +471,6 @@ class ClipDataset(Dataset):
         key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{cfg.sample_rate}|{cfg.resize_to}|{CACHE_VERSION}"
         return self.cache_dir / f"{path.stem}-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
 
-    def _decode_full(self, path: Path, expected_duration: float | None) -> Decoded:
-        return decode(path, self.cfg.sample_rate, self.cfg.resize_to, expected_duration=expected_duration)
-
     def _load_cached(self, rec: VideoRecord) -> Decoded:
         """The whole video, memory-mapped from the cache; decoded and written there on first use."""
         if rec.video_id in self._mmaps:
@@ -568,37 +484,44 @@ class ClipDataset(Dataset):
                 meta = json.loads(meta_path.read_text())
                 d = Decoded(
                     frames=np.load(stem + ".frames.npy", mmap_mode="r") if meta["has_frames"] else None,
-                    fps=meta["fps"],
-                    t0=meta["t0"],
+                    times=np.load(stem + ".times.npy") if meta["has_frames"] else None,
                     audio=np.load(stem + ".audio.npy", mmap_mode="r") if meta["has_audio"] else None,
                     audio_t0=meta["audio_t0"],
+                    audio_rate=meta["audio_rate"],
                     sample_rate=meta["sample_rate"],
+                    damage=[Damage(**x) for x in meta["damage"]],
                 )
+                if d.frames is not None and len(d.frames) != len(d.times):
+                    raise ValueError(f"{len(d.frames)} frames but {len(d.times)} timestamps")
                 break
-            except (OSError, ValueError, KeyError) as e:  # a damaged entry (disk full, files deleted by hand)
+            except (OSError, ValueError, KeyError, TypeError) as e:  # a damaged entry (disk full, deleted by hand)
                 if attempt:
                     raise BadClipError(f"{rec.path}: cache entry {stem}.* cannot be read after rewriting ({e})") from e
                 log.warning("cache entry %s.* of %s is damaged (%s); decoding again", stem, rec.path, e)
-                for suffix in (".json", ".frames.npy", ".audio.npy"):
+                for suffix in (".json", *_ENTRY_ARRAYS):
                     Path(stem + suffix).unlink(missing_ok=True)
         self._mmaps[rec.video_id] = d
         return d
 
     def _write_cache_entry(self, rec: VideoRecord, stem: str) -> None:
-        d = self._decode_full(rec.path, rec.duration)
+        d = decode(rec.path, self.cfg.sample_rate, self.cfg.resize_to)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         meta = {
-            "fps": d.fps,
-            "t0": d.t0,
             "audio_t0": d.audio_t0,
+            "audio_rate": d.audio_rate,
             "sample_rate": d.sample_rate,
             "has_frames": d.frames is not None,
             "has_audio": d.audio is not None,
+            "salvaged": bool(d.damage),  # True: some spans failed to decode; the entry holds what did
+            "damage": [asdict(x) for x in d.damage],
             "source": str(rec.path.resolve()),
             "source_version": self._source_version(rec.path),
         }
+        if d.damage:
+            log.warning("%s: cached what decodes; damaged: %s", rec.path, "; ".join(x.describe() for x in d.damage[:5]))
         if d.frames is not None:
             atomic_write(stem + ".frames.npy", lambda f: np.save(f, d.frames))
+            atomic_write(stem + ".times.npy", lambda f: np.save(f, d.times))
         if d.audio is not None:
             atomic_write(stem + ".audio.npy", lambda f: np.save(f, d.audio))
         atomic_write(stem + ".json", json.dumps(meta))  # written last: its presence marks a complete entry
@@ -623,32 +546,52 @@ class ClipDataset(Dataset):
                 continue
             entry = str(meta_path)[: -len(".json")]
             meta_path.unlink(missing_ok=True)  # first: an entry without its .json is incomplete, never read
-            for suffix in (".frames.npy", ".audio.npy"):
+            for suffix in _ENTRY_ARRAYS:
                 Path(entry + suffix).unlink(missing_ok=True)
 
     def load_clip(self, rec: VideoRecord, start: float) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """Raw frames ``(T, H, W, 3)`` uint8 at ``cfg.fps`` and waveform ``(samples,)`` float32 of one window."""
+        """Raw frames ``(T, H, W, 3)`` uint8 at ``cfg.fps`` and waveform ``(samples,)`` float32 of one window.
+
+        The waveform is None when the file has no audio stream, or when its audio is damaged or cut off within the
+        window (a warning names the file, the stream and the span). Raises :class:`TruncatedClipError` when the
+        window needs the video of a truncated file past its end.
+        """
+        end = start + self.clip_seconds
+        audio_lost = self._check_truncation(rec, start, end)
         if self.use_cache:
             d = self._load_cached(rec)
         else:
-            d = decode(
-                rec.path, self.cfg.sample_rate, self.cfg.resize_to, start=start, stop=start + self.clip_seconds + 0.2
-            )
-        frames = None
-        if d.frames is not None:
-            times = start + np.arange(self.cfg.num_frames) / self.cfg.fps
-            # frame i is on screen during [t0 + i/fps, t0 + (i+1)/fps); past the end the last frame is held
-            idx = np.floor((times - d.t0) * d.fps + 1e-6).astype(np.int64)
-            frames = np.asarray(d.frames[np.clip(idx, 0, len(d.frames) - 1)])
-        wave = None
-        if d.audio is not None:
-            a0 = int(round((start - d.audio_t0) * d.sample_rate))
-            wave = np.zeros(self.num_samples, np.float32)
-            lo, hi = max(a0, 0), min(a0 + self.num_samples, len(d.audio))
-            if hi > lo:  # silence outside the recording
-                chunk = np.asarray(d.audio[lo:hi])
-                wave[lo - a0 : hi - a0] = chunk / 32768.0 if chunk.dtype == np.int16 else chunk
+            d = decode(rec.path, self.cfg.sample_rate, self.cfg.resize_to, start, end + 0.2, rec.seekable)
+        frames, wave = cut_clip(d, start, self.cfg.num_frames, self.cfg.fps, self.num_samples)
+        lost = audio_lost + [x.describe() for x in damage_in(d, "audio", start, end)]
+        if wave is not None and lost:
+            self._warn_once(rec, f"{'; '.join(lost)}: clip {start:.2f}-{end:.2f} s has no audio (has_audio=False)")
+            wave = None
+        held = damage_in(d, "video", start, end)
+        if frames is not None and held:
+            self._warn_once(rec, f"{held[0].describe()}: the frames before it are held there")
         return frames, wave
+
+    def _check_truncation(self, rec: VideoRecord, start: float, end: float) -> list[str]:
+        """Raise when the window needs truncated video past its end; return why its audio is lost, if it is."""
+        need = min(end, rec.duration)
+        lost = []
+        for kind, (ends, promised) in rec.truncated.items():
+            if need <= ends + TRUNCATION_SLACK:
+                continue
+            why = (
+                f"the {kind} stream ends at {ends:.2f} s (the file's index lists {kind} up to {promised:.2f} s: "
+                "the rest of the file is missing)"
+            )
+            if kind == "video" or not rec.has_video:
+                raise TruncatedClipError(f"{rec.path}: truncated: {why}; the clip needs {start:.2f}-{end:.2f} s")
+            lost.append(why)
+        return lost
+
+    def _warn_once(self, rec: VideoRecord, message: str) -> None:
+        if (rec.video_id, message) not in self._warned:
+            self._warned.add((rec.video_id, message))
+            log.warning("%s: %s", rec.path, message)
 
     def _nearest_captions(self, rec: VideoRecord, start: float) -> list[int]:
         """Indices of the K usable captions nearest in time to the window (overlap = distance 0), nearest first."""
@@ -706,15 +649,23 @@ class ClipDataset(Dataset):
             raise IndexError(f"index {index} out of range for {len(self.windows)} clips")
         for k in range(len(self.windows)):
             i = (index + k) % len(self.windows)
-            if self.windows[i].video_id in self._bad:
+            vid = self.windows[i].video_id
+            if vid in self._bad or i in self._bad_windows:
                 continue
             try:
                 return self._item(i)
+            except TruncatedClipError as e:  # this window only: the file's other windows may be fine
+                if not self.skip_bad:
+                    raise
+                self._bad_windows.add(i)
+                self.skipped.append(str(e))
+                log.warning("skipping clip %d of %s (replaced by the next good one): %s", i, vid, e)
             except BadClipError as e:
                 if not self.skip_bad:
                     raise
-                self._bad.add(self.windows[i].video_id)
-                log.warning("skipping %s (clip %d replaced by the next good one): %s", self.windows[i].video_id, i, e)
+                self._bad.add(vid)
+                self.skipped.append(str(e))
+                log.warning("skipping %s (clip %d replaced by the next good one): %s", vid, i, e)
         raise BadClipError(f"{self.root}: every video of this dataset failed to load (see the warnings above)")
 
     @staticmethod
@@ -734,5 +685,6 @@ class ClipDataset(Dataset):
                 if not self.skip_bad:
                     raise
                 self._bad.add(rec.video_id)
+                self.skipped.append(str(e))
                 log.warning("skipping %s: %s", rec.video_id, e)
         return n
