@@ -53,10 +53,19 @@ def test_k_candidates_are_the_nearest_in_time(words):
     data = dataclasses.replace(CFG.data, num_candidates=4)
     ds = WorldClips(data, "train", _world(), words)
     item, plan = ds[3], ds.plan(3)
-    gaps = [max(0.0, s - item["end"], item["start"] - e) for s, e in zip(plan.captions["start"], plan.captions["end"])]
+    spans = list(zip(plan.captions["start"], plan.captions["end"]))
+    mid = (item["start"] + item["end"]) / 2
+    # nearest: the smallest gap between the spans (0 when they overlap), then the nearest centre
+    order = sorted(
+        range(len(spans)),
+        key=lambda i: (
+            max(0.0, spans[i][0] - item["end"], item["start"] - spans[i][1]),
+            abs((spans[i][0] + spans[i][1]) / 2 - mid),
+        ),
+    )
     assert int(item["text_valid"].sum()) == 4
-    first = words.encode([plan.captions["text"][int(np.argmin(gaps))]], data.max_words)[0][0]
-    assert torch.equal(item["text_ids"][0], first)
+    expected = words.encode([plan.captions["text"][i] for i in order[:4]], data.max_words)[0]
+    assert torch.equal(item["text_ids"], expected)
 
 
 def test_held_out_sets_are_fixed_and_ignore_the_narration_dials(words):
@@ -192,3 +201,15 @@ def test_shipped_world_words_are_what_the_generator_makes(tmp_path, words):
         for w in tokenize_words(t)
     }
     assert len(said - set(words.vocab)) <= 0.02 * len(said)
+
+
+def test_object_continuity_dial():
+    def same_object(world):
+        plans = [plan_clip(world, "train", i, CLIP) for i in range(200)]
+        pairs = [(a, b) for p in plans for a, b in zip(p.segments, p.segments[1:])]
+        return np.mean(
+            [(a.kind, a.colour, a.size) == (b.kind, b.colour, b.size) and a.motion != b.motion for a, b in pairs]
+        )
+
+    assert same_object(_world(object_continuity=1.0)) == 1.0  # a video is about one object doing several things
+    assert same_object(_world(object_continuity=0.0)) < 0.05

@@ -98,6 +98,7 @@ class Segment:
     y: float
     angle: float  # resting orientation, radians
     gain: float  # loudness of the sound
+    scale: float = 1.0  # the world's object scale: ``radius`` is the heard radius times it
     pitch_hz: float = 0.0
     labels: dict[str, int] = field(default_factory=dict)
 
@@ -118,23 +119,36 @@ def base_pitch(kind: str, radius: float, shade: str) -> float:
 
 
 def draw_segment(
-    rng: np.random.Generator, start: float, end: float, prev: Segment | None, object_scale: float = 1.0
+    rng: np.random.Generator,
+    start: float,
+    end: float,
+    prev: Segment | None,
+    object_scale: float = 1.0,
+    same_object: bool = False,
 ) -> Segment:
     """Draw one segment's factors. ``object_scale`` enlarges the object on screen; its pitch follows the unscaled
-    radius, so the sound does not change with it."""
-    while True:
-        kind = KINDS[rng.integers(len(KINDS))]
-        motion = MOTIONS[rng.integers(len(MOTIONS))]
-        if prev is None or (kind, motion) != (prev.kind, prev.motion):
-            break
-    size = SIZES[rng.integers(2)]
-    heard_radius = float(rng.uniform(6.5, 8.5) if size == "small" else rng.uniform(10.5, 13.0))
-    shade = SHADES[rng.integers(2)]
+    radius, so the sound does not change with it. ``same_object``: the object of ``prev`` (kind, colour, shade,
+    size) goes on with another motion, as when a video is about one thing."""
+    if same_object and prev is not None:
+        kind, colour, shade, size = prev.kind, prev.colour, prev.shade, prev.size
+        heard_radius = prev.radius / prev.scale
+        motion = MOTIONS[rng.integers(len(MOTIONS) - 1)]
+        motion = MOTIONS[-1] if motion == prev.motion else motion  # another motion than the last one
+    else:
+        while True:
+            kind = KINDS[rng.integers(len(KINDS))]
+            motion = MOTIONS[rng.integers(len(MOTIONS))]
+            if prev is None or (kind, motion) != (prev.kind, prev.motion):
+                break
+        size = SIZES[rng.integers(2)]
+        heard_radius = float(rng.uniform(6.5, 8.5) if size == "small" else rng.uniform(10.5, 13.0))
+        shade = SHADES[rng.integers(2)]
+        colour = list(COLOURS)[rng.integers(len(COLOURS))]
     seg = Segment(
         start=start,
         end=end,
         kind=kind,
-        colour=list(COLOURS)[rng.integers(len(COLOURS))],
+        colour=colour,
         shade=shade,
         size=size,
         radius=heard_radius * object_scale,
@@ -143,8 +157,9 @@ def draw_segment(
         speed=float(rng.uniform(0.8, 1.25)),
         x=float(rng.uniform(24, 40)),
         y=float(rng.uniform(24, 40)),
-        angle=float(rng.uniform(0, 2 * np.pi)),
+        angle=float(rng.uniform(-0.3, 0.3)),  # objects rest upright (give or take 17 degrees); spin turns them
         gain=float(rng.uniform(0.5, 0.9)),
+        scale=object_scale,
     )
     seg.pitch_hz = base_pitch(kind, heard_radius, shade)
     seg.labels = {

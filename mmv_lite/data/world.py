@@ -58,7 +58,11 @@ FACTORS = ("kind", "colour", "shade", "size", "motion", "background")
 def eval_world(world: WorldConfig) -> WorldConfig:
     """The world of the held-out sets: the same objects, narrated and heard as they are (no narration dials)."""
     return WorldConfig(
-        seed=world.seed, object_scale=world.object_scale, num_probe=world.num_probe, num_eval=world.num_eval
+        seed=world.seed,
+        object_scale=world.object_scale,
+        object_continuity=world.object_continuity,
+        num_probe=world.num_probe,
+        num_eval=world.num_eval,
     )
 
 
@@ -96,7 +100,8 @@ def _segments(rng: np.random.Generator, world: WorldConfig) -> tuple[list[synth.
     segments: list[synth.Segment] = []
     for i in range(SEGMENTS_PER_VIDEO):
         prev = segments[-1] if segments else None
-        segments.append(synth.draw_segment(rng, float(bounds[i]), float(bounds[i + 1]), prev, world.object_scale))
+        same = prev is not None and rng.random() < world.object_continuity
+        segments.append(synth.draw_segment(rng, float(bounds[i]), float(bounds[i + 1]), prev, world.object_scale, same))
     return segments, synth.BACKGROUNDS[rng.integers(len(synth.BACKGROUNDS))]
 
 

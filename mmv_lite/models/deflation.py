@@ -75,7 +75,13 @@ def deflate(video_backbone: nn.Module) -> nn.Module:
             state = {k: v for k, v in state.items() if not k.startswith("Conv2d_1a_7x7.conv.")}
             state.update({k: v for k, v in net.state_dict().items() if k.startswith("Conv2d_1a_7x7.conv.")})
     elif isinstance(video_backbone, TSMResNet):
-        net = ResNetV2(in_channels=3, depth=video_backbone.depth, width=video_backbone.width, shift_fraction=0.0)
+        net = ResNetV2(
+            in_channels=3,
+            depth=video_backbone.depth,
+            width=video_backbone.width,
+            shift_fraction=0.0,
+            stem_stride=video_backbone.stem_stride,
+        )
         state = video_backbone.state_dict()
     else:
         raise TypeError(

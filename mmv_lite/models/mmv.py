@@ -72,6 +72,7 @@ def build_video_backbone(cfg: Config, norm_layer: NormLayer | None = None) -> nn
             shift_fraction=m.shift_fraction,
             num_frames=cfg.data.num_frames,
             norm_layer=norm_layer or batch_norm(2, m.bn_eps, m.bn_momentum),
+            stem_stride=m.video_stem_stride,
         )
     raise ValueError(f"model.video_backbone={m.video_backbone!r}; expected 's3dg' or 'tsm_resnet'")
 

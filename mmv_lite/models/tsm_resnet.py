@@ -179,6 +179,8 @@ class ResNetV2(nn.Module):
         width: channel multiplier (fractional widths allowed; 2 = ResNet50x2).
         shift_fraction: fraction of channels shifted each way in every block (0 = plain ResNet).
         norm_layer: the BatchNorm of every block, ``(num_features) -> module`` (default ``nn.BatchNorm2d``).
+        stem_stride: stride of the 7x7 stem conv (official 2). Small frames keep detail with 1: at 2, the stem and
+            its max-pool leave a 40-pixel frame 10 x 10 cells before the first block.
     """
 
     def __init__(
@@ -188,6 +190,7 @@ class ResNetV2(nn.Module):
         width: float = 1.0,
         shift_fraction: float = 0.0,
         norm_layer: NormLayer = nn.BatchNorm2d,
+        stem_stride: int = 2,
     ):
         super().__init__()
         if depth not in DEPTHS:
@@ -196,10 +199,13 @@ class ResNetV2(nn.Module):
             raise ValueError(f"ResNetV2: width must be > 0, got {width}")
         if not 0.0 <= shift_fraction <= 0.5:
             raise ValueError(f"ResNetV2: shift_fraction must be in [0, 0.5], got {shift_fraction}")
+        if stem_stride not in (1, 2):
+            raise ValueError(f"ResNetV2: stem_stride must be 1 or 2, got {stem_stride}")
         kind, num_blocks = DEPTHS[depth]
         self.in_channels, self.depth, self.width, self.shift_fraction = in_channels, depth, width, shift_fraction
+        self.stem_stride = stem_stride
         ch = max(1, int(round(64 * width)))
-        self.stem = Conv2dSame(in_channels, ch, 7, 2)
+        self.stem = Conv2dSame(in_channels, ch, 7, stem_stride)
         units = []
         for unit_ch, n, stride in zip(UNIT_CHANNELS[kind], num_blocks, UNIT_STRIDES):
             out = max(1, int(round(unit_ch * width)))
@@ -250,8 +256,9 @@ class TSMResNet(ResNetV2):
         shift_fraction: float = 0.125,
         num_frames=None,
         norm_layer: NormLayer = nn.BatchNorm2d,
+        stem_stride: int = 2,
     ):
-        super().__init__(3, depth, width, shift_fraction, norm_layer)
+        super().__init__(3, depth, width, shift_fraction, norm_layer, stem_stride)
         self.num_frames = num_frames
 
     def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
@@ -280,10 +287,11 @@ def tsm_resnet(
     shift_fraction: float = 0.125,
     num_frames=None,
     norm_layer: NormLayer = nn.BatchNorm2d,
+    stem_stride: int = 2,
 ) -> TSMResNet:
     """TSM-ResNet video backbone, ``(B, 3, T, H, W) -> (B, out_dim)``.
 
     ``out_dim`` is 2048 * width for bottleneck depths (14, 26, 50, ...), 512 * width for basic blocks (10, 18, 34).
     ``tsm_resnet(50, 1)`` and ``tsm_resnet(50, 2)`` are the paper's.
     """
-    return TSMResNet(depth, width, shift_fraction, num_frames, norm_layer)
+    return TSMResNet(depth, width, shift_fraction, num_frames, norm_layer, stem_stride)
