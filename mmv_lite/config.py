@@ -124,6 +124,7 @@ class WorldConfig:
 
     seed: int = 0
     object_continuity: float = 1.0  # fraction of a video's segments that go on with its object (1: one per video)
+    clips_per_video: int = 2  # training clips cut from each video, side by side in a batch (other parts of it)
     misalignment: float = 0.5  # fraction of narrations spoken at another moment (HowTo100M: about half)
     misalignment_offset: float = 3.0  # seconds a misaligned narration is moved (x 0.7-1.3)
     narration_noise: float = 1.0  # scales the speech-recognition noise (0 = clean narrations)
@@ -307,6 +308,8 @@ def _validate_world(w: WorldConfig) -> None:
         raise ValueError("world.narration_noise and world.misalignment_offset must be >= 0")
     if w.object_scale <= 0:
         raise ValueError(f"world.object_scale={w.object_scale!r}: expected > 0")
+    if w.clips_per_video < 1:
+        raise ValueError(f"world.clips_per_video={w.clips_per_video!r}: expected >= 1")
     if w.num_probe < 2 or w.num_eval < 2:
         raise ValueError("world.num_probe and world.num_eval must be at least 2 clips")
 

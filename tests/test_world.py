@@ -213,3 +213,15 @@ def test_object_continuity_dial():
 
     assert same_object(_world(object_continuity=1.0)) == 1.0  # a video is about one object doing several things
     assert same_object(_world(object_continuity=0.0)) < 0.05
+
+
+def test_clips_of_one_video_sit_side_by_side():
+    world = _world(clips_per_video=2)
+    a, b = plan_clip(world, "train", 10, CLIP), plan_clip(world, "train", 11, CLIP)
+    assert a.captions == b.captions and a.segments[0].kind == b.segments[0].kind  # one video ...
+    assert a.segment <= 2 < b.segment  # ... two clips, from its first and its second part
+    sampler = StepBatchSampler(None, 8, seed=0, start=0, total=2, group=2)
+    for batch in sampler:
+        ids = [i for i, _ in batch]
+        assert all(ids[j] // 2 == ids[j + 1] // 2 and ids[j] % 2 == 0 for j in range(0, 8, 2))
+        assert len({i // 2 for i in ids}) == 4

@@ -40,11 +40,21 @@ class StepBatchSampler:
     Yields lists of ``(index, item_seed)`` for :class:`SeededItems`. Epoch ``e`` is a permutation of the ``n``
     clips seeded by ``(seed, e)``, cut into ``n // batch_size`` global batches (the remainder is dropped); rank ``r``
     of ``world`` takes entries ``[r * b, (r + 1) * b)`` of each global batch, ``b = batch_size // world``.
-    ``n=None``: an unlimited stream, where entry ``i`` of global batch ``step`` is clip ``mix_seed(seed, step, i)``.
+    ``n=None``: an unlimited stream, where entry ``i`` of global batch ``step`` is a new clip, ``mix_seed(seed, step,
+    i)``; with ``group`` > 1, entries ``g * group ... g * group + group - 1`` are consecutive clips of the stream (for
+    a stream whose consecutive clips come from the same video, such as the sample world's).
     """
 
     def __init__(
-        self, n: int | None, batch_size: int, seed: int, start: int, total: int, rank: int = 0, world: int = 1
+        self,
+        n: int | None,
+        batch_size: int,
+        seed: int,
+        start: int,
+        total: int,
+        rank: int = 0,
+        world: int = 1,
+        group: int = 1,
     ):
         if batch_size % world:
             raise ValueError(f"train.batch_size={batch_size} must be divisible by the number of processes ({world})")
@@ -52,7 +62,7 @@ class StepBatchSampler:
             raise ValueError(
                 f"the training split has {n} clips, fewer than train.batch_size={batch_size}; lower --batch-size"
             )
-        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.n, self.batch_size, self.seed, self.group = n, batch_size, seed, group
         self.start, self.total, self.rank, self.world = start, total, rank, world
         self.steps_per_epoch = n // batch_size if n is not None else None
         self._perm: tuple[int, torch.Tensor] | None = None
@@ -72,8 +82,11 @@ class StepBatchSampler:
     def batch(self, step: int) -> list[tuple[int, int]]:
         per_rank = self.batch_size // self.world
         slots = range(self.rank * per_rank, (self.rank + 1) * per_rank)
-        if self.steps_per_epoch is None:  # unlimited: a new clip in every slot of every step
-            return [(mix_seed(self.seed, step, i, 1) >> 1, mix_seed(self.seed, step, i)) for i in slots]
+        if self.steps_per_epoch is None:  # unlimited: new clips in every slot of every step
+            g = self.group
+            return [
+                ((mix_seed(self.seed, step, i // g, 1) >> 8) * g + i % g, mix_seed(self.seed, step, i)) for i in slots
+            ]
         perm = self._permutation(self.epoch_of(step))
         offset = (step % self.steps_per_epoch) * self.batch_size
         return [(int(perm[offset + i]), mix_seed(self.seed, step, i)) for i in slots]

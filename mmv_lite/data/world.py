@@ -106,22 +106,28 @@ def _segments(rng: np.random.Generator, world: WorldConfig) -> tuple[list[synth.
 
 
 def plan_clip(world: WorldConfig, split: str, index: int, clip_seconds: float) -> ClipPlan:
-    """The factors of item ``index`` of ``split`` (deterministic); nothing is rendered."""
+    """The factors of item ``index`` of ``split`` (deterministic); nothing is rendered.
+
+    In ``train``, items ``C * v ... C * v + C - 1`` (``C = world.clips_per_video``) are clips of the same video ``v``,
+    each from its own part of the video; every held-out item is a video of its own."""
     if split not in SPLIT_CODES:
         raise ValueError(f"split={split!r}; expected one of {sorted(SPLIT_CODES)}")
     w = world if split == "train" else eval_world(world)
-    rng = np.random.default_rng([w.seed, SPLIT_CODES[split], index])
+    per_video = w.clips_per_video if split == "train" else 1
+    video, part = divmod(index, per_video)
+    rng = np.random.default_rng([w.seed, SPLIT_CODES[split], video])  # the video: its segments and narrations
     segments, background = _segments(rng, w)
-    shown = int(rng.integers(len(segments)))
-    seg = segments[shown]
-    start = float(seg.start + rng.uniform(0.0, max(seg.end - seg.start - clip_seconds, 0.0)))
     told = segments
     if rng.random() >= w.text_correspondence:  # narrations of an unrelated video
         told, _ = _segments(rng, w)
     captions, about = synth.narrate_segments(told, narration_style(w, held_out=split != "train"), rng)
+    rng = np.random.default_rng([w.seed, SPLIT_CODES[split], video, 1 + part])  # this clip of it
+    shown = int(rng.choice(np.array_split(np.arange(len(segments)), per_video)[part]))
+    seg = segments[shown]
+    start = float(seg.start + rng.uniform(0.0, max(seg.end - seg.start - clip_seconds, 0.0)))
     sound = seg
     if rng.random() >= w.av_correspondence:  # the sound of something off screen
-        sound = synth.draw_segment(rng, seg.start, seg.end, seg, w.object_scale)
+        sound = synth.draw_segment(rng, seg.start, seg.end, None, w.object_scale)
     return ClipPlan(segments, background, shown, start, captions, about, sound, float(rng.uniform(-0.5, 0.5)))
 
 
@@ -160,6 +166,7 @@ class WorldClips(Dataset):
         self.logmel = LogMel(cfg)
         fixed = {"probe": world.num_probe, "val": world.num_eval, "test": world.num_eval}
         self.unlimited = split == "train"
+        self.clips_per_video = world.clips_per_video if self.unlimited else 1  # read by the batch sampler
         self._len = int(length if length is not None else fixed.get(split, 2**62))
         self.train = split == "train"
 
