@@ -8,11 +8,11 @@ Rows of the table:
 
 - **Paper-size training steps**: the ``s3dg`` and ``tsm_r50`` presets (32 frames of 200 x 200 at 10 fps, 48 kHz audio,
   narrations; FAC graph, VAT losses): forward, the multimodal loss, backward and an Adam step on random batches of
-  the real shapes, in float32 and under bf16 autocast (``mmv_lite.train.autocast_settings``). Clips per second
+  the real shapes, in float32 and under bf16 autocast (``mmv_lite.runtime.autocast_settings``). Clips per second
   (median over the timed steps, after warm-up) and the peak GPU memory of the step.
 - **DDP + SyncBatchNorm**: the same S3D-G step under ``torchrun --nproc_per_node 1``: nccl process group, BatchNorm
   converted to SyncBatchNorm (the paper's cross-replica BatchNorm), DistributedDataParallel; its loss must be finite.
-- **The lite main job**: ``python -m mmv_lite train --preset lite`` on ``data_samples/`` (600 steps), wall clock.
+- **The lite main job**: ``python -m mmv_lite train --preset lite`` on the sample-world stream (600 steps), wall clock.
 
 Every row stops being measured once ``--budget`` seconds have passed (then the table says "skipped: time budget").
 On a machine without CUDA the script says so and exits with status 1, unless ``--device cpu`` is given.
@@ -40,11 +40,11 @@ from mmv_lite.config import get_config
 from mmv_lite.data.audio import num_audio_frames
 from mmv_lite.losses import MMVLoss
 from mmv_lite.models.mmv import build_model
-from mmv_lite.train import autocast_settings, cpu_autocast_kernels
+from mmv_lite.runtime import autocast_settings, cpu_autocast_kernels
 
 REPO = Path(__file__).resolve().parents[1]
 VOCAB = 1000  # rows of the (random) word matrix: enough for random narrations
-NAMES = {"s3dg": "S3D-G", "tsm_r50": "TSM-ResNet50", "tsm_r50x2": "TSM-ResNet50x2", "lite": "lite S3D-G x0.25"}
+NAMES = {"s3dg": "S3D-G", "tsm_r50": "TSM-ResNet50", "tsm_r50x2": "TSM-ResNet50x2", "lite": "lite TSM-ResNet10 x0.25"}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -57,7 +57,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-ddp", action="store_true", help="leave out the torchrun DDP + SyncBatchNorm row")
     p.add_argument("--skip-lite", action="store_true", help="leave out the lite main job")
     p.add_argument("--lite-steps", type=int, default=600, help="steps of the lite main job (default 600, the preset)")
-    p.add_argument("--data", default=str(REPO / "data_samples"), help="sample folder for the lite main job")
+    p.add_argument("--data", default="world", help="data of the lite main job (default: the sample-world stream)")
     p.add_argument("--ddp-worker", action="store_true", help=argparse.SUPPRESS)  # the process torchrun starts
     args = p.parse_args(argv)
     if args.batch < 2 or args.steps < 1:
