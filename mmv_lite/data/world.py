@@ -92,6 +92,7 @@ class ClipPlan:
     about: list[int]  # segment each caption describes
     sound: synth.Segment  # what is heard (the segment shown, or something off screen)
     phase: float  # seconds: where the clip's middle falls in the motion, around the object's resting place
+    noise: str  # the background noise heard: the scene's own (``background``) or another scene's
 
 
 def _segments(rng: np.random.Generator, world: WorldConfig) -> tuple[list[synth.Segment], str]:
@@ -128,7 +129,10 @@ def plan_clip(world: WorldConfig, split: str, index: int, clip_seconds: float) -
     sound = seg
     if rng.random() >= w.av_correspondence:  # the sound of something off screen
         sound = synth.draw_segment(rng, seg.start, seg.end, None, w.object_scale)
-    return ClipPlan(segments, background, shown, start, captions, about, sound, float(rng.uniform(-0.5, 0.5)))
+    noise = background
+    if rng.random() >= w.scene_sound:  # the room sounds like another room
+        noise = synth.BACKGROUNDS[rng.integers(len(synth.BACKGROUNDS))]
+    return ClipPlan(segments, background, shown, start, captions, about, sound, float(rng.uniform(-0.5, 0.5)), noise)
 
 
 def nearest_captions(captions: dict[str, list], start: float, end: float, k: int) -> list[int]:
@@ -209,7 +213,7 @@ class WorldClips(Dataset):
         t0 = -self.clip_seconds / 2 + p.phase
         frames = synth.render_frames(seg, bg, cfg.num_frames, cfg.fps, t0=t0)
         wave = synth.render_sound(p.sound, self.num_samples, rng, cfg.sample_rate, t0=t0)
-        wave = wave + synth.background_noise(p.background, self.num_samples, rng, cfg.sample_rate)
+        wave = wave + synth.background_noise(p.noise, self.num_samples, rng, cfg.sample_rate)
         video = torch.from_numpy(frames).permute(3, 0, 1, 2).float().div_(255.0)
         audio = self.logmel(torch.from_numpy(wave))
         end = p.start + self.clip_seconds
