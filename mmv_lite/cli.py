@@ -14,9 +14,10 @@ Which exceptions are user errors (:data:`USER_ERRORS`):
 
 Everything else (``TypeError``, ``KeyError``, ``IndexError``, ``AttributeError``, ``RuntimeError``,
 ``AssertionError``, ...) is a bug until shown otherwise: it keeps its traceback. And so that a bug that happens to
-raise a ``ValueError`` or an ``OSError`` deep inside torch or numpy is not mistaken for a message written for the
-user, such a line also names the exception and the module that raised it:
-``error: <message> [ValueError in torch.optim.adam; --debug shows the traceback]``.
+raise a ``ValueError`` deep inside torch or numpy is not mistaken for a message written for the user, such a line
+also names the exception and the module that raised it:
+``error: <message> [ValueError in torch.optim.adam; --debug shows the traceback]`` (an ``OSError`` names its file
+and needs no more).
 
 argparse's own usage errors (an unknown option, a missing argument, a value of the wrong type) keep argparse's
 form: the usage line, the error, exit status 2.
@@ -58,7 +59,7 @@ def raised_in(error: BaseException) -> str:
 def error_line(error: BaseException) -> str:
     """The one line a user error prints: ``error: <message>``, plus where it came from when not from this package."""
     message = " ".join(str(error).split()) or type(error).__name__
-    where = raised_in(error)
+    where = "" if isinstance(error, OSError) else raised_in(error)  # an OSError names its file: that is enough
     if where and where != PACKAGE and not where.startswith(PACKAGE + "."):
         message += f" [{type(error).__name__} in {where}; {DEBUG_FLAG} shows the traceback]"
     return f"error: {message}"

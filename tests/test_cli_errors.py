@@ -161,7 +161,7 @@ def test_only_user_errors_lose_their_traceback(monkeypatch, capsys):
     assert capsys.readouterr().err.startswith("error: unknown preset 'nope'")
 
 
-def test_an_error_raised_outside_the_package_says_where():
+def test_an_error_raised_outside_the_package_says_where(tmp_path):
     try:
         torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=-1.0)
     except ValueError as e:
@@ -169,6 +169,12 @@ def test_an_error_raised_outside_the_package_says_where():
     assert line.startswith("error: Invalid learning rate") and "[ValueError in torch.optim" in line
     assert "--debug shows the traceback" in line
     assert error_line(ValueError("two\nlines")) == "error: two lines"
+    (tmp_path / "file").write_text("")
+    try:
+        (tmp_path / "file" / "sub").mkdir()
+    except OSError as e:  # raised in pathlib, but an OSError names its file: no more is needed
+        line = error_line(e)
+    assert line.startswith("error: [Errno") and line.endswith("sub'"), line
 
 
 def test_debug_may_come_anywhere_before_a_double_dash():
