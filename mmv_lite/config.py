@@ -272,7 +272,9 @@ def _typed(where: str, kind: type, value: Any) -> Any:
 
 
 def validate(cfg: Config) -> None:
-    """Raise ``ValueError`` naming the field when a config cannot work."""
+    """Raise ``ValueError`` naming the field when a config cannot work: a name that is not one of the choices (graph,
+    backbone, ...), or a number out of its range (``_RANGES``: e.g. ``train.steps >= 1``, ``train.lr > 0``,
+    ``train.num_workers >= 0``; never NaN or infinite)."""
     m, t = cfg.model, cfg.train
     if m.graph not in GRAPHS:
         raise ValueError(f"model.graph={m.graph!r}; expected one of {tuple(GRAPHS)}")
