@@ -1,13 +1,18 @@
-"""The command line: ``python -m mmv_lite <command> [options]``.
+"""The command line: ``python -m mmv_lite [--debug] <command> [options]``.
 
 Each command lives in the module that does the work; that module exposes ``cli_main(argv) -> int`` (or the function
-named after a colon, for a module that serves two commands).
+named after a colon, for a module that serves two commands). Every command runs through
+:func:`mmv_lite.cli.run_command`: a user error (a bad option or config value, a missing file, an empty split, an
+unknown word) ends it with exit status 2 and one line on stderr; ``--debug`` shows the traceback instead.
+:mod:`mmv_lite.cli` says which exceptions count as user errors.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+
+from .cli import DEBUG_FLAG, run_command, split_debug
 
 COMMANDS = {
     "make-samples": ("mmv_lite.data.synth", "generate the sample clips (videos, captions, metadata, word vectors)"),
@@ -26,14 +31,18 @@ def entry_point(name: str):
 
 
 def usage() -> str:
-    lines = ["usage: python -m mmv_lite <command> [options]", "", "commands:"]
+    lines = [f"usage: python -m mmv_lite [{DEBUG_FLAG}] <command> [options]", "", "commands:"]
     lines += [f"  {name:<14}{help_}" for name, (_, help_) in COMMANDS.items()]
-    lines += ["", "python -m mmv_lite <command> --help shows a command's options."]
+    lines += [
+        "",
+        "python -m mmv_lite <command> --help shows a command's options.",
+        f"An error in what you gave prints one line and exits with status 2; {DEBUG_FLAG} shows the traceback.",
+    ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv, debug = split_debug(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return 0
@@ -41,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    return int(entry_point(name)(rest) or 0)
+    return run_command(entry_point(name), rest, debug)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import copy
 import typing
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from math import inf, isfinite
 from typing import Any
 
 from .graphs import GRAPHS
@@ -272,8 +273,10 @@ def _typed(where: str, kind: type, value: Any) -> Any:
 
 
 def validate(cfg: Config) -> None:
-    """Raise ``ValueError`` naming the field when a config cannot work."""
-    m, t, d = cfg.model, cfg.train, cfg.data
+    """Raise ``ValueError`` naming the field when a config cannot work: a name that is not one of the choices (graph,
+    backbone, ...), or a number out of its range (``_RANGES``: e.g. ``train.steps >= 1``, ``train.lr > 0``,
+    ``train.num_workers >= 0``; never NaN or infinite)."""
+    m, t = cfg.model, cfg.train
     if m.graph not in GRAPHS:
         raise ValueError(f"model.graph={m.graph!r}; expected one of {tuple(GRAPHS)}")
     if m.video_backbone not in ("s3dg", "tsm_resnet"):
@@ -288,15 +291,54 @@ def validate(cfg: Config) -> None:
         raise ValueError(f"train.modalities={t.modalities!r}; expected one of {MODALITY_SETS}")
     if t.amp_dtype not in ("auto", "bf16", "fp16"):
         raise ValueError(f"train.amp_dtype={t.amp_dtype!r}; expected 'auto', 'bf16' or 'fp16'")
-    if d.num_frames < 1 or d.fps <= 0:
-        raise ValueError("data.num_frames must be >= 1 and data.fps > 0")
     if t.batch_size < 2:
-        raise ValueError("train.batch_size must be >= 2: contrastive losses need negatives")
+        raise ValueError(f"train.batch_size={t.batch_size!r}: expected >= 2 (contrastive losses need negatives)")
+    _validate_ranges(cfg)
     if m.video_stem_stride not in (1, 2) or m.video_stem_frames not in (1, 3, 5, 7):
         raise ValueError("model.video_stem_stride must be 1 or 2 and model.video_stem_frames 1, 3, 5 or 7")
     if m.video_stem == "space_to_depth" and (m.video_stem_stride, m.video_stem_frames) != (2, 7):
         raise ValueError("model.video_stem='space_to_depth' is the released stride-2 stem: keep the stem defaults")
     _validate_world(cfg.world)
+
+
+# The numbers a config cannot work without: {section: {field: (lowest, highest, whether lowest itself is allowed)}}.
+# Nothing may be NaN or infinite. The world's dials are checked by _validate_world.
+_RANGES: dict[str, dict[str, tuple[float, float, bool]]] = {
+    "data": {
+        **dict.fromkeys(("num_frames", "crop_size", "resize_to", "sample_rate", "n_fft", "hop_length"), (1, inf, True)),
+        **dict.fromkeys(("n_mels", "max_words", "num_candidates", "word_dim"), (1, inf, True)),
+        "fps": (0, inf, False),
+        "f_min": (0, inf, True),
+        "crop_min_scale": (0, 1, False),
+        "color_jitter": (0, inf, True),
+    },
+    "model": {
+        **dict.fromkeys(("video_depth", "audio_depth", "text_dim", "d_va", "d_vt", "d_vat"), (1, inf, True)),
+        **dict.fromkeys(("video_width", "audio_width", "bn_eps"), (0, inf, False)),
+        "shift_fraction": (0, 0.5, True),
+        "bn_momentum": (0, 1, True),
+    },
+    "train": {
+        "steps": (1, inf, True),
+        "lr": (0, inf, False),
+        "temperature": (0, inf, False),
+        "log_every": (1, inf, True),
+        **dict.fromkeys(("warmup_steps", "weight_decay", "weight_va", "weight_vt"), (0, inf, True)),
+        **dict.fromkeys(("num_workers", "eval_every", "checkpoint_every"), (0, inf, True)),
+    },
+}
+
+
+def _validate_ranges(cfg: Config) -> None:
+    for section, fields in _RANGES.items():
+        for name, (low, high, low_allowed) in fields.items():
+            v = getattr(getattr(cfg, section), name)
+            above = v >= low if low_allowed else v > low
+            if not (above and v <= high and isfinite(v)):
+                bound = f"{'>=' if low_allowed else '>'} {low}" + ("" if high == inf else f" and <= {high}")
+                raise ValueError(f"{section}.{name}={v!r}: expected a number {bound}")
+    if not cfg.data.f_max > cfg.data.f_min:
+        raise ValueError(f"data.f_max={cfg.data.f_max!r}: expected above data.f_min={cfg.data.f_min!r}")
 
 
 def _validate_world(w: WorldConfig) -> None:

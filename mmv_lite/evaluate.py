@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from .checkpoints import load_checkpoint, model_from_state
-from .data.clips import ClipDataset
+from .cli import check_at_least
+from .data.clips import ClipDataset, hash_split, media_files
 from .data.text import WordVectors
 from .data.world import WorldClips
 from .embedding import embed_dataset, subset_embeddings, window_groups
@@ -34,6 +35,7 @@ from .files import atomic_write
 from .images import IMAGE_MODES, image_features
 from .probes import attach_factors, factor_probes, format_factor_table, format_probes, probe_suite
 from .retrieval import chance_levels, format_retrieval, zero_shot_retrieval
+from .runtime import select_device
 
 
 def evaluate_model(
@@ -69,6 +71,9 @@ def evaluate_model(
     missing = [s for s in needed if s not in datasets]
     if missing:
         raise ValueError(f"evaluate_model: datasets lacks the split(s) {missing}; it has {sorted(datasets)}")
+    empty = [s for s in needed if len(datasets[s]) == 0]
+    if empty:
+        raise ValueError(f"evaluate_model: the split(s) {empty} have no clips; nothing to score")
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     embs, centres = {}, {}
@@ -129,6 +134,7 @@ def format_report(result: dict[str, Any]) -> str:
     if result.get("factors"):
         title = "factor probes (test accuracy %, chance in brackets)"
         parts.append("\n" + format_factor_table(result["factors"], title))
+    parts += result.get("notes", [])
     return "\n".join(parts)
 
 
@@ -193,8 +199,53 @@ def _data_of(args: argparse.Namespace, state: dict[str, Any]) -> str:
     return "data_samples"
 
 
-def cli_main(argv: Sequence[str] | None = None) -> int:
-    """``python -m mmv_lite evaluate --checkpoint PATH --data DIR [--split test] [--json OUT]``."""
+def folder_splits(data_dir: str | Path) -> tuple[dict[str, int], bool]:
+    """Videos per split of a folder of clips, as :class:`~mmv_lite.data.clips.ClipDataset` assigns them, and
+    whether ``metadata.json`` says so (else a checksum of each video's name does, :func:`hash_split`)."""
+    files = media_files(data_dir)
+    path = Path(data_dir) / "metadata.json"
+    try:
+        meta = json.loads(path.read_text()).get("videos") if path.is_file() else None
+    except (ValueError, AttributeError):  # unreadable: ClipDataset says what is wrong and goes on without it
+        meta = None
+    meta = meta if isinstance(meta, dict) and meta else None
+    ids = [v for v in meta if v in files] if meta else list(files)
+    counts = dict.fromkeys(("train", "val", "test"), 0)
+    for vid in ids:
+        entry = meta.get(vid) if meta else None
+        split = (entry.get("split") if isinstance(entry, dict) else None) or hash_split(vid)
+        counts[split] = counts.get(split, 0) + 1
+    return counts, meta is not None
+
+
+def plan_splits(data: str, split: str, probes: bool) -> tuple[list[str], str | None]:
+    """The splits to load for scoring ``split`` of folder ``data`` (with the probes' train and val when they can
+    run), and why the probes cannot, if they cannot. ``ValueError`` when ``split`` itself is empty."""
+    counts, from_metadata = folder_splits(data)
+    total = sum(counts.values())
+    if total == 0:
+        raise ValueError(f"--data {data!r} holds no media files (in it or in its videos/ folder)")
+    shares = ", ".join(f"{n} {s}" for s, n in counts.items())
+    if split != "all" and counts.get(split, 0) == 0:
+        how = "metadata.json splits" if from_metadata else "it has no metadata.json, so a checksum of the names splits"
+        raise ValueError(
+            f"the {split} split of {data!r} is empty: {how} its {total} videos {shares}; "
+            "score them all with --split all"
+        )
+    if not probes:
+        return [split], None
+    if split == "all":
+        return [split], (
+            "linear probes skipped: --split all scores every video, the probes' train and val ones too; "
+            "give a split they were not fitted on (--split test) for the probes"
+        )
+    empty = [s for s in ("train", "val") if counts.get(s, 0) == 0]
+    if empty:
+        return [split], f"linear probes skipped: they fit on train and tune on val, and {data!r} has {shares} videos"
+    return list(dict.fromkeys([split, "train", "val"])), None
+
+
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python -m mmv_lite evaluate",
         description="Zero-shot retrieval and linear probes (video actions, sounds, images through the deflated "
@@ -213,10 +264,16 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
         help="score the checkpoint's architecture with fresh random weights (seeded by --seed) instead",
     )
     ap.add_argument("--seed", type=int, default=0, help="seed of --random-init and of the probes (default 0)")
-    ap.add_argument("--split", default="test", help="split to score (default: test); probes train on train, C on val")
+    ap.add_argument(
+        "--split",
+        default="test",
+        choices=("train", "val", "test", "all"),
+        help="split to score (default: test); probes train on train, C on val. 'all' (a folder): every video, "
+        "retrieval only",
+    )
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
+    ap.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
     ap.add_argument("--no-probes", action="store_true", help="retrieval only")
     ap.add_argument("--no-images", action="store_true", help="skip the deflated-network image probes")
     ap.add_argument("--calib-steps", type=int, default=100, help="BatchNorm calibration steps (default 100)")
@@ -229,41 +286,48 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="also probe which ground-truth factors (kind, colour, motion, background, ...) each feature encodes",
     )
-    args = ap.parse_args(list(argv) if argv is not None else None)
+    return ap
+
+
+def cli_main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mmv_lite evaluate --checkpoint PATH --data DIR [--split test] [--json OUT]``."""
+    args = _parser().parse_args(list(argv) if argv is not None else None)
+    check_at_least(args, batch_size=1, calib_steps=0, windows=1, max_segments=1)
     t0 = time.perf_counter()
+    device = select_device(args.device)
     state = load_checkpoint(args.checkpoint)
     model, cfg, vocab = model_from_state(state, args.checkpoint, args.seed if args.random_init else None)
-    model.to(args.device).eval()
+    model.to(device).eval()
     data = _data_of(args, state)
-    splits = list(dict.fromkeys([args.split] + ([] if args.no_probes else ["train", "val"])))
+    probes, note = not args.no_probes, None
     if data == "world":
+        splits = list(dict.fromkeys([args.split] + (["train", "val"] if probes else [])))
         datasets = load_world_eval_datasets(cfg, splits, vocab, model.text_backbone.word_vectors)
     else:
-        datasets = load_eval_datasets(
-            data,
-            cfg,
-            splits,
-            vocab,
-            model.text_backbone.word_vectors,
-            windows={args.split: args.windows},
-            max_segments=args.max_segments,
-        )
+        if not Path(data).is_dir():
+            raise FileNotFoundError(f"--data {data!r} is not a folder of clips (videos/, captions.json, ...)")
+        splits, note = plan_splits(data, args.split, probes)
+        probes = probes and note is None
+        windows = {args.split: args.windows}
+        wm = model.text_backbone.word_vectors
+        datasets = load_eval_datasets(data, cfg, splits, vocab, wm, windows=windows, max_segments=args.max_segments)
     result = evaluate_model(
         model,
         datasets,
         split=args.split,
-        probes=not args.no_probes,
+        probes=probes,
         images=not args.no_images,
         calib_steps=args.calib_steps,
         batch_size=args.batch_size,
-        device=args.device,
+        device=device,
         modalities=cfg.train.modalities,
         factors=args.factors,
         seed=args.seed,
     )
-    result["checkpoint"] = str(args.checkpoint)
-    result["data"] = str(data)
-    result["random_init"] = bool(args.random_init)
+    if probes and not result.get("probes"):
+        note = "linear probes: none ran, the clips carry no action, sound or image labels (metadata.json gives them)"
+    result.update(checkpoint=str(args.checkpoint), data=str(data), random_init=bool(args.random_init))
+    result["notes"] = [note] if note else []
     result["seconds"]["total"] = time.perf_counter() - t0
     print(format_report(result))
     print(f"\n({result['seconds']['total']:.0f} s)")

@@ -41,6 +41,7 @@ from torch.utils.data import Dataset
 
 from . import findings
 from .checkpoints import load_model
+from .cli import check_at_least
 from .config import Config, get_config
 from .data.clips import ClipDataset
 from .data.sampling import step_loader
@@ -479,6 +480,9 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--jobs", type=int, default=1, help="runs trained at once, in separate processes (default 1)")
     args = ap.parse_args(list(argv) if argv is not None else None)
+    check_at_least(args, steps=1, jobs=1, threads=1)
+    if args.experiment != "findings" and not Path(args.data).is_dir():
+        raise FileNotFoundError(f"--data {args.data!r} is not a folder of clips (make one with make-samples)")
     torch.set_num_threads(args.threads)
     if args.experiment == "findings":
         return _findings_cli(args)

@@ -27,7 +27,6 @@ import hashlib
 import json
 import logging
 import os
-import sys
 import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -38,7 +37,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .checkpoints import CheckpointError, load_model, load_official
+from .checkpoints import load_model, load_official
+from .cli import check_at_least
 from .config import Config
 from .data.audio import LogMel, num_audio_samples
 from .data.clips import BadClipError, ClipDataset, default_cache_dir, media_files
@@ -328,33 +328,21 @@ def _folder(path: str) -> str:
     return path
 
 
-def _user_errors(run: Any, argv: Sequence[str] | None) -> int:
-    """Run a command; an error in what the user gave (a file, a folder, a word) is one line and exit status 2."""
-    try:
-        return run(argv)
-    except (BadClipError, CheckpointError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
-
 def embed_main(argv: Sequence[str] | None = None) -> int:
     """``python -m mmv_lite embed --checkpoint CK --videos DIR --out FILE.npz``."""
     p = argparse.ArgumentParser(prog="python -m mmv_lite embed", description=__doc__.split("\n\n")[0])
     _common(p)
     p.add_argument("--out", required=True, help="the embedding file to write (.npz)")
-
-    def run(argv: Sequence[str] | None) -> int:
-        args = p.parse_args(argv)
-        _folder(args.videos)
-        if not args.out.endswith(".npz"):
-            raise ValueError(f"--out {args.out!r}: the embedding file is a NumPy archive; give it the suffix .npz")
-        embedder = load_embedder(args.checkpoint, args.word_vectors, _device(args.device))
-        table = embed_folder(embedder, args.videos, args.batch_size, not args.no_progress, args.cache)
-        save_embeddings(args.out, table, describe(embedder, args.videos))
-        print(f"{_summary(table)}\nwrote {args.out}")
-        return 0
-
-    return _user_errors(run, argv)
+    args = p.parse_args(argv)
+    check_at_least(args, batch_size=1)
+    _folder(args.videos)
+    if not args.out.endswith(".npz"):
+        raise ValueError(f"--out {args.out!r}: the embedding file is a NumPy archive; give it the suffix .npz")
+    embedder = load_embedder(args.checkpoint, args.word_vectors, _device(args.device))
+    table = embed_folder(embedder, args.videos, args.batch_size, not args.no_progress, args.cache)
+    save_embeddings(args.out, table, describe(embedder, args.videos))
+    print(f"{_summary(table)}\nwrote {args.out}")
+    return 0
 
 
 def search_main(argv: Sequence[str] | None = None) -> int:
@@ -365,26 +353,21 @@ def search_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--sound", help="a media file whose sound to find matching pictures for")
     p.add_argument("--embeddings", help="embedding file to reuse or write (default: in the folder's cache)")
     p.add_argument("-k", "--top", type=int, default=10, help="how many windows to show (default 10)")
-
-    def run(argv: Sequence[str] | None) -> int:
-        args = p.parse_args(argv)
-        _folder(args.videos)
-        if (args.query is None) == (args.sound is None):
-            raise ValueError('give either a text query ("a red ball bounces") or --sound FILE')
-        if args.top < 1:
-            raise ValueError(f"--top {args.top}: expected a positive number of windows")
-        embedder = load_embedder(args.checkpoint, args.word_vectors, _device(args.device))
-        path = args.embeddings or default_embeddings_path(args.videos, args.checkpoint)
-        table, reused = embeddings_for(embedder, args.videos, path, args.batch_size, not args.no_progress, args.cache)
-        print(f"{'reusing' if reused else 'wrote'} {path}: {_summary(table)}")
-        if args.sound is not None:
-            hits = search_sound(table, embedder, args.sound, args.top)
-        else:
-            missing = unknown_words(embedder.word_vectors, args.query) if embedder.word_vectors else []
-            hits = search_text(table, embedder, args.query, args.top)
-            if missing:
-                print(f"not in the checkpoint's vocabulary, left out of the query: {', '.join(missing)}")
-        print(format_hits(hits))
-        return 0
-
-    return _user_errors(run, argv)
+    args = p.parse_args(argv)
+    check_at_least(args, batch_size=1, top=1)
+    _folder(args.videos)
+    if (args.query is None) == (args.sound is None):
+        raise ValueError('give either a text query ("a red ball bounces") or --sound FILE')
+    embedder = load_embedder(args.checkpoint, args.word_vectors, _device(args.device))
+    path = args.embeddings or default_embeddings_path(args.videos, args.checkpoint)
+    table, reused = embeddings_for(embedder, args.videos, path, args.batch_size, not args.no_progress, args.cache)
+    print(f"{'reusing' if reused else 'wrote'} {path}: {_summary(table)}")
+    if args.sound is not None:
+        hits = search_sound(table, embedder, args.sound, args.top)
+    else:
+        missing = unknown_words(embedder.word_vectors, args.query) if embedder.word_vectors else []
+        hits = search_text(table, embedder, args.query, args.top)
+        if missing:
+            print(f"not in the checkpoint's vocabulary, left out of the query: {', '.join(missing)}")
+    print(format_hits(hits))
+    return 0

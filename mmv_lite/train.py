@@ -1,7 +1,8 @@
 """Self-supervised pretraining of MMV: the loop, its schedule, checkpoints, exact resume, and DDP.
 
-    python -m mmv_lite train --preset lite                        # the laptop model on data_samples/
+    python -m mmv_lite train --preset lite                        # the laptop model on the sample-world stream
     python -m mmv_lite train --preset lite --out runs/a --resume  # continue exactly where runs/a stopped
+    python -m mmv_lite train --preset lite --out runs/a --overwrite  # start runs/a again (never done silently)
     torchrun --nproc_per_node 4 -m mmv_lite train --preset s3dg --data /data/howto --out runs/s3dg
 
 or from Python: ``summary = train(get_config("lite"), "data_samples", "runs/lite")``.
@@ -57,6 +58,7 @@ from .checkpoints import (
     save_checkpoint,
     set_rng_state,
 )
+from .cli import check_at_least
 from .config import MODALITY_SETS, PRESETS, Config, apply_overrides, get_config, validate
 from .data.clips import ClipDataset
 from .data.sampling import step_loader
@@ -146,6 +148,25 @@ def _check_resume_config(saved: Config, cfg: Config, path: Path) -> None:
         )
 
 
+def default_out_dir(cfg: Config) -> Path:
+    """Where a run goes without ``out_dir``: ``runs/<preset>-<graph>-<modalities>``."""
+    return Path("runs") / f"{cfg.preset}-{cfg.model.graph}-{cfg.train.modalities}"
+
+
+def check_run_folder(out_dir: str | os.PathLike, resume: bool, overwrite: bool) -> None:
+    """Refuse (``FileExistsError``) to start a new run in a folder that holds one, unless ``overwrite``.
+
+    A folder holds a run when it has ``checkpoint.pt`` or ``metrics.jsonl``; ``resume`` continues it instead.
+    """
+    out = Path(out_dir)
+    found = [name for name in (CHECKPOINT_NAME, METRICS_NAME) if (out / name).exists()]
+    if found and not (resume or overwrite):
+        raise FileExistsError(
+            f"{str(out)!r} already holds a run ({', '.join(found)}): continue it with --resume, replace it with "
+            "--overwrite, or give another --out"
+        )
+
+
 def _resolve_run(
     cfg: Config | None, out_dir: str | os.PathLike | None, resume: bool, say: Any
 ) -> tuple[Config, Path, dict | None]:
@@ -153,7 +174,7 @@ def _resolve_run(
     if out_dir is None:
         if cfg is None:
             raise ValueError("train(resume=True) without a config needs out_dir (the run to continue)")
-        out_dir = Path("runs") / f"{cfg.preset}-{cfg.model.graph}-{cfg.train.modalities}"
+        out_dir = default_out_dir(cfg)
     ckpt_path = Path(out_dir) / CHECKPOINT_NAME
     state = None
     if resume and ckpt_path.exists():
@@ -328,13 +349,14 @@ def train(
     say = print if (verbose and rt.main) else (lambda *a, **k: None)
     cfg, ckpt_path, state = _resolve_run(cfg, out_dir, resume, say)
     tc, out = cfg.train, ckpt_path.parent
-    if rt.main:
+    seed_everything(tc.seed)
+    train_ds, val_ds, wv = datasets if datasets is not None else build_datasets(cfg, data_dir)
+    if rt.main:  # only now that the config and the data are known to work is anything written
         out.mkdir(parents=True, exist_ok=True)
         for stale in stale_temporaries(ckpt_path):  # left by a process killed mid-write
             stale.unlink(missing_ok=True)
-
-    seed_everything(tc.seed)
-    train_ds, val_ds, wv = datasets if datasets is not None else build_datasets(cfg, data_dir)
+        if state is None:  # a new run: no checkpoint of an earlier one may stay beside its fresh metrics.jsonl
+            ckpt_path.unlink(missing_ok=True)
     source = None if datasets is not None else (WORLD if str(data_dir) == WORLD else str(data_dir))
     run = Pretraining(cfg, wv, rt, ckpt_path, say, source)
     step = run.restore(state)
@@ -395,7 +417,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--preset", default=None, choices=sorted(PRESETS), help="model/data/training sizes (default lite)")
     p.add_argument("--data", default=WORLD, help="'world' (the sample-world stream, the default) or a folder of clips")
-    p.add_argument("--out", default=None, help="run folder (default runs/<preset>-<graph>-<modalities>)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="run folder (default runs/<preset>-<graph>-<modalities>); one that holds a run needs --resume or "
+        "--overwrite",
+    )
     p.add_argument("--steps", type=int, default=None, help="total optimisation steps (default: the preset's)")
     p.add_argument("--graph", choices=tuple(GRAPHS), default=None, help="embedding graph (default fac)")
     p.add_argument("--modalities", choices=MODALITY_SETS, default=None, help="loss terms (default vat)")
@@ -403,7 +430,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, help="global batch size (split over processes)")
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--num-workers", type=int, default=None, help="DataLoader worker processes")
-    p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt if it exists")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt if it exists")
+    again.add_argument(
+        "--overwrite", action="store_true", help="start a new run even where <out> holds one (its files are replaced)"
+    )
     p.add_argument("--stop-at", type=int, default=None, help="stop (and checkpoint) after this step; resume later")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the network (default: half the cores)")
@@ -453,23 +484,21 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Co
 
 
 def cli_main(argv: list[str] | None = None) -> int:
+    """``python -m mmv_lite train ...``: every option is checked before anything is written; a folder that holds a
+    run is continued (``--resume``) or replaced (``--overwrite``), never silently overwritten."""
     args = _parser().parse_args(argv)
+    check_at_least(args, threads=1, stop_at=1)
+    out = Path(args.out) if args.out is not None else default_out_dir(config_from_args(args))
+    ck = out / CHECKPOINT_NAME
+    # Resuming: the run's own config, with what the command line changes.
+    base = config_from_checkpoint(load_checkpoint(ck), ck) if args.resume and ck.exists() else None
+    cfg = config_from_args(args, base)
+    check_run_folder(out, args.resume, args.overwrite)
     torch.set_num_threads(args.threads or default_cpu_threads())
-    base = None
-    if args.resume:
-        if args.out is None:
-            raise SystemExit("--resume needs --out: the run folder to continue")
-        ck = Path(args.out) / CHECKPOINT_NAME
-        if ck.exists():
-            base = config_from_checkpoint(load_checkpoint(ck), ck)
-    try:
-        cfg = config_from_args(args, base)
-    except ValueError as e:
-        raise SystemExit(f"train: {e}") from None
     summary = train(
         cfg,
         data_dir=args.data,
-        out_dir=args.out,
+        out_dir=out,
         resume=args.resume,
         device=args.device,
         stop_at=args.stop_at,
