@@ -869,8 +869,14 @@ def cli_main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.videos < 0 or (args.sound_clips or 0) < 0 or args.videos + (args.sound_clips or args.videos) == 0:
         p.error("--videos and --sound-clips must be >= 0 and not both 0")
-    if args.size % 2:
-        p.error("--size must be even (H.264 yuv420p)")
+    if args.size < 16 or args.size % 2:
+        p.error(f"--size {args.size}: expected an even number of pixels >= 16 (H.264 yuv420p)")
+    if args.fps < 1:
+        p.error(f"--fps {args.fps}: expected >= 1 frame per second")
+    if args.sample_rate < 8000:
+        p.error(f"--sample-rate {args.sample_rate}: expected >= 8000 Hz (the objects' sounds reach a few kHz)")
+    if args.word_dim < 1 or args.corpus_sentences < 0:
+        p.error("--word-dim must be >= 1 and --corpus-sentences >= 0")
     if args.overwrite and Path(args.out).exists():
         shutil.rmtree(args.out)
     make_samples(
