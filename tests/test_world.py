@@ -12,7 +12,7 @@ from mmv_lite.config import WorldConfig, get_config
 from mmv_lite.data import synth
 from mmv_lite.data.sampling import StepBatchSampler
 from mmv_lite.data.text import tokenize_words
-from mmv_lite.data.world import WorldClips, make_world_words, plan_clip, world_word_vectors
+from mmv_lite.data.world import SEGMENTS_PER_VIDEO, WorldClips, make_world_words, plan_clip, world_word_vectors
 
 CFG = get_config("lite")
 CLIP = CFG.data.clip_seconds
@@ -219,7 +219,7 @@ def test_clips_of_one_video_sit_side_by_side():
     world = _world(clips_per_video=2)
     a, b = plan_clip(world, "train", 10, CLIP), plan_clip(world, "train", 11, CLIP)
     assert a.captions == b.captions and a.segments[0].kind == b.segments[0].kind  # one video ...
-    assert a.segment <= 2 < b.segment  # ... two clips, from its first and its second part
+    assert a.segment < SEGMENTS_PER_VIDEO // 2 <= b.segment  # ... two clips, from its first and its second half
     sampler = StepBatchSampler(None, 8, seed=0, start=0, total=2, group=2)
     for batch in sampler:
         ids = [i for i, _ in batch]

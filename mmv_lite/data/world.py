@@ -50,7 +50,7 @@ from .text import WordVectors
 
 WORDS_FILE = Path(__file__).with_name("world_words.bin")  # the world's word vectors, made by make_world_words
 SPLIT_CODES = {"train": 10, "probe": 11, "val": 12, "test": 13}
-SEGMENTS_PER_VIDEO = 5
+SEGMENTS_PER_VIDEO = 10
 SEGMENT_SECONDS = (2.5, 4.5)
 FACTORS = ("kind", "colour", "shade", "size", "motion", "background")
 
