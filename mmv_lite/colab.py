@@ -33,6 +33,7 @@ from pathlib import Path
 
 BRANCH = "main"
 MODE_ENV = "MMV_LITE_MODE"
+SOLUTIONS_ENV = "MMV_LITE_SOLUTIONS"  # 1: exercise starters use the solutions (mmv_lite.exercises)
 MODES = ("quick", "full")
 PLACEHOLDER_OWNER = "OWNER"  # the owner in pyproject.toml's address until the project is published
 CLONE_DIR = "/content/mmv_lite"
@@ -44,11 +45,11 @@ _UNPUBLISHED_LINK = "../README.md#colab"
 # The first code cell of every notebook, verbatim (tests/test_notebooks.py checks each notebook against it).
 # On Colab mmv_lite is not installed yet, so the cell cannot import it before the clone: it takes the repository and
 # branch from the notebook's own "Open in Colab" badge (derived from pyproject.toml), which holds no badge link while
-# the project is unpublished.
+# the project is unpublished. "# fmt: off" keeps the formatter from spreading the three lines over twenty.
 SETUP_CELL = r"""# Set-up. On Colab: clone the repository this notebook's "Open in Colab" badge names, then install what Colab lacks, never torch or ipywidgets (mmv_lite/colab.py).
-import sys
-if "google.colab" in sys.modules:
-    import re, subprocess; from google.colab import _message
+if "google.colab" in __import__("sys").modules:
+    # fmt: off
+    import re, subprocess, sys; from google.colab import _message
     repo = re.search(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/([\w.-]+)/", str(_message.blocking_request("get_ipynb", timeout_sec=60)["ipynb"]["cells"][0])) or sys.exit("This notebook's badge names no published repository. To run a fork: set Repository under [project.urls] in pyproject.toml to its address, run python -m mmv_lite.tools.notebook_pairs --sync, push, and open the notebook from its badge (README.md, 'Colab').")
     subprocess.run(f"[ -d /content/mmv_lite ] || git clone -q --depth 1 -b {repo[2]} https://github.com/{repo[1]} /content/mmv_lite", shell=True, check=True); sys.path.insert(0, "/content/mmv_lite"); from mmv_lite.colab import setup_colab; setup_colab()"""  # noqa: E501
 

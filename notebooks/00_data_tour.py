@@ -16,9 +16,9 @@
 
 # %%
 # Set-up. On Colab: clone the repository this notebook's "Open in Colab" badge names, then install what Colab lacks, never torch or ipywidgets (mmv_lite/colab.py).
-import sys
-if "google.colab" in sys.modules:
-    import re, subprocess; from google.colab import _message
+if "google.colab" in __import__("sys").modules:
+    # fmt: off
+    import re, subprocess, sys; from google.colab import _message
     repo = re.search(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/([\w.-]+)/", str(_message.blocking_request("get_ipynb", timeout_sec=60)["ipynb"]["cells"][0])) or sys.exit("This notebook's badge names no published repository. To run a fork: set Repository under [project.urls] in pyproject.toml to its address, run python -m mmv_lite.tools.notebook_pairs --sync, push, and open the notebook from its badge (README.md, 'Colab').")
     subprocess.run(f"[ -d /content/mmv_lite ] || git clone -q --depth 1 -b {repo[2]} https://github.com/{repo[1]} /content/mmv_lite", shell=True, check=True); sys.path.insert(0, "/content/mmv_lite"); from mmv_lite.colab import setup_colab; setup_colab()
 

@@ -12,9 +12,9 @@
 
 # %%
 # Set-up. On Colab: clone the repository this notebook's "Open in Colab" badge names, then install what Colab lacks, never torch or ipywidgets (mmv_lite/colab.py).
-import sys
-if "google.colab" in sys.modules:
-    import re, subprocess; from google.colab import _message
+if "google.colab" in __import__("sys").modules:
+    # fmt: off
+    import re, subprocess, sys; from google.colab import _message
     repo = re.search(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/([\w.-]+)/", str(_message.blocking_request("get_ipynb", timeout_sec=60)["ipynb"]["cells"][0])) or sys.exit("This notebook's badge names no published repository. To run a fork: set Repository under [project.urls] in pyproject.toml to its address, run python -m mmv_lite.tools.notebook_pairs --sync, push, and open the notebook from its badge (README.md, 'Colab').")
     subprocess.run(f"[ -d /content/mmv_lite ] || git clone -q --depth 1 -b {repo[2]} https://github.com/{repo[1]} /content/mmv_lite", shell=True, check=True); sys.path.insert(0, "/content/mmv_lite"); from mmv_lite.colab import setup_colab; setup_colab()
 
@@ -142,6 +142,36 @@ for graph in ("shared", "disjoint", "fac"):
             keys = sorted(k for k in g(**{k: v.to(DEVICE) for k, v in batch.items()}) if k.startswith("z_"))
         rows.append({"graph": graph, "mode": mode_name, "embeddings": ", ".join(keys)})
 display(HTML(viz.html_table(rows)))
+
+# %% [markdown]
+# ### Exercise: the FAC embeddings from the heads
+#
+# Write `fac_embeddings(heads, f_v, f_a, f_t)` as the FAC graph computes it in evaluation mode. `heads` holds the
+# four heads by their paper names, each a layer on the last axis: `heads["g_v_to_va"]` ($f_v \to S_{va}$),
+# `heads["g_a_to_va"]` ($f_a \to S_{va}$), `heads["g_va_to_vat"]` ($S_{va} \to S_{vat}$) and
+# `heads["g_t_to_vat"]` ($f_t \to S_{vat}$). Return the dict of `z_v_va`, `z_a_va`, `z_v_vat`, `z_a_vat` and
+# `z_t_vat`:
+# * the composed path goes through a ReLU: $z_{v,vat} = g_{va\to vat}(\mathrm{relu}(z_{v,va}))$;
+# * audio takes the same path from $z_{a,va}$ (the zero-shot route to text);
+# * `f_t` is `(B, K, d_t)` and `z_t_vat` keeps the K candidates; nothing is normalised.
+#
+# The check runs your function on random features and small random heads and compares it with the library's FAC
+# graph (`mmv_lite.models.heads.EmbeddingGraph`); the last cell reveals a solution.
+
+# %%
+from mmv_lite import exercises
+
+
+@exercises.exercise("fac")
+def fac_embeddings(heads, f_v, f_a, f_t):
+    raise NotImplementedError("your code here: return the dict of the five embeddings")
+
+
+# %%
+exercises.check("fac", fac_embeddings)
+
+# %%
+exercises.reveal("fac")
 
 # %% [markdown]
 # ## 4. How big is it? Lite versus the paper

@@ -15,9 +15,9 @@
 
 # %%
 # Set-up. On Colab: clone the repository this notebook's "Open in Colab" badge names, then install what Colab lacks, never torch or ipywidgets (mmv_lite/colab.py).
-import sys
-if "google.colab" in sys.modules:
-    import re, subprocess; from google.colab import _message
+if "google.colab" in __import__("sys").modules:
+    # fmt: off
+    import re, subprocess, sys; from google.colab import _message
     repo = re.search(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/([\w.-]+)/", str(_message.blocking_request("get_ipynb", timeout_sec=60)["ipynb"]["cells"][0])) or sys.exit("This notebook's badge names no published repository. To run a fork: set Repository under [project.urls] in pyproject.toml to its address, run python -m mmv_lite.tools.notebook_pairs --sync, push, and open the notebook from its badge (README.md, 'Colab').")
     subprocess.run(f"[ -d /content/mmv_lite ] || git clone -q --depth 1 -b {repo[2]} https://github.com/{repo[1]} /content/mmv_lite", shell=True, check=True); sys.path.insert(0, "/content/mmv_lite"); from mmv_lite.colab import setup_colab; setup_colab()
 
@@ -93,6 +93,30 @@ ax.legend(fontsize=7)
 plt.show()
 
 # %% [markdown]
+# ### Exercise: NCE from a similarity matrix
+#
+# Write `nce_loss(z_v, z_a, tau)` for a batch of B clips, `z_v` and `z_a` of shape `(B, D)`, unnormalised, as
+# `mmv_lite.losses.nce` computes it: L2-normalise both, build $S_{ij} = \cos(v_i, a_j)/τ$, take for clip $i$ one
+# softmax over row $i$ and column $i$ together (the formula above), and return the mean over the clips as a tensor
+# that `backward()` can follow. The check compares your loss with the library's on random batches and several
+# temperatures, and says what differs.
+
+# %%
+from mmv_lite import exercises
+
+
+@exercises.exercise("nce")
+def nce_loss(z_v, z_a, tau=0.07):
+    raise NotImplementedError("your code here: the mean symmetric NCE loss of the batch")
+
+
+# %%
+exercises.check("nce", nce_loss)
+
+# %%
+exercises.reveal("nce")
+
+# %% [markdown]
 # ## 3. What the temperature does
 #
 # The scores are divided by τ before the softmax. A cold (small) τ sharpens the softmax: the loss then cares only
@@ -165,6 +189,35 @@ for ax, g, name in zip(axes, (g_nce, g_mil), ("NCE with the nearest narration", 
 axes[0].set_ylabel("share of the gradient")
 fig.tight_layout()
 plt.show()
+
+# %% [markdown]
+# ### Exercise: MIL-NCE with bags and padding
+#
+# Write `mil_nce_loss(z_v, z_t, text_valid, tau)`: `z_v (B, D)`, the K candidate narrations `z_t (B, K, D)`, and
+# `text_valid (B, K)`, False where a candidate is padding (a clip near the start of a video has fewer narrations).
+# Follow the MIL-NCE formula above, with three rules for the masks:
+# * a padding candidate counts nowhere: not in its bag's numerator, not in any denominator;
+# * the numerator is a soft maximum over the clip's valid candidates, $\log\sum_k \exp(S(v_i, t_{ik})/τ)$;
+# * a clip with no valid candidate at all takes no part: it is no anchor, and its video is no negative for others;
+#   the loss is the mean over the clips that remain.
+#
+# The check compares your loss with `mmv_lite.losses.mil_nce`, first with every candidate valid, then with padding,
+# then with an empty bag.
+
+# %%
+from mmv_lite import exercises
+
+
+@exercises.exercise("mil_nce")
+def mil_nce_loss(z_v, z_t, text_valid, tau=0.07):
+    raise NotImplementedError("your code here: the mean MIL-NCE loss of the batch")
+
+
+# %%
+exercises.check("mil_nce", mil_nce_loss)
+
+# %%
+exercises.reveal("mil_nce")
 
 # %% [markdown]
 # **Try this.** Change `good[0]` to 0 (the nearest narration *is* the right one) and rerun the two cells: NCE and

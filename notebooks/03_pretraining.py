@@ -16,9 +16,9 @@
 
 # %%
 # Set-up. On Colab: clone the repository this notebook's "Open in Colab" badge names, then install what Colab lacks, never torch or ipywidgets (mmv_lite/colab.py).
-import sys
-if "google.colab" in sys.modules:
-    import re, subprocess; from google.colab import _message
+if "google.colab" in __import__("sys").modules:
+    # fmt: off
+    import re, subprocess, sys; from google.colab import _message
     repo = re.search(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/([\w.-]+)/", str(_message.blocking_request("get_ipynb", timeout_sec=60)["ipynb"]["cells"][0])) or sys.exit("This notebook's badge names no published repository. To run a fork: set Repository under [project.urls] in pyproject.toml to its address, run python -m mmv_lite.tools.notebook_pairs --sync, push, and open the notebook from its badge (README.md, 'Colab').")
     subprocess.run(f"[ -d /content/mmv_lite ] || git clone -q --depth 1 -b {repo[2]} https://github.com/{repo[1]} /content/mmv_lite", shell=True, check=True); sys.path.insert(0, "/content/mmv_lite"); from mmv_lite.colab import setup_colab; setup_colab()
 
@@ -80,6 +80,30 @@ ax.set_ylabel("learning rate")
 ax.set_title("Warm-up, then half-period cosine decay", fontsize=10, loc="left")
 ax.legend(fontsize=8)
 plt.show()
+
+# %% [markdown]
+# ### Exercise: one training step
+#
+# Write `training_step(model, inputs, loss_fn, optimizer)`: run the model on the batch, `model(**inputs)`, get the
+# loss with `loss_fn(output)` (a scalar tensor), update every parameter once with the optimiser, and return the loss
+# as a number. Four calls, in an order that matters. The check runs your step and the library's
+# (`mmv_lite.optim.train_step`, what `train` below calls) side by side on two copies of a small video-audio model,
+# three batches in a row, and compares the parameters after every step.
+
+# %%
+from mmv_lite import exercises
+
+
+@exercises.exercise("train_step")
+def training_step(model, inputs, loss_fn, optimizer):
+    raise NotImplementedError("your code here: forward, loss, gradients, update; return the loss")
+
+
+# %%
+exercises.check("train_step", training_step)
+
+# %%
+exercises.reveal("train_step")
 
 # %% [markdown]
 # ## 2. Train

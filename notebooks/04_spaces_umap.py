@@ -15,9 +15,9 @@
 
 # %%
 # Set-up. On Colab: clone the repository this notebook's "Open in Colab" badge names, then install what Colab lacks, never torch or ipywidgets (mmv_lite/colab.py).
-import sys
-if "google.colab" in sys.modules:
-    import re, subprocess; from google.colab import _message
+if "google.colab" in __import__("sys").modules:
+    # fmt: off
+    import re, subprocess, sys; from google.colab import _message
     repo = re.search(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/([\w.-]+)/", str(_message.blocking_request("get_ipynb", timeout_sec=60)["ipynb"]["cells"][0])) or sys.exit("This notebook's badge names no published repository. To run a fork: set Repository under [project.urls] in pyproject.toml to its address, run python -m mmv_lite.tools.notebook_pairs --sync, push, and open the notebook from its badge (README.md, 'Colab').")
     subprocess.run(f"[ -d /content/mmv_lite ] || git clone -q --depth 1 -b {repo[2]} https://github.com/{repo[1]} /content/mmv_lite", shell=True, check=True); sys.path.insert(0, "/content/mmv_lite"); from mmv_lite.colab import setup_colab; setup_colab()
 
@@ -86,6 +86,35 @@ pts_c = project_2d({"video": emb["z_v_va"], "audio": emb["z_a_va"][has_a]}, meth
 lab = {"video": labels["sound"], "audio": labels["sound"][has_a.numpy()]}
 fig = viz.show_map(pts_c, lab, names["sound"], title="$S_{va}$, each modality centred, coloured by sound", s=14)
 plt.show()
+
+# %% [markdown]
+# ### Exercise: centring, and the size of the gap
+#
+# Write `centre_modalities(z_a, z_b)` for two modalities of one space, `z_a (N, D)` and `z_b (M, D)`. Return
+# `(c_a, c_b, gap)`:
+# * `c_a`, `c_b`: each row L2-normalised, minus the mean of its own modality's normalised rows (what
+#   `project_2d(..., center=True)` maps above);
+# * `gap`: the distance between the two modalities' centres, $\lVert \bar u_a - \bar u_b \rVert$, where $\bar u$ is
+#   the mean of a modality's normalised rows. It lies between 0 (one shared centre) and 2 (opposite poles).
+#
+# The check compares you with `mmv_lite.embedding.centred` and `modality_gap` on two random clouds. Then measure the
+# gap of the fine space above: `modality_gap(emb["z_v_va"], emb["z_a_va"][has_a])`, against the same network at
+# random init.
+
+# %%
+from mmv_lite import exercises
+
+
+@exercises.exercise("gap")
+def centre_modalities(z_a, z_b):
+    raise NotImplementedError("your code here: return (c_a, c_b, gap)")
+
+
+# %%
+exercises.check("gap", centre_modalities)
+
+# %%
+exercises.reveal("gap")
 
 # %% [markdown]
 # ## 3. The coarse space $S_{vat}$: pictures, words, and sounds that never met words

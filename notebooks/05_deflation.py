@@ -19,9 +19,9 @@
 
 # %%
 # Set-up. On Colab: clone the repository this notebook's "Open in Colab" badge names, then install what Colab lacks, never torch or ipywidgets (mmv_lite/colab.py).
-import sys
-if "google.colab" in sys.modules:
-    import re, subprocess; from google.colab import _message
+if "google.colab" in __import__("sys").modules:
+    # fmt: off
+    import re, subprocess, sys; from google.colab import _message
     repo = re.search(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/([\w.-]+)/", str(_message.blocking_request("get_ipynb", timeout_sec=60)["ipynb"]["cells"][0])) or sys.exit("This notebook's badge names no published repository. To run a fork: set Repository under [project.urls] in pyproject.toml to its address, run python -m mmv_lite.tools.notebook_pairs --sync, push, and open the notebook from its badge (README.md, 'Colab').")
     subprocess.run(f"[ -d /content/mmv_lite ] || git clone -q --depth 1 -b {repo[2]} https://github.com/{repo[1]} /content/mmv_lite", shell=True, check=True); sys.path.insert(0, "/content/mmv_lite"); from mmv_lite.colab import setup_colab; setup_colab()
 
@@ -95,6 +95,31 @@ naive_net = deflate(video_net).eval()
 w3, w2 = video_net.Conv2d_1a_7x7.conv.weight, naive_net.Conv2d_1a_7x7.conv.weight
 print(f"first conv: video kernel {tuple(w3.shape)} (out, in, T, H, W) -> image kernel {tuple(w2.shape)}")
 print(f"summed over time: {torch.allclose(w3.sum(2), w2)}")
+
+# %% [markdown]
+# ### Exercise: deflate one 3D convolution
+#
+# Write `deflate_conv(conv3d)`: given an `nn.Conv3d` with kernel $k_T \times k_H \times k_W$, return the `nn.Conv2d`
+# that does on an image what the 3D convolution does on a static clip of that image, far from the clip's ends. Sum
+# the kernel over its time axis (the weight is `(out, in, kT, kH, kW)`), keep the spatial stride and padding, copy
+# the bias, and leave `conv3d` itself unchanged. The check compares your convolution with the library's deflation
+# (`mmv_lite.models.deflation`) and with the 3D convolution on static clips, for kernels with and without temporal
+# padding, temporal stride and bias.
+
+# %%
+from mmv_lite import exercises
+
+
+@exercises.exercise("deflate")
+def deflate_conv(conv3d):
+    raise NotImplementedError("your code here: return an nn.Conv2d")
+
+
+# %%
+exercises.check("deflate", deflate_conv)
+
+# %%
+exercises.reveal("deflate")
 
 # %% [markdown]
 # ## 3. Why naive deflation is not the video network on a still image

@@ -15,9 +15,9 @@
 
 # %%
 # Set-up. On Colab: clone the repository this notebook's "Open in Colab" badge names, then install what Colab lacks, never torch or ipywidgets (mmv_lite/colab.py).
-import sys
-if "google.colab" in sys.modules:
-    import re, subprocess; from google.colab import _message
+if "google.colab" in __import__("sys").modules:
+    # fmt: off
+    import re, subprocess, sys; from google.colab import _message
     repo = re.search(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/([\w.-]+)/", str(_message.blocking_request("get_ipynb", timeout_sec=60)["ipynb"]["cells"][0])) or sys.exit("This notebook's badge names no published repository. To run a fork: set Repository under [project.urls] in pyproject.toml to its address, run python -m mmv_lite.tools.notebook_pairs --sync, push, and open the notebook from its badge (README.md, 'Colab').")
     subprocess.run(f"[ -d /content/mmv_lite ] || git clone -q --depth 1 -b {repo[2]} https://github.com/{repo[1]} /content/mmv_lite", shell=True, check=True); sys.path.insert(0, "/content/mmv_lite"); from mmv_lite.colab import setup_colab; setup_colab()
 
@@ -65,6 +65,32 @@ fig = viz.show_retrieval(
     title="zero-shot retrieval on the test clips, R@5",
 )
 plt.show()
+
+# %% [markdown]
+# ### Exercise: Recall@K and the median rank
+#
+# Every bar above is a Recall@K. Write `recall_and_median_rank(sim, positive, ks)`: `sim (Nq, Nc)` similarities of
+# queries to candidates, `positive (Nq, Nc)` True where a candidate is a right answer. A query's rank is the rank of
+# its **best** positive (1 = first); a negative **tied** with it counts as ranked before it (pessimistic ties: a
+# model that gives every candidate the same score must not look perfect). Queries without a positive are left out.
+# Return `{"R@1", "R@5", "R@10"}` in percent and `"MedR"`, the median rank (for an even count, the mean of the two
+# middle ranks). The check compares you with `mmv_lite.retrieval.retrieval_metrics` on cases with ties, several
+# positives and an empty query.
+
+# %%
+from mmv_lite import exercises
+
+
+@exercises.exercise("recall")
+def recall_and_median_rank(sim, positive, ks=(1, 5, 10)):
+    raise NotImplementedError("your code here: return the dict of R@k (percent) and MedR")
+
+
+# %%
+exercises.check("recall", recall_and_median_rank)
+
+# %%
+exercises.reveal("recall")
 
 # %% [markdown]
 # ## 2. Type a query

@@ -16,6 +16,7 @@ from mmv_lite.tools import notebook_pairs
 
 REPO = Path(__file__).resolve().parents[1]
 A_FORK = "https://github.com/example-owner/mmv_lite"  # an example argument, not an address the project uses
+PLACEHOLDER = f"https://github.com/{colab.PLACEHOLDER_OWNER}/mmv_lite"
 
 
 def test_the_repository_address_is_written_once():
@@ -40,9 +41,8 @@ def test_badges_follow_the_address():
     assert badge.endswith(
         "(https://colab.research.google.com/github/example-owner/mmv_lite/blob/main/notebooks/02_losses.ipynb)"
     )
-    placeholder = "https://github.com/OWNER/mmv_lite"
-    assert not colab.published(placeholder)
-    assert colab.colab_badge("02_losses.ipynb", repo_url=placeholder).endswith("(../README.md#colab)")
+    assert not colab.published(PLACEHOLDER)
+    assert colab.colab_badge("02_losses.ipynb", repo_url=PLACEHOLDER).endswith("(../README.md#colab)")
     with pytest.raises(ValueError, match="github.com/<owner>/<name>"):
         colab.owner_and_name("https://gitlab.com/a/b")
 
@@ -103,7 +103,7 @@ def test_the_setup_cell_clones_the_repository_its_badge_names(monkeypatch):
 
 
 def test_the_setup_cell_stops_with_the_line_to_change_while_unpublished(monkeypatch):
-    badge = colab.colab_badge("03_pretraining.ipynb", repo_url="https://github.com/OWNER/mmv_lite")
+    badge = colab.colab_badge("03_pretraining.ipynb", repo_url=PLACEHOLDER)
     with pytest.raises(SystemExit) as stop:
         _run_cell_as_on_colab(monkeypatch, f"# 03 · Pretraining\n\n{badge}\n")
     message = str(stop.value)

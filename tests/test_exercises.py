@@ -4,6 +4,8 @@ answers, written here as a student would write them, with the hint that names th
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmv_lite import exercises as ex
+from mmv_lite.exercises import check_losses, core
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -305,11 +308,12 @@ def test_the_mistake_catalogues_start_from_the_library(tau):
     """The hints are found by recomputing each mistake; with no mistake, those recomputations are the library."""
     from mmv_lite.losses import mil_nce, nce
 
-    for _stage, v, t, valid, _ in ex._mil_cases(torch.Generator().manual_seed(0)):
-        assert torch.allclose(ex._mil_variant(v, t, valid, tau).float(), mil_nce(v, t, valid, tau=tau), atol=1e-5)
-    v, a = ex._embeddings(torch.Generator().manual_seed(0), 6, 8)
-    assert torch.allclose(ex._nce_variant(v, a, tau).float(), nce(v, a, tau=tau), atol=1e-5)
-    assert not torch.allclose(ex._nce_variant(v, a, tau, positive_twice=False), ex._nce_variant(v, a, tau))
+    mil_variant, nce_variant = check_losses._mil_variant, check_losses._nce_variant
+    for _stage, v, t, valid, _ in check_losses._mil_cases(torch.Generator().manual_seed(0)):
+        assert torch.allclose(mil_variant(v, t, valid, tau).float(), mil_nce(v, t, valid, tau=tau), atol=1e-5)
+    v, a = core.paired_embeddings(torch.Generator().manual_seed(0), 6, 8)
+    assert torch.allclose(nce_variant(v, a, tau).float(), nce(v, a, tau=tau), atol=1e-5)
+    assert not torch.allclose(nce_variant(v, a, tau, positive_twice=False), nce_variant(v, a, tau))
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -555,3 +559,43 @@ def test_recall_of_the_first_positive(capsys):
         return _metrics(rank[positive.any(dim=1)], ks)
 
     rejects("recall", recall, capsys, "BEST positive")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The exercise sections of the notebooks
+# --------------------------------------------------------------------------------------------------------------------
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+EXERCISE_NOTEBOOKS = sorted(NOTEBOOKS.glob("0[1-6]_*.py"))
+
+
+def _exercise_cells(py: Path) -> list[str]:
+    jupytext = pytest.importorskip("jupytext")
+    return [c.source for c in jupytext.read(py).cells if c.cell_type == "code" and "exercises." in c.source]
+
+
+@pytest.mark.parametrize("solutions", [True, False], ids=["solutions", "stubs"])
+@pytest.mark.parametrize("py", EXERCISE_NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_exercise_sections_run_on_their_own(py, solutions, monkeypatch, capsys):
+    """Each notebook's exercise cells (starter, check, reveal) need nothing else from the notebook. With
+    MMV_LITE_SOLUTIONS=1 (the notebook tests) every check passes; with the stubs, every check says what is missing and
+    nothing raises."""
+    cells = _exercise_cells(py)
+    names = re.findall(r'@exercises\.exercise\("(\w+)"\)', "\n".join(cells))
+    assert names, f"{py.name} has no exercise"
+    for name in names:
+        assert sum(f'exercises.check("{name}",' in c for c in cells) == 1, (py.name, name)
+        assert sum(f'exercises.reveal("{name}")' in c for c in cells) == 1, (py.name, name)
+        assert ex.EXERCISES[name].notebook == py.stem
+    if solutions:
+        monkeypatch.setenv(ex.SOLUTIONS_ENV, "1")
+    else:
+        monkeypatch.delenv(ex.SOLUTIONS_ENV, raising=False)
+    namespace: dict = {}
+    for source in cells:
+        exec(compile(source, py.name, "exec"), namespace)
+    out = capsys.readouterr().out
+    if solutions:
+        assert out.count("✓") == len(names) and "✗" not in out, out
+    else:
+        assert out.count("not written yet") == len(names), out

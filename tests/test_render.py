@@ -1,0 +1,33 @@
+"""python -m mmv_lite render-notebooks (mmv_lite.tools.render_notebooks), on the smallest notebook in quick mode."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from mmv_lite.__main__ import main
+from mmv_lite.tools import render_notebooks
+
+
+def test_select_by_number_or_name():
+    assert [p.name for p in render_notebooks.select(["02"])] == ["02_losses.ipynb"]
+    assert [p.name for p in render_notebooks.select(["05_deflation", "01"])] == ["01_model.ipynb", "05_deflation.ipynb"]
+    with pytest.raises(SystemExit, match="no notebook"):
+        render_notebooks.select(["99"])
+
+
+@pytest.mark.slow
+def test_render_one_notebook_in_quick_mode(tmp_path):
+    """The notebook runs with the exercises' solutions, and the HTML has its outputs and figures embedded."""
+    before = dict(os.environ)
+    assert main(["render-notebooks", "--out", str(tmp_path / "course"), "--mode", "quick", "--only", "02"]) == 0
+    assert dict(os.environ) == before  # the settings went to the kernel only
+    page = (tmp_path / "course" / "02_losses.html").read_text()
+    assert page.count("data:image/png;base64,") >= 3  # the similarity matrices and the loss curve
+    assert "mode=quick" in page
+    assert "✓ symmetric NCE: correct" in page and "✓ MIL-NCE: correct" in page
+    assert "mmv-solution" in page  # the folded solutions
+    assert "Traceback" not in page
+    index = (tmp_path / "course" / "index.html").read_text()
+    assert "02_losses.html" in index and "ok" in index
