@@ -13,8 +13,14 @@ from mmv_lite.tools import render_notebooks
 def test_select_by_number_or_name():
     assert [p.name for p in render_notebooks.select(["02"])] == ["02_losses.ipynb"]
     assert [p.name for p in render_notebooks.select(["05_deflation", "01"])] == ["01_model.ipynb", "05_deflation.ipynb"]
-    with pytest.raises(SystemExit, match="no notebook"):
+    with pytest.raises(ValueError, match="no notebook"):
         render_notebooks.select(["99"])
+
+
+def test_a_bad_choice_is_one_line_and_writes_nothing(capsys, tmp_path):
+    assert main(["render-notebooks", "--out", str(tmp_path / "course"), "--only", "99"]) == 2
+    assert capsys.readouterr().err.startswith("error: --only: no notebook in")
+    assert not (tmp_path / "course").exists()
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmv_lite.cli import check_at_least
 from mmv_lite.colab import MODE_ENV, SOLUTIONS_ENV, run_mode
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
@@ -43,8 +44,8 @@ def select(only: list[str] | None = None, folder: Path = NOTEBOOKS) -> list[Path
     chosen = [nb for nb in found if any(nb.stem.startswith(p.removesuffix(".ipynb")) for p in only)]
     unknown = [p for p in only if not any(nb.stem.startswith(p.removesuffix(".ipynb")) for nb in found)]
     if unknown:
-        raise SystemExit(
-            f"render-notebooks: no notebook in {folder} starts with {', '.join(map(repr, unknown))}; "
+        raise ValueError(
+            f"--only: no notebook in {folder} starts with {', '.join(map(repr, unknown))}; "
             f"the notebooks are {', '.join(nb.stem for nb in found)}"
         )
     return chosen
@@ -114,9 +115,9 @@ def render(
     say=print,
 ) -> list[Rendered]:
     """Render the chosen notebooks into ``out`` (created if needed); returns one :class:`Rendered` per notebook."""
+    notebooks = select(only, folder)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    notebooks = select(only, folder)
     # The kernels get this process's environment with the settings of the notebook tests (notebooks/conftest.py).
     env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ, SOLUTIONS_ENV: "1"}
     if mode is not None:
@@ -143,6 +144,7 @@ def cli_main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", nargs="+", metavar="NN", help="only these notebooks, by number or name: --only 02 05")
     p.add_argument("--timeout", type=int, default=600, help="seconds a single cell may run (default 600)")
     args = p.parse_args(argv)
+    check_at_least(args, timeout=1)
     try:
         import nbclient  # noqa: F401
         import nbconvert  # noqa: F401
