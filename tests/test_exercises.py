@@ -599,3 +599,44 @@ def test_notebook_exercise_sections_run_on_their_own(py, solutions, monkeypatch,
         assert out.count("✓") == len(names) and "✗" not in out, out
     else:
         assert out.count("not written yet") == len(names), out
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# docs/TEACHING.md: the answers and the hints it quotes are the module's
+# --------------------------------------------------------------------------------------------------------------------
+
+TEACHING = Path(__file__).resolve().parents[1] / "docs" / "TEACHING.md"
+
+
+def _teaching_sections() -> dict[str, str]:
+    text = TEACHING.read_text()
+    parts = re.split(r"^### `(\w+)`.*$", text, flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2]))
+
+
+def _hint_texts() -> list[str]:
+    """Every string literal of the exercise checks (f-strings as their literal pieces), whitespace collapsed."""
+    import ast
+
+    texts = []
+    for path in sorted(Path(ex.__file__).parent.glob("check_*.py")) + [Path(core.__file__)]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                texts.append(" ".join(node.value.split()))
+    return texts
+
+
+def test_teaching_notes_cover_every_exercise_with_the_solutions_lines_and_real_hints():
+    sections = _teaching_sections()
+    assert set(sections) == set(ex.EXERCISES)
+    hints = _hint_texts()
+    for name, body in sections.items():
+        solution_lines = {line.strip() for line in ex.solution(name).splitlines()}
+        code = re.search(r"```python\n(.*?)```", body, flags=re.S)
+        assert code, f"TEACHING.md, {name}: no answer"
+        for line in code[1].splitlines():
+            assert line.strip() in solution_lines, f"TEACHING.md, {name}: {line!r} is not in the solution"
+        for row in re.findall(r"^\|[^|]+\|(.+)\|$", body, flags=re.M)[2:]:
+            for quote in re.findall(r'"([^"]+)"', row):
+                for piece in quote.split(" ... "):
+                    assert any(piece in h for h in hints), f"TEACHING.md, {name}: {piece!r} is no hint of the check"
