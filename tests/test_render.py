@@ -37,3 +37,18 @@ def test_render_one_notebook_in_quick_mode(tmp_path):
     assert "Traceback" not in page
     index = (tmp_path / "course" / "index.html").read_text()
     assert "02_losses.html" in index and "ok" in index
+
+
+@pytest.mark.slow
+def test_a_failing_notebook_is_written_up_to_its_error(tmp_path):
+    import nbformat
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    cells = [nbformat.v4.new_code_cell(src) for src in ("print('before the error')", "raise ValueError('boom')")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), folder / "01_fails.ipynb")
+    [result] = render_notebooks.render(tmp_path / "out", mode="quick", folder=folder, say=lambda _: None)
+    assert result.error == "ValueError: boom"
+    page = result.html.read_text()
+    assert "before the error" in page and "boom" in page
+    assert "failed: ValueError: boom" in (tmp_path / "out" / "index.html").read_text()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import html
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -76,7 +77,8 @@ def render_notebook(path: Path, out: Path, timeout: int | None = 600, env: dict[
     try:
         client.execute(env=dict(os.environ) if env is None else env)
     except CellExecutionError as e:
-        error = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()  # without the traceback's terminal colours
+        error = text.splitlines()[-1] if text else type(e).__name__
     except Exception as e:  # a timeout or a dead kernel: keep what ran, say what happened
         error = f"{type(e).__name__}: {e}"
     seconds = time.perf_counter() - start
