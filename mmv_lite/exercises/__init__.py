@@ -37,6 +37,13 @@ every check passing (the notebook tests and ``python -m mmv_lite render-notebook
 notebook depends on the student's function, so a notebook also runs with the stubs in place.
 
 Checks seed their own random generator and leave the global one as they found it (``torch.random.fork_rng``).
+A check recognises a typical mistake by recomputing the answer with that one mistake and comparing.
+
+Layout: :mod:`.solutions` (the reference solutions), :mod:`.core` (registry, :func:`check`, :func:`reveal`, helpers),
+:mod:`.check_networks` (``fac``, ``train_step``, ``deflate``), :mod:`.check_losses` (``nce``, ``mil_nce``),
+:mod:`.check_spaces` (``gap``, ``recall``). Adding an exercise: a solution, a check registered with
+:func:`.core.register`, a section in its notebook, wrong answers in ``tests/test_exercises.py`` and its answer and
+mistakes in ``docs/TEACHING.md``.
 """
 
 from __future__ import annotations
