@@ -209,6 +209,17 @@ def test_nce_without_normalisation(capsys):
     rejects("nce", nce, capsys, "not L2-normalised", "F.normalize")
 
 
+def test_losses_with_the_temperature_fixed(capsys):
+    def nce(z_v, z_a, tau=0.07):
+        return ex.nce_loss(z_v, z_a, 0.07)
+
+    def mil(z_v, z_t, valid, tau=0.07):
+        return ex.mil_nce_loss(z_v, z_t, valid, 0.07)
+
+    rejects("nce", nce, capsys, "the temperature is fixed at 0.07")
+    rejects("mil_nce", mil, capsys, "the temperature is fixed at 0.07")
+
+
 def test_nce_summed_per_clip_or_detached(capsys):
     def summed(z_v, z_a, tau=0.07):
         s = _sim(z_v, z_a, tau)

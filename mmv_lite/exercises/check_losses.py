@@ -50,7 +50,20 @@ def _nce_variant(v, a, tau, normalise=True, temperature="divide", direction="bot
     return {"mean": per.mean(), "sum": per.sum(), "negative": -per.mean()}[reduce]
 
 
+def _tau(tau: float, mistake: dict) -> float:
+    """The temperature a mistake computes with: the paper's when it ignores the argument (``fixed_tau``)."""
+    return TEMPERATURE if mistake.get("fixed_tau") else tau
+
+
+def _rest(mistake: dict) -> dict:
+    return {k: v for k, v in mistake.items() if k != "fixed_tau"}
+
+
 _NCE_MISTAKES = (
+    (
+        dict(fixed_tau=True),
+        "the temperature is fixed at 0.07: use the tau the function is given (the check also tries other values).",
+    ),
     (
         dict(temperature="none"),
         "no temperature: divide the cosine similarities by tau before the softmax. Cosines lie in [-1, 1], so without "
@@ -104,9 +117,10 @@ def _check_nce(fn: Callable) -> str | None:
             break
     else:
         return needs_grad(fn, out)
+    used = cases[: len(values)]
     hint = match_mistake(
         values,
-        [[_nce_variant(v, a, tau, **kw) for v, a, tau in cases[: len(values)]] for kw, _ in _NCE_MISTAKES],
+        [[_nce_variant(v, a, _tau(tau, kw), **_rest(kw)) for v, a, tau in used] for kw, _ in _NCE_MISTAKES],
         [h for _, h in _NCE_MISTAKES],
     )
     v, a, tau = cases[len(values) - 1]
@@ -175,6 +189,10 @@ def _mil_variant(
 
 
 _MIL_MISTAKES = (
+    (
+        dict(fixed_tau=True),
+        "the temperature is fixed at 0.07: use the tau the function is given (the check also tries other values).",
+    ),
     (
         dict(numerator="sum_scores"),
         "the bag's numerator sums the scores, sum_k s_ik; MIL-NCE's numerator is log sum_k exp(s_ik), a soft maximum: "
@@ -293,7 +311,7 @@ def _check_mil_nce(fn: Callable) -> str | None:
     used = cases[: len(values)]
     hint = match_mistake(
         values,
-        [[_mil_variant(v, t, m, tau, **kw) for _, v, t, m, tau in used] for kw, _ in _MIL_MISTAKES],
+        [[_mil_variant(v, t, m, _tau(tau, kw), **_rest(kw)) for _, v, t, m, tau in used] for kw, _ in _MIL_MISTAKES],
         [h for _, h in _MIL_MISTAKES],
     )
     stage, v, t, _, tau = used[-1]
