@@ -21,6 +21,7 @@ COMMANDS = {
     "experiment": ("mmv_lite.experiments", "the paper's tables in miniature: 'design' or 'deflation'"),
     "embed": ("mmv_lite.own_videos:embed_main", "features and embeddings of every clip of a folder of your videos"),
     "search": ("mmv_lite.own_videos:search_main", "find the clips of your videos that match words or a sound"),
+    "render-notebooks": ("mmv_lite.tools.render_notebooks", "run the notebooks and write them as HTML, for teachers"),
 }
 
 
@@ -32,7 +33,8 @@ def entry_point(name: str):
 
 def usage() -> str:
     lines = [f"usage: python -m mmv_lite [{DEBUG_FLAG}] <command> [options]", "", "commands:"]
-    lines += [f"  {name:<14}{help_}" for name, (_, help_) in COMMANDS.items()]
+    width = max(map(len, COMMANDS)) + 2
+    lines += [f"  {name:<{width}}{help_}" for name, (_, help_) in COMMANDS.items()]
     lines += [
         "",
         "python -m mmv_lite <command> --help shows a command's options.",

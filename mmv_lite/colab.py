@@ -1,43 +1,198 @@
 """Running the notebooks the same way on a laptop and on Colab.
 
-The repository URL lives here, once: every notebook's "Open in Colab" badge and its Colab install line are built from
-:data:`REPO_URL` (``tests/test_notebooks.py`` checks that they agree).
-
     >>> from mmv_lite.colab import run_mode, samples_dir
     >>> mode = run_mode()          # "quick" or "full", from MMV_LITE_MODE (default: full on CUDA, quick otherwise)
     >>> samples = samples_dir()    # the shipped data_samples/ folder, wherever the notebook runs
+
+**One repository address.** It is written once, as ``Repository`` under ``[project.urls]`` in ``pyproject.toml``
+(:func:`repository_url` reads it there in a checkout, and from the package metadata where the kit is installed).
+Everything else follows it: each notebook's "Open in Colab" badge (:func:`colab_badge`;
+``python -m mmv_lite.tools.notebook_pairs --sync`` rewrites the badges) and, through the badge, the clone that the
+Colab set-up cell makes. While the address is the placeholder (owner ``OWNER``) the project is not published: the
+badges point at the README's Colab section and the set-up cell stops with a message that says which line to change.
+
+**The set-up cell** (:data:`SETUP_CELL`, the first code cell of every notebook, at most six lines) names no address:
+on Colab it reads the repository and branch from the notebook's own badge, clones it into ``/content/mmv_lite`` and
+calls :func:`setup_colab`, which installs the kit without its dependencies and then only the dependencies Colab lacks,
+with torch, ipywidgets and every other package Colab already has pinned at its installed version: nothing is upgraded
+(installing ipywidgets 8 on Colab breaks its widgets). On a laptop the cell does nothing: ``pip install -r
+requirements.txt`` installed everything.
 
 The device a notebook runs on comes from :func:`mmv_lite.runtime.select_device`.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import re
+import subprocess
+import sys
+from importlib import metadata
 from pathlib import Path
 
-import torch
-
-REPO_URL = "https://github.com/mmv-lite/mmv_lite"
 BRANCH = "main"
 MODE_ENV = "MMV_LITE_MODE"
+SOLUTIONS_ENV = "MMV_LITE_SOLUTIONS"  # 1: exercise starters use the solutions (mmv_lite.exercises)
 MODES = ("quick", "full")
+PLACEHOLDER_OWNER = "OWNER"  # the owner in pyproject.toml's address until the project is published
+CLONE_DIR = "/content/mmv_lite"
+# Never upgraded on Colab (pinned at Colab's versions even when a requirement would allow a newer one).
+PROTECTED = ("torch", "torchvision", "torchaudio", "ipywidgets", "numpy")
+_BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
+_UNPUBLISHED_LINK = "../README.md#colab"
+
+# The first code cell of every notebook, verbatim (tests/test_notebooks.py checks each notebook against it).
+# On Colab mmv_lite is not installed yet, so the cell cannot import it before the clone: it takes the repository and
+# branch from the notebook's own "Open in Colab" badge (derived from pyproject.toml), which holds no badge link while
+# the project is unpublished. "# fmt: off" keeps the formatter from spreading the three lines over twenty.
+SETUP_CELL = r"""# Set-up. On Colab: clone the repository this notebook's "Open in Colab" badge names, then install what Colab lacks, never torch or ipywidgets (mmv_lite/colab.py).
+if "google.colab" in __import__("sys").modules:
+    # fmt: off
+    import re, subprocess, sys; from google.colab import _message
+    repo = re.search(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/([\w.-]+)/", str(_message.blocking_request("get_ipynb", timeout_sec=60)["ipynb"]["cells"][0])) or sys.exit("This notebook's badge names no published repository. To run a fork: set Repository under [project.urls] in pyproject.toml to its address, run python -m mmv_lite.tools.notebook_pairs --sync, push, and open the notebook from its badge (README.md, 'Colab').")
+    subprocess.run(f"[ -d /content/mmv_lite ] || git clone -q --depth 1 -b {repo[2]} https://github.com/{repo[1]} /content/mmv_lite", shell=True, check=True); sys.path.insert(0, "/content/mmv_lite"); from mmv_lite.colab import setup_colab; setup_colab()"""  # noqa: E501
 
 
-def colab_url(notebook: str, repo_url: str = REPO_URL, branch: str = BRANCH) -> str:
-    """The Colab address that opens ``notebooks/<notebook>`` straight from the repository.
+# --------------------------------------------------------------------------------------------------------------------
+# The repository address, and what follows from it
+# --------------------------------------------------------------------------------------------------------------------
 
-    >>> colab_url("00_data_tour.ipynb")
-    'https://colab.research.google.com/github/mmv-lite/mmv_lite/blob/main/notebooks/00_data_tour.ipynb'
+
+def repo_root() -> Path:
+    """The repository folder this package was imported from (a clone or an editable install)."""
+    return Path(__file__).resolve().parents[1]
+
+
+def _urls_from_pyproject(text: str) -> dict[str, str]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: the one table we need, read line by line
+        urls, inside = {}, False
+        for line in text.splitlines():
+            if line.strip().startswith("["):
+                inside = line.strip() == "[project.urls]"
+            elif inside and (m := re.match(r'\s*"?([\w .-]+?)"?\s*=\s*"([^"]*)"', line)):
+                urls[m[1]] = m[2]
+        return urls
+    return dict(tomllib.loads(text).get("project", {}).get("urls", {}))
+
+
+def repository_url() -> str:
+    """``Repository`` under ``[project.urls]``: from ``pyproject.toml`` in a checkout (it may be newer than the
+    metadata of an editable install), else from the installed package's metadata."""
+    pyproject = repo_root() / "pyproject.toml"
+    if pyproject.is_file() and 'name = "mmv_lite"' in (text := pyproject.read_text()):
+        urls = _urls_from_pyproject(text)
+    else:
+        entries = metadata.metadata("mmv_lite").get_all("Project-URL") or []
+        urls = dict(tuple(part.strip() for part in e.split(",", 1)) for e in entries if "," in e)
+    if "Repository" not in urls:
+        raise KeyError("pyproject.toml has no Repository under [project.urls]: the notebooks' badges need it")
+    return urls["Repository"]
+
+
+def owner_and_name(repo_url: str | None = None) -> tuple[str, str]:
+    """``("owner", "name")`` of a ``https://github.com/<owner>/<name>`` address (default: :func:`repository_url`)."""
+    repo_url = repository_url() if repo_url is None else repo_url
+    m = re.fullmatch(r"https://github\.com/([\w.-]+)/([\w.-]+?)(?:\.git)?/?", repo_url)
+    if not m:
+        raise ValueError(f"the repository address must be https://github.com/<owner>/<name>; got {repo_url!r}")
+    return m[1], m[2]
+
+
+def published(repo_url: str | None = None) -> bool:
+    """False while the repository address is the placeholder (owner ``OWNER``)."""
+    return owner_and_name(repo_url)[0] != PLACEHOLDER_OWNER
+
+
+def colab_url(notebook: str, repo_url: str | None = None, branch: str = BRANCH) -> str:
+    """The Colab address that opens ``notebooks/<notebook>`` straight from the repository (published or not)."""
+    owner, name = owner_and_name(repo_url)
+    return f"https://colab.research.google.com/github/{owner}/{name}/blob/{branch}/notebooks/{notebook}"
+
+
+def colab_badge(notebook: str, repo_url: str | None = None) -> str:
+    """Markdown of the "Open in Colab" badge for ``notebook`` (a file name in ``notebooks/``).
+
+    While the project is unpublished the badge leads to the README's Colab section instead of an address that
+    does not exist (or belongs to someone else)."""
+    link = colab_url(notebook, repo_url) if published(repo_url) else _UNPUBLISHED_LINK
+    return f"[![Open In Colab]({_BADGE_IMAGE})]({link})"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Colab: what the set-up cell calls after the clone
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _requirement_name(req: str) -> str:
+    return re.split(r"[ ;<>=!~\[(]", req.strip(), maxsplit=1)[0]
+
+
+def install_plan(requirements: list[str], installed: dict[str, str]) -> tuple[list[str], list[str]]:
+    """``(missing, pins)``: the requirements that are not installed, and ``name==version`` constraints for every
+    requirement (and every :data:`PROTECTED` package) that is. Extras (``; extra == ...``) are skipped."""
+    missing, pins = [], []
+    names = []
+    for req in requirements:
+        if "extra ==" in req:
+            continue
+        names.append(_requirement_name(req))
+        if names[-1].lower() not in installed:
+            missing.append(req.strip())
+    for name in dict.fromkeys([*names, *PROTECTED]):
+        if name.lower() in installed:
+            pins.append(f"{name}=={installed[name.lower()]}")
+    return missing, pins
+
+
+def _installed_versions() -> dict[str, str]:
+    out = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            out.setdefault(name.lower(), dist.version)
+            out.setdefault(name.lower().replace("_", "-"), dist.version)
+            out.setdefault(name.lower().replace("-", "_"), dist.version)
+    return out
+
+
+def _dependencies(root: Path) -> list[str]:
+    text = (root / "pyproject.toml").read_text()
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        block = re.search(r"^dependencies = \[(.*?)^\]", text, flags=re.S | re.M)
+        return re.findall(r'"([^"]+)"', block[1]) if block else []
+    return list(tomllib.loads(text)["project"]["dependencies"])
+
+
+def setup_colab(clone: str | os.PathLike = CLONE_DIR) -> None:
+    """Finish the Colab set-up once the set-up cell has cloned the repository into ``clone``.
+
+    Installs the kit itself without its dependencies (editable, so ``python -m mmv_lite`` works in a shell too), then
+    the dependencies Colab lacks, under constraints that pin every requirement Colab has, and torch, torchvision,
+    torchaudio, ipywidgets and numpy, at the installed versions; then works from ``clone/notebooks``.
     """
-    if not repo_url.startswith("https://github.com/"):
-        raise ValueError(f"repo_url must be a https://github.com/<owner>/<name> address; got {repo_url!r}")
-    owner_name = repo_url.removeprefix("https://github.com/").strip("/")
-    return f"https://colab.research.google.com/github/{owner_name}/blob/{branch}/notebooks/{notebook}"
+    clone = Path(clone)
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, "--no-deps", "-e", str(clone)], check=True)
+    missing, pins = install_plan(_dependencies(clone), _installed_versions())
+    if missing:
+        constraints = Path("/tmp/mmv_lite_constraints.txt")
+        constraints.write_text("\n".join(pins) + "\n")
+        subprocess.run([*pip, *missing, "-c", str(constraints)], check=True)
+    importlib.invalidate_caches()
+    if str(clone) not in sys.path:
+        sys.path.insert(0, str(clone))
+    os.chdir(clone / "notebooks")
+    print(f"mmv_lite is set up from {clone}" + (f"; installed {', '.join(missing)}" if missing else ""))
 
 
-def colab_badge(notebook: str) -> str:
-    """Markdown of the "Open in Colab" badge for ``notebook`` (a file name in ``notebooks/``)."""
-    return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(notebook)})"
+# --------------------------------------------------------------------------------------------------------------------
+# Run mode and the sample folder
+# --------------------------------------------------------------------------------------------------------------------
 
 
 def run_mode(default: str | None = None) -> str:
@@ -47,15 +202,12 @@ def run_mode(default: str | None = None) -> str:
     """
     value = os.environ.get(MODE_ENV, "").strip().lower() or default
     if not value:
+        import torch
+
         value = "full" if torch.cuda.is_available() else "quick"
     if value not in MODES:
         raise ValueError(f"{MODE_ENV}={value!r}: expected one of {MODES}")
     return value
-
-
-def repo_root() -> Path:
-    """The repository folder this package was imported from (a clone or an editable install)."""
-    return Path(__file__).resolve().parents[1]
 
 
 def samples_dir(path: str | os.PathLike | None = None) -> Path:
@@ -81,46 +233,3 @@ def samples_dir(path: str | os.PathLike | None = None) -> Path:
         + ", ...). Run the notebooks from a clone of the repository, set MMV_LITE_SAMPLES, "
         "or make the samples with: python -m mmv_lite make-samples"
     )
-
-
-# The first code cell of every notebook, verbatim (tests/test_notebooks.py checks each notebook against it).
-# It cannot import mmv_lite (on Colab mmv_lite is not installed yet), so it repeats REPO_URL; the test keeps them equal.
-_SETUP_CELL = """# Setup: works on a laptop and on Colab. On Colab it clones the repository (code + sample clips),
-# installs mmv_lite without its dependencies, then only the dependencies Colab lacks, with every package
-# Colab already has (torch, ipywidgets 7.7, numpy, ...) pinned at its installed version: nothing is upgraded.
-import importlib.util
-import os
-import re
-import subprocess
-import sys
-from importlib.metadata import PackageNotFoundError, requires, version
-
-REPO_URL = "{repo_url}"
-if "google.colab" in sys.modules:
-    if not os.path.isdir("/content/mmv_lite"):
-        subprocess.run(["git", "clone", "--depth", "1", REPO_URL, "/content/mmv_lite"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "/content/mmv_lite"], check=True)
-    importlib.invalidate_caches()
-    missing, pins = [], []
-    for req in requires("mmv_lite"):
-        if "extra ==" in req:
-            continue
-        name = re.split(r"[ ;<>=!~\\[]", req)[0]
-        try:
-            pins.append(f"{{name}}=={{version(name)}}")
-        except PackageNotFoundError:
-            missing.append(req)
-    if missing:
-        with open("/tmp/mmv_lite_pins.txt", "w") as f:
-            f.write("\\n".join(pins))
-        pip = [sys.executable, "-m", "pip", "install", "-q"]
-        subprocess.run([*pip, *missing, "-c", "/tmp/mmv_lite_pins.txt"], check=True)
-        importlib.invalidate_caches()
-    os.chdir("/content/mmv_lite/notebooks")
-elif importlib.util.find_spec("mmv_lite") is None:
-    sys.path.insert(0, os.path.abspath(".."))  # a clone used without `pip install -e .`"""
-
-
-def setup_cell(repo_url: str = REPO_URL) -> str:
-    """The source of every notebook's first code cell (see the comment above ``_SETUP_CELL``)."""
-    return _SETUP_CELL.format(repo_url=repo_url)

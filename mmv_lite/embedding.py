@@ -142,6 +142,29 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
+def centred(z: Any) -> np.ndarray:
+    """One modality's embeddings ``z (N, D)``, each row L2-normalised, minus their mean direction: ``(N, D)``.
+
+    The mean of the normalised rows is the modality's *centre* on the sphere; subtracting it removes the offset that
+    keeps contrastively trained modalities apart (the modality gap, :func:`modality_gap`). This is what
+    :func:`project_2d` does with ``center=True``, before it compares directions.
+    """
+    u = _unit(_numpy(z).reshape(len(z), -1).astype(np.float32))
+    return u - u.mean(0, keepdims=True)
+
+
+def modality_gap(z_a: Any, z_b: Any) -> float:
+    """The *modality gap* of two modalities in one space: the distance between their centres.
+
+    ``z_a (N, D)`` and ``z_b (M, D)`` are embeddings of two modalities (e.g. ``z_v_va`` and ``z_a_va``); each row is
+    L2-normalised and each modality's centre is the mean of its rows, so the gap lies in [0, 2]: 0 when the two
+    clouds share a centre, near 2 when they sit at opposite poles (Liang et al., "Mind the Gap", NeurIPS 2022).
+    """
+    a = _unit(_numpy(z_a).reshape(len(z_a), -1).astype(np.float64)).mean(0)
+    b = _unit(_numpy(z_b).reshape(len(z_b), -1).astype(np.float64)).mean(0)
+    return float(np.linalg.norm(a - b))
+
+
 def project_2d(
     embeddings: Mapping[str, Any],
     method: str = "umap",
@@ -155,9 +178,10 @@ def project_2d(
     Args:
         embeddings: ``{name: (N_i, D)}``, e.g. ``{"video": z_v_vat, "text": z_t_vat}``; all with the same D.
         method: ``"umap"`` (cosine metric, as the losses compare directions) or ``"pca"`` (fast, linear).
-        center: subtract each group's mean direction first. Contrastively trained modalities sit in separate regions
-            of the sphere (the *modality gap*: retrieval only needs each query's candidates in the right order);
-            centring removes that offset so the structure the groups share can be compared on one map.
+        center: subtract each group's mean direction first (:func:`centred`). Contrastively trained modalities sit in
+            separate regions of the sphere (the *modality gap*, :func:`modality_gap`: retrieval only needs each
+            query's candidates in the right order); centring removes that offset so the structure the groups share
+            can be compared on one map.
 
     Returns:
         ``{name: (N_i, 2)}``.
@@ -170,7 +194,7 @@ def project_2d(
             f"all groups must live in one space (same dimension); got {dict(zip(names, [a.shape for a in arrays]))}"
         )
     if center:
-        arrays = [_unit(a.astype(np.float32)) - _unit(a.astype(np.float32)).mean(0, keepdims=True) for a in arrays]
+        arrays = [centred(a) for a in arrays]
     X = _unit(np.concatenate(arrays).astype(np.float32))
     if method == "pca":
         Xc = X - X.mean(0)

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 01 · The model: backbones, heads and three ways to share a space
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmv-lite/mmv_lite/blob/main/notebooks/01_model.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](../README.md#colab)
 #
 # **Learning goals.** After this notebook you can
 # 1. say what each of MMV's three *backbones* turns its input into, with the tensor shapes;
@@ -11,40 +11,12 @@
 # 4. compare the size of the laptop model (`lite`) with the paper's models, without allocating the big ones.
 
 # %%
-# Setup: works on a laptop and on Colab. On Colab it clones the repository (code + sample clips),
-# installs mmv_lite without its dependencies, then only the dependencies Colab lacks, with every package
-# Colab already has (torch, ipywidgets 7.7, numpy, ...) pinned at its installed version: nothing is upgraded.
-import importlib.util
-import os
-import re
-import subprocess
-import sys
-from importlib.metadata import PackageNotFoundError, requires, version
-
-REPO_URL = "https://github.com/mmv-lite/mmv_lite"
-if "google.colab" in sys.modules:
-    if not os.path.isdir("/content/mmv_lite"):
-        subprocess.run(["git", "clone", "--depth", "1", REPO_URL, "/content/mmv_lite"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "/content/mmv_lite"], check=True)
-    importlib.invalidate_caches()
-    missing, pins = [], []
-    for req in requires("mmv_lite"):
-        if "extra ==" in req:
-            continue
-        name = re.split(r"[ ;<>=!~\[]", req)[0]
-        try:
-            pins.append(f"{name}=={version(name)}")
-        except PackageNotFoundError:
-            missing.append(req)
-    if missing:
-        with open("/tmp/mmv_lite_pins.txt", "w") as f:
-            f.write("\n".join(pins))
-        pip = [sys.executable, "-m", "pip", "install", "-q"]
-        subprocess.run([*pip, *missing, "-c", "/tmp/mmv_lite_pins.txt"], check=True)
-        importlib.invalidate_caches()
-    os.chdir("/content/mmv_lite/notebooks")
-elif importlib.util.find_spec("mmv_lite") is None:
-    sys.path.insert(0, os.path.abspath(".."))  # a clone used without `pip install -e .`
+# Set-up. On Colab: clone the repository this notebook's "Open in Colab" badge names, then install what Colab lacks, never torch or ipywidgets (mmv_lite/colab.py).
+if "google.colab" in __import__("sys").modules:
+    # fmt: off
+    import re, subprocess, sys; from google.colab import _message
+    repo = re.search(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/([\w.-]+)/", str(_message.blocking_request("get_ipynb", timeout_sec=60)["ipynb"]["cells"][0])) or sys.exit("This notebook's badge names no published repository. To run a fork: set Repository under [project.urls] in pyproject.toml to its address, run python -m mmv_lite.tools.notebook_pairs --sync, push, and open the notebook from its badge (README.md, 'Colab').")
+    subprocess.run(f"[ -d /content/mmv_lite ] || git clone -q --depth 1 -b {repo[2]} https://github.com/{repo[1]} /content/mmv_lite", shell=True, check=True); sys.path.insert(0, "/content/mmv_lite"); from mmv_lite.colab import setup_colab; setup_colab()
 
 # %%
 # Parameters. MMV_LITE_MODE=quick|full (default: full on a GPU, quick on a CPU). This notebook is cheap either way.
@@ -170,6 +142,36 @@ for graph in ("shared", "disjoint", "fac"):
             keys = sorted(k for k in g(**{k: v.to(DEVICE) for k, v in batch.items()}) if k.startswith("z_"))
         rows.append({"graph": graph, "mode": mode_name, "embeddings": ", ".join(keys)})
 display(HTML(viz.html_table(rows)))
+
+# %% [markdown]
+# ### Exercise: the FAC embeddings from the heads
+#
+# Write `fac_embeddings(heads, f_v, f_a, f_t)` as the FAC graph computes it in evaluation mode. `heads` holds the
+# four heads by their paper names, each a layer on the last axis: `heads["g_v_to_va"]` ($f_v \to S_{va}$),
+# `heads["g_a_to_va"]` ($f_a \to S_{va}$), `heads["g_va_to_vat"]` ($S_{va} \to S_{vat}$) and
+# `heads["g_t_to_vat"]` ($f_t \to S_{vat}$). Return the dict of `z_v_va`, `z_a_va`, `z_v_vat`, `z_a_vat` and
+# `z_t_vat`:
+# * the composed path goes through a ReLU: $z_{v,vat} = g_{va\to vat}(\mathrm{relu}(z_{v,va}))$;
+# * audio takes the same path from $z_{a,va}$ (the zero-shot route to text);
+# * `f_t` is `(B, K, d_t)` and `z_t_vat` keeps the K candidates; nothing is normalised.
+#
+# The check runs your function on random features and small random heads and compares it with the library's FAC
+# graph (`mmv_lite.models.heads.EmbeddingGraph`); the last cell reveals a solution.
+
+# %%
+from mmv_lite import exercises
+
+
+@exercises.exercise("fac")
+def fac_embeddings(heads, f_v, f_a, f_t):
+    raise NotImplementedError("your code here: return the dict of the five embeddings")
+
+
+# %%
+exercises.check("fac", fac_embeddings)
+
+# %%
+exercises.reveal("fac")
 
 # %% [markdown]
 # ## 4. How big is it? Lite versus the paper

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 02 · The losses: NCE, MIL-NCE and the temperature
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmv-lite/mmv_lite/blob/main/notebooks/02_losses.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](../README.md#colab)
 #
 # **Learning goals.** After this notebook you can
 # 1. explain the *contrastive* idea: pull the modalities of one moment together, push other moments away;
@@ -14,40 +14,12 @@
 # embedding L2-normalised and τ = 0.07. No labels anywhere: the supervision is *which things happened together*.
 
 # %%
-# Setup: works on a laptop and on Colab. On Colab it clones the repository (code + sample clips),
-# installs mmv_lite without its dependencies, then only the dependencies Colab lacks, with every package
-# Colab already has (torch, ipywidgets 7.7, numpy, ...) pinned at its installed version: nothing is upgraded.
-import importlib.util
-import os
-import re
-import subprocess
-import sys
-from importlib.metadata import PackageNotFoundError, requires, version
-
-REPO_URL = "https://github.com/mmv-lite/mmv_lite"
-if "google.colab" in sys.modules:
-    if not os.path.isdir("/content/mmv_lite"):
-        subprocess.run(["git", "clone", "--depth", "1", REPO_URL, "/content/mmv_lite"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "/content/mmv_lite"], check=True)
-    importlib.invalidate_caches()
-    missing, pins = [], []
-    for req in requires("mmv_lite"):
-        if "extra ==" in req:
-            continue
-        name = re.split(r"[ ;<>=!~\[]", req)[0]
-        try:
-            pins.append(f"{name}=={version(name)}")
-        except PackageNotFoundError:
-            missing.append(req)
-    if missing:
-        with open("/tmp/mmv_lite_pins.txt", "w") as f:
-            f.write("\n".join(pins))
-        pip = [sys.executable, "-m", "pip", "install", "-q"]
-        subprocess.run([*pip, *missing, "-c", "/tmp/mmv_lite_pins.txt"], check=True)
-        importlib.invalidate_caches()
-    os.chdir("/content/mmv_lite/notebooks")
-elif importlib.util.find_spec("mmv_lite") is None:
-    sys.path.insert(0, os.path.abspath(".."))  # a clone used without `pip install -e .`
+# Set-up. On Colab: clone the repository this notebook's "Open in Colab" badge names, then install what Colab lacks, never torch or ipywidgets (mmv_lite/colab.py).
+if "google.colab" in __import__("sys").modules:
+    # fmt: off
+    import re, subprocess, sys; from google.colab import _message
+    repo = re.search(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/([\w.-]+)/", str(_message.blocking_request("get_ipynb", timeout_sec=60)["ipynb"]["cells"][0])) or sys.exit("This notebook's badge names no published repository. To run a fork: set Repository under [project.urls] in pyproject.toml to its address, run python -m mmv_lite.tools.notebook_pairs --sync, push, and open the notebook from its badge (README.md, 'Colab').")
+    subprocess.run(f"[ -d /content/mmv_lite ] || git clone -q --depth 1 -b {repo[2]} https://github.com/{repo[1]} /content/mmv_lite", shell=True, check=True); sys.path.insert(0, "/content/mmv_lite"); from mmv_lite.colab import setup_colab; setup_colab()
 
 # %%
 # Parameters. MMV_LITE_MODE=quick|full (default: full on a GPU, quick on a CPU). Everything here is small.
@@ -119,6 +91,30 @@ ax.set_ylabel("loss")
 ax.set_title("NCE falls as the modalities agree", fontsize=10, loc="left")
 ax.legend(fontsize=7)
 plt.show()
+
+# %% [markdown]
+# ### Exercise: NCE from a similarity matrix
+#
+# Write `nce_loss(z_v, z_a, tau)` for a batch of B clips, `z_v` and `z_a` of shape `(B, D)`, unnormalised, as
+# `mmv_lite.losses.nce` computes it: L2-normalise both, build $S_{ij} = \cos(v_i, a_j)/τ$, take for clip $i$ one
+# softmax over row $i$ and column $i$ together (the formula above), and return the mean over the clips as a tensor
+# that `backward()` can follow. The check compares your loss with the library's on random batches and several
+# temperatures, and says what differs.
+
+# %%
+from mmv_lite import exercises
+
+
+@exercises.exercise("nce")
+def nce_loss(z_v, z_a, tau=0.07):
+    raise NotImplementedError("your code here: the mean symmetric NCE loss of the batch")
+
+
+# %%
+exercises.check("nce", nce_loss)
+
+# %%
+exercises.reveal("nce")
 
 # %% [markdown]
 # ## 3. What the temperature does
@@ -193,6 +189,35 @@ for ax, g, name in zip(axes, (g_nce, g_mil), ("NCE with the nearest narration", 
 axes[0].set_ylabel("share of the gradient")
 fig.tight_layout()
 plt.show()
+
+# %% [markdown]
+# ### Exercise: MIL-NCE with bags and padding
+#
+# Write `mil_nce_loss(z_v, z_t, text_valid, tau)`: `z_v (B, D)`, the K candidate narrations `z_t (B, K, D)`, and
+# `text_valid (B, K)`, False where a candidate is padding (a clip near the start of a video has fewer narrations).
+# Follow the MIL-NCE formula above, with three rules for the masks:
+# * a padding candidate counts nowhere: not in its bag's numerator, not in any denominator;
+# * the numerator is a soft maximum over the clip's valid candidates, $\log\sum_k \exp(S(v_i, t_{ik})/τ)$;
+# * a clip with no valid candidate at all takes no part: it is no anchor, and its video is no negative for others;
+#   the loss is the mean over the clips that remain.
+#
+# The check compares your loss with `mmv_lite.losses.mil_nce`, first with every candidate valid, then with padding,
+# then with an empty bag.
+
+# %%
+from mmv_lite import exercises
+
+
+@exercises.exercise("mil_nce")
+def mil_nce_loss(z_v, z_t, text_valid, tau=0.07):
+    raise NotImplementedError("your code here: the mean MIL-NCE loss of the batch")
+
+
+# %%
+exercises.check("mil_nce", mil_nce_loss)
+
+# %%
+exercises.reveal("mil_nce")
 
 # %% [markdown]
 # **Try this.** Change `good[0]` to 0 (the nearest narration *is* the right one) and rerun the two cells: NCE and

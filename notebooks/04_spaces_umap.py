@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 04 · The shared spaces, seen in two dimensions
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmv-lite/mmv_lite/blob/main/notebooks/04_spaces_umap.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](../README.md#colab)
 #
 # **Learning goals.** After this notebook you can
 # 1. draw a map of an embedding space with UMAP and say what it preserves (neighbours) and what it does not
@@ -14,40 +14,12 @@
 # The maps use the **trained** checkpoint `data_samples/mmv_lite_fac.pt` on held-out clips.
 
 # %%
-# Setup: works on a laptop and on Colab. On Colab it clones the repository (code + sample clips),
-# installs mmv_lite without its dependencies, then only the dependencies Colab lacks, with every package
-# Colab already has (torch, ipywidgets 7.7, numpy, ...) pinned at its installed version: nothing is upgraded.
-import importlib.util
-import os
-import re
-import subprocess
-import sys
-from importlib.metadata import PackageNotFoundError, requires, version
-
-REPO_URL = "https://github.com/mmv-lite/mmv_lite"
-if "google.colab" in sys.modules:
-    if not os.path.isdir("/content/mmv_lite"):
-        subprocess.run(["git", "clone", "--depth", "1", REPO_URL, "/content/mmv_lite"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "/content/mmv_lite"], check=True)
-    importlib.invalidate_caches()
-    missing, pins = [], []
-    for req in requires("mmv_lite"):
-        if "extra ==" in req:
-            continue
-        name = re.split(r"[ ;<>=!~\[]", req)[0]
-        try:
-            pins.append(f"{name}=={version(name)}")
-        except PackageNotFoundError:
-            missing.append(req)
-    if missing:
-        with open("/tmp/mmv_lite_pins.txt", "w") as f:
-            f.write("\n".join(pins))
-        pip = [sys.executable, "-m", "pip", "install", "-q"]
-        subprocess.run([*pip, *missing, "-c", "/tmp/mmv_lite_pins.txt"], check=True)
-        importlib.invalidate_caches()
-    os.chdir("/content/mmv_lite/notebooks")
-elif importlib.util.find_spec("mmv_lite") is None:
-    sys.path.insert(0, os.path.abspath(".."))  # a clone used without `pip install -e .`
+# Set-up. On Colab: clone the repository this notebook's "Open in Colab" badge names, then install what Colab lacks, never torch or ipywidgets (mmv_lite/colab.py).
+if "google.colab" in __import__("sys").modules:
+    # fmt: off
+    import re, subprocess, sys; from google.colab import _message
+    repo = re.search(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/([\w.-]+)/", str(_message.blocking_request("get_ipynb", timeout_sec=60)["ipynb"]["cells"][0])) or sys.exit("This notebook's badge names no published repository. To run a fork: set Repository under [project.urls] in pyproject.toml to its address, run python -m mmv_lite.tools.notebook_pairs --sync, push, and open the notebook from its badge (README.md, 'Colab').")
+    subprocess.run(f"[ -d /content/mmv_lite ] || git clone -q --depth 1 -b {repo[2]} https://github.com/{repo[1]} /content/mmv_lite", shell=True, check=True); sys.path.insert(0, "/content/mmv_lite"); from mmv_lite.colab import setup_colab; setup_colab()
 
 # %%
 # Parameters. MMV_LITE_MODE=quick|full (default: full on a GPU, quick on a CPU).
@@ -114,6 +86,35 @@ pts_c = project_2d({"video": emb["z_v_va"], "audio": emb["z_a_va"][has_a]}, meth
 lab = {"video": labels["sound"], "audio": labels["sound"][has_a.numpy()]}
 fig = viz.show_map(pts_c, lab, names["sound"], title="$S_{va}$, each modality centred, coloured by sound", s=14)
 plt.show()
+
+# %% [markdown]
+# ### Exercise: centring, and the size of the gap
+#
+# Write `centre_modalities(z_a, z_b)` for two modalities of one space, `z_a (N, D)` and `z_b (M, D)`. Return
+# `(c_a, c_b, gap)`:
+# * `c_a`, `c_b`: each row L2-normalised, minus the mean of its own modality's normalised rows (what
+#   `project_2d(..., center=True)` maps above);
+# * `gap`: the distance between the two modalities' centres, $\lVert \bar u_a - \bar u_b \rVert$, where $\bar u$ is
+#   the mean of a modality's normalised rows. It lies between 0 (one shared centre) and 2 (opposite poles).
+#
+# The check compares you with `mmv_lite.embedding.centred` and `modality_gap` on two random clouds. Then measure the
+# gap of the fine space above: `modality_gap(emb["z_v_va"], emb["z_a_va"][has_a])`, against the same network at
+# random init.
+
+# %%
+from mmv_lite import exercises
+
+
+@exercises.exercise("gap")
+def centre_modalities(z_a, z_b):
+    raise NotImplementedError("your code here: return (c_a, c_b, gap)")
+
+
+# %%
+exercises.check("gap", centre_modalities)
+
+# %%
+exercises.reveal("gap")
 
 # %% [markdown]
 # ## 3. The coarse space $S_{vat}$: pictures, words, and sounds that never met words

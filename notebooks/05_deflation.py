@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 05 · Deflation: the video network, applied to single images
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmv-lite/mmv_lite/blob/main/notebooks/05_deflation.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](../README.md#colab)
 #
 # **Learning goals.** After this notebook you can
 # 1. turn a trained 3D video network into a 2D image network by summing every 3D kernel over time (*deflation*),
@@ -18,40 +18,12 @@
 # `data_samples/mmv_lite_fac.pt` (notebook 03) and the sample clips' frames as images.
 
 # %%
-# Setup: works on a laptop and on Colab. On Colab it clones the repository (code + sample clips),
-# installs mmv_lite without its dependencies, then only the dependencies Colab lacks, with every package
-# Colab already has (torch, ipywidgets 7.7, numpy, ...) pinned at its installed version: nothing is upgraded.
-import importlib.util
-import os
-import re
-import subprocess
-import sys
-from importlib.metadata import PackageNotFoundError, requires, version
-
-REPO_URL = "https://github.com/mmv-lite/mmv_lite"
-if "google.colab" in sys.modules:
-    if not os.path.isdir("/content/mmv_lite"):
-        subprocess.run(["git", "clone", "--depth", "1", REPO_URL, "/content/mmv_lite"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "/content/mmv_lite"], check=True)
-    importlib.invalidate_caches()
-    missing, pins = [], []
-    for req in requires("mmv_lite"):
-        if "extra ==" in req:
-            continue
-        name = re.split(r"[ ;<>=!~\[]", req)[0]
-        try:
-            pins.append(f"{name}=={version(name)}")
-        except PackageNotFoundError:
-            missing.append(req)
-    if missing:
-        with open("/tmp/mmv_lite_pins.txt", "w") as f:
-            f.write("\n".join(pins))
-        pip = [sys.executable, "-m", "pip", "install", "-q"]
-        subprocess.run([*pip, *missing, "-c", "/tmp/mmv_lite_pins.txt"], check=True)
-        importlib.invalidate_caches()
-    os.chdir("/content/mmv_lite/notebooks")
-elif importlib.util.find_spec("mmv_lite") is None:
-    sys.path.insert(0, os.path.abspath(".."))  # a clone used without `pip install -e .`
+# Set-up. On Colab: clone the repository this notebook's "Open in Colab" badge names, then install what Colab lacks, never torch or ipywidgets (mmv_lite/colab.py).
+if "google.colab" in __import__("sys").modules:
+    # fmt: off
+    import re, subprocess, sys; from google.colab import _message
+    repo = re.search(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/([\w.-]+)/", str(_message.blocking_request("get_ipynb", timeout_sec=60)["ipynb"]["cells"][0])) or sys.exit("This notebook's badge names no published repository. To run a fork: set Repository under [project.urls] in pyproject.toml to its address, run python -m mmv_lite.tools.notebook_pairs --sync, push, and open the notebook from its badge (README.md, 'Colab').")
+    subprocess.run(f"[ -d /content/mmv_lite ] || git clone -q --depth 1 -b {repo[2]} https://github.com/{repo[1]} /content/mmv_lite", shell=True, check=True); sys.path.insert(0, "/content/mmv_lite"); from mmv_lite.colab import setup_colab; setup_colab()
 
 # %%
 # Parameters. MMV_LITE_MODE=quick|full (default: full on a GPU, quick on a CPU).
@@ -123,6 +95,31 @@ naive_net = deflate(video_net).eval()
 w3, w2 = video_net.Conv2d_1a_7x7.conv.weight, naive_net.Conv2d_1a_7x7.conv.weight
 print(f"first conv: video kernel {tuple(w3.shape)} (out, in, T, H, W) -> image kernel {tuple(w2.shape)}")
 print(f"summed over time: {torch.allclose(w3.sum(2), w2)}")
+
+# %% [markdown]
+# ### Exercise: deflate one 3D convolution
+#
+# Write `deflate_conv(conv3d)`: given an `nn.Conv3d` with kernel $k_T \times k_H \times k_W$, return the `nn.Conv2d`
+# that does on an image what the 3D convolution does on a static clip of that image, far from the clip's ends. Sum
+# the kernel over its time axis (the weight is `(out, in, kT, kH, kW)`), keep the spatial stride and padding, copy
+# the bias, and leave `conv3d` itself unchanged. The check compares your convolution with the library's deflation
+# (`mmv_lite.models.deflation`) and with the 3D convolution on static clips, for kernels with and without temporal
+# padding, temporal stride and bias.
+
+# %%
+from mmv_lite import exercises
+
+
+@exercises.exercise("deflate")
+def deflate_conv(conv3d):
+    raise NotImplementedError("your code here: return an nn.Conv2d")
+
+
+# %%
+exercises.check("deflate", deflate_conv)
+
+# %%
+exercises.reveal("deflate")
 
 # %% [markdown]
 # ## 3. Why naive deflation is not the video network on a still image

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 06 · Retrieval: search clips with words, find the picture of a sound, and caption a sound zero-shot
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmv-lite/mmv_lite/blob/main/notebooks/06_retrieval.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](../README.md#colab)
 #
 # **Learning goals.** After this notebook you can
 # 1. use a trained MMV network as a search engine: one embedding per clip, one per query, rank by cosine;
@@ -14,40 +14,12 @@
 # it was made), and the **test** clips, which training never saw.
 
 # %%
-# Setup: works on a laptop and on Colab. On Colab it clones the repository (code + sample clips),
-# installs mmv_lite without its dependencies, then only the dependencies Colab lacks, with every package
-# Colab already has (torch, ipywidgets 7.7, numpy, ...) pinned at its installed version: nothing is upgraded.
-import importlib.util
-import os
-import re
-import subprocess
-import sys
-from importlib.metadata import PackageNotFoundError, requires, version
-
-REPO_URL = "https://github.com/mmv-lite/mmv_lite"
-if "google.colab" in sys.modules:
-    if not os.path.isdir("/content/mmv_lite"):
-        subprocess.run(["git", "clone", "--depth", "1", REPO_URL, "/content/mmv_lite"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "/content/mmv_lite"], check=True)
-    importlib.invalidate_caches()
-    missing, pins = [], []
-    for req in requires("mmv_lite"):
-        if "extra ==" in req:
-            continue
-        name = re.split(r"[ ;<>=!~\[]", req)[0]
-        try:
-            pins.append(f"{name}=={version(name)}")
-        except PackageNotFoundError:
-            missing.append(req)
-    if missing:
-        with open("/tmp/mmv_lite_pins.txt", "w") as f:
-            f.write("\n".join(pins))
-        pip = [sys.executable, "-m", "pip", "install", "-q"]
-        subprocess.run([*pip, *missing, "-c", "/tmp/mmv_lite_pins.txt"], check=True)
-        importlib.invalidate_caches()
-    os.chdir("/content/mmv_lite/notebooks")
-elif importlib.util.find_spec("mmv_lite") is None:
-    sys.path.insert(0, os.path.abspath(".."))  # a clone used without `pip install -e .`
+# Set-up. On Colab: clone the repository this notebook's "Open in Colab" badge names, then install what Colab lacks, never torch or ipywidgets (mmv_lite/colab.py).
+if "google.colab" in __import__("sys").modules:
+    # fmt: off
+    import re, subprocess, sys; from google.colab import _message
+    repo = re.search(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/([\w.-]+)/", str(_message.blocking_request("get_ipynb", timeout_sec=60)["ipynb"]["cells"][0])) or sys.exit("This notebook's badge names no published repository. To run a fork: set Repository under [project.urls] in pyproject.toml to its address, run python -m mmv_lite.tools.notebook_pairs --sync, push, and open the notebook from its badge (README.md, 'Colab').")
+    subprocess.run(f"[ -d /content/mmv_lite ] || git clone -q --depth 1 -b {repo[2]} https://github.com/{repo[1]} /content/mmv_lite", shell=True, check=True); sys.path.insert(0, "/content/mmv_lite"); from mmv_lite.colab import setup_colab; setup_colab()
 
 # %%
 # Parameters. MMV_LITE_MODE=quick|full (default: full on a GPU, quick on a CPU).
@@ -93,6 +65,32 @@ fig = viz.show_retrieval(
     title="zero-shot retrieval on the test clips, R@5",
 )
 plt.show()
+
+# %% [markdown]
+# ### Exercise: Recall@K and the median rank
+#
+# Every bar above is a Recall@K. Write `recall_and_median_rank(sim, positive, ks)`: `sim (Nq, Nc)` similarities of
+# queries to candidates, `positive (Nq, Nc)` True where a candidate is a right answer. A query's rank is the rank of
+# its **best** positive (1 = first); a negative **tied** with it counts as ranked before it (pessimistic ties: a
+# model that gives every candidate the same score must not look perfect). Queries without a positive are left out.
+# Return `{"R@1", "R@5", "R@10"}` in percent and `"MedR"`, the median rank (for an even count, the mean of the two
+# middle ranks). The check compares you with `mmv_lite.retrieval.retrieval_metrics` on cases with ties, several
+# positives and an empty query.
+
+# %%
+from mmv_lite import exercises
+
+
+@exercises.exercise("recall")
+def recall_and_median_rank(sim, positive, ks=(1, 5, 10)):
+    raise NotImplementedError("your code here: return the dict of R@k (percent) and MedR")
+
+
+# %%
+exercises.check("recall", recall_and_median_rank)
+
+# %%
+exercises.reveal("recall")
 
 # %% [markdown]
 # ## 2. Type a query

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 07 · Design exploration: which modalities, which embedding graph? The paper's Table 1 in miniature
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/mmv-lite/mmv_lite/blob/main/notebooks/07_design_exploration.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](../README.md#colab)
 #
 # **Learning goals.** After this notebook you can
 # 1. say what the paper's design table (Table 1) compares, and which question each comparison answers:
@@ -17,40 +17,12 @@
 # `runs/experiments/`, so a second run only re-reads them).
 
 # %%
-# Setup: works on a laptop and on Colab. On Colab it clones the repository (code + sample clips),
-# installs mmv_lite without its dependencies, then only the dependencies Colab lacks, with every package
-# Colab already has (torch, ipywidgets 7.7, numpy, ...) pinned at its installed version: nothing is upgraded.
-import importlib.util
-import os
-import re
-import subprocess
-import sys
-from importlib.metadata import PackageNotFoundError, requires, version
-
-REPO_URL = "https://github.com/mmv-lite/mmv_lite"
-if "google.colab" in sys.modules:
-    if not os.path.isdir("/content/mmv_lite"):
-        subprocess.run(["git", "clone", "--depth", "1", REPO_URL, "/content/mmv_lite"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "/content/mmv_lite"], check=True)
-    importlib.invalidate_caches()
-    missing, pins = [], []
-    for req in requires("mmv_lite"):
-        if "extra ==" in req:
-            continue
-        name = re.split(r"[ ;<>=!~\[]", req)[0]
-        try:
-            pins.append(f"{name}=={version(name)}")
-        except PackageNotFoundError:
-            missing.append(req)
-    if missing:
-        with open("/tmp/mmv_lite_pins.txt", "w") as f:
-            f.write("\n".join(pins))
-        pip = [sys.executable, "-m", "pip", "install", "-q"]
-        subprocess.run([*pip, *missing, "-c", "/tmp/mmv_lite_pins.txt"], check=True)
-        importlib.invalidate_caches()
-    os.chdir("/content/mmv_lite/notebooks")
-elif importlib.util.find_spec("mmv_lite") is None:
-    sys.path.insert(0, os.path.abspath(".."))  # a clone used without `pip install -e .`
+# Set-up. On Colab: clone the repository this notebook's "Open in Colab" badge names, then install what Colab lacks, never torch or ipywidgets (mmv_lite/colab.py).
+if "google.colab" in __import__("sys").modules:
+    # fmt: off
+    import re, subprocess, sys; from google.colab import _message
+    repo = re.search(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/([\w.-]+)/", str(_message.blocking_request("get_ipynb", timeout_sec=60)["ipynb"]["cells"][0])) or sys.exit("This notebook's badge names no published repository. To run a fork: set Repository under [project.urls] in pyproject.toml to its address, run python -m mmv_lite.tools.notebook_pairs --sync, push, and open the notebook from its badge (README.md, 'Colab').")
+    subprocess.run(f"[ -d /content/mmv_lite ] || git clone -q --depth 1 -b {repo[2]} https://github.com/{repo[1]} /content/mmv_lite", shell=True, check=True); sys.path.insert(0, "/content/mmv_lite"); from mmv_lite.colab import setup_colab; setup_colab()
 
 # %%
 # Parameters. MMV_LITE_MODE=quick|full (default: full on a GPU, quick on a CPU).

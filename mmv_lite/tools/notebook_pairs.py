@@ -1,8 +1,11 @@
 """Check (or fix) that every ``notebooks/*.py`` and its ``.ipynb`` pair say the same, and carry no outputs.
 
-python -m mmv_lite.tools.notebook_pairs --check           # pairs in sync (exit 1 if not)
+python -m mmv_lite.tools.notebook_pairs --check           # pairs in sync, badges follow pyproject.toml (exit 1 if not)
 python -m mmv_lite.tools.notebook_pairs --check-outputs   # no outputs in committed .ipynb
-python -m mmv_lite.tools.notebook_pairs --sync            # rewrite each .ipynb from its .py source
+python -m mmv_lite.tools.notebook_pairs --sync            # rewrite each .py's badge, then each .ipynb from its .py
+
+The "Open in Colab" badge in each notebook's first cell is derived from the repository address in pyproject.toml
+(:func:`mmv_lite.colab.colab_badge`): after changing that address, ``--sync`` rewrites every badge.
 """
 
 from __future__ import annotations
@@ -10,9 +13,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 
+from mmv_lite.colab import colab_badge
 from mmv_lite.files import atomic_write
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
@@ -31,6 +36,16 @@ def pairs(folder: Path = NOTEBOOKS) -> list[tuple[Path, Path]]:
     return [(py, py.with_suffix(".ipynb")) for py in sorted(folder.glob("[0-9]*.py"))]
 
 
+_BADGE_LINE = re.compile(r"^# \[!\[Open In Colab\]\(.*$", flags=re.M)
+
+
+def stale_badge(py: Path) -> str | None:
+    """The badge line ``py`` should have, when it has another one (None when it is right or has no badge)."""
+    want = f"# {colab_badge(py.with_suffix('.ipynb').name)}"
+    m = _BADGE_LINE.search(py.read_text())
+    return want if m and m[0] != want else None
+
+
 def _cells(nb) -> list[tuple[str, str]]:
     return [(c.cell_type, c.source.strip()) for c in nb.cells]
 
@@ -47,6 +62,9 @@ def out_of_sync(folder: Path = NOTEBOOKS) -> list[str]:
         if a != b:
             first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
             problems.append(f"{ipynb.name} differs from {py.name} from cell {first} on (run --sync)")
+    for py, _ in pairs(folder):
+        if stale_badge(py):
+            problems.append(f"{py.name}: its Colab badge does not follow pyproject.toml's Repository (run --sync)")
     for ipynb in sorted(folder.glob("[0-9]*.ipynb")):
         if not ipynb.with_suffix(".py").exists():
             problems.append(f"{ipynb.name}: no .py source beside it")
@@ -76,10 +94,14 @@ def _stable_ids(nb) -> None:
 
 
 def sync(folder: Path = NOTEBOOKS) -> list[Path]:
-    """Write every .ipynb from its .py source, with no outputs; returns the files that changed."""
+    """Rewrite stale badges in the .py sources, then write every .ipynb from its .py source, with no outputs; returns
+    the files that changed."""
     jt = _jupytext()
     changed = []
     for py, ipynb in pairs(folder):
+        if badge := stale_badge(py):
+            atomic_write(py, _BADGE_LINE.sub(lambda _: badge, py.read_text(), count=1))
+            changed.append(py)
         nb = jt.read(py)
         nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
         _stable_ids(nb)

@@ -1,0 +1,54 @@
+"""python -m mmv_lite render-notebooks (mmv_lite.tools.render_notebooks), on the smallest notebook in quick mode."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from mmv_lite.__main__ import main
+from mmv_lite.tools import render_notebooks
+
+
+def test_select_by_number_or_name():
+    assert [p.name for p in render_notebooks.select(["02"])] == ["02_losses.ipynb"]
+    assert [p.name for p in render_notebooks.select(["05_deflation", "01"])] == ["01_model.ipynb", "05_deflation.ipynb"]
+    with pytest.raises(ValueError, match="no notebook"):
+        render_notebooks.select(["99"])
+
+
+def test_a_bad_choice_is_one_line_and_writes_nothing(capsys, tmp_path):
+    assert main(["render-notebooks", "--out", str(tmp_path / "course"), "--only", "99"]) == 2
+    assert capsys.readouterr().err.startswith("error: --only: no notebook in")
+    assert not (tmp_path / "course").exists()
+
+
+@pytest.mark.slow
+def test_render_one_notebook_in_quick_mode(tmp_path):
+    """The notebook runs with the exercises' solutions, and the HTML has its outputs and figures embedded."""
+    before = dict(os.environ)
+    assert main(["render-notebooks", "--out", str(tmp_path / "course"), "--mode", "quick", "--only", "02"]) == 0
+    assert dict(os.environ) == before  # the settings went to the kernel only
+    page = (tmp_path / "course" / "02_losses.html").read_text()
+    assert page.count("data:image/png;base64,") >= 3  # the similarity matrices and the loss curve
+    assert "mode=quick" in page
+    assert "✓ symmetric NCE: correct" in page and "✓ MIL-NCE: correct" in page
+    assert "mmv-solution" in page  # the folded solutions
+    assert "Traceback" not in page
+    index = (tmp_path / "course" / "index.html").read_text()
+    assert "02_losses.html" in index and "ok" in index
+
+
+@pytest.mark.slow
+def test_a_failing_notebook_is_written_up_to_its_error(tmp_path):
+    import nbformat
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    cells = [nbformat.v4.new_code_cell(src) for src in ("print('before the error')", "raise ValueError('boom')")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), folder / "01_fails.ipynb")
+    [result] = render_notebooks.render(tmp_path / "out", mode="quick", folder=folder, say=lambda _: None)
+    assert result.error == "ValueError: boom"
+    page = result.html.read_text()
+    assert "before the error" in page and "boom" in page
+    assert "failed: ValueError: boom" in (tmp_path / "out" / "index.html").read_text()
