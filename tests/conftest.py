@@ -12,11 +12,22 @@ REPO = Path(__file__).resolve().parents[1]
 DATA_SAMPLES = REPO / "data_samples"
 
 
+# The clip pipeline's tests read files with these settings: 8 frames at 5 fps, 56 px crops of 64 px frames, 16 kHz
+# audio as an 80-band log-mel with a 16 ms hop, bags of K = 4 narrations (the data tests exercise MIL-NCE's bags).
+FILE_DATA = {
+    "data.crop_size": 56,
+    "data.resize_to": 64,
+    "data.n_fft": 512,
+    "data.hop_length": 256,
+    "data.n_mels": 80,
+    "data.num_candidates": 4,
+}
+
+
 @pytest.fixture
 def lite_data_cfg():
-    """The ``lite`` preset's DataConfig (8 frames at 5 fps, 56 px crops, 16 kHz audio), a fresh copy, with bags of
-    K = 4 candidate narrations (the preset takes K = 1) so that the data tests exercise MIL-NCE's bags."""
-    return get_config("lite", **{"data.num_candidates": 4}).data
+    """A fresh DataConfig of the ``lite`` preset with the file-pipeline settings above (:data:`FILE_DATA`)."""
+    return get_config("lite", **FILE_DATA).data
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ import pytest
 import torch
 from media_files import SR, frame_index, grey_frames, set_mkv_duration, tone, write_media
 
-from mmv_lite.config import get_config
 from mmv_lite.data.clips import ClipDataset
 from mmv_lite.data.media import decode, probe
 
@@ -22,9 +21,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
-def cfg():
-    """The lite preset's clips: 8 frames at 5 fps (1.6 s), shorter side <= 64 px, 16 kHz audio."""
-    return get_config("lite").data
+def cfg(lite_data_cfg):
+    """The lite preset's clips with the file-pipeline settings (tests/conftest.py): 8 frames at 5 fps (1.6 s), shorter
+    side <= 64 px, 16 kHz audio."""
+    return lite_data_cfg
 
 
 def both_paths(root, cfg, **kw) -> tuple[ClipDataset, ClipDataset]:

@@ -109,7 +109,7 @@ def test_narration_is_noisy_and_sometimes_misaligned():
     about, own = np.array(about), np.array(own)
     described = about >= 0
     misaligned = (about != own) & described
-    assert 0.04 < misaligned.mean() < 0.15  # about one caption in twelve talks about a neighbouring segment
+    assert 0.35 < misaligned.mean() < 0.55  # the world's default: about half are spoken at another moment
     assert 0.02 < (~described).mean() < 0.1  # about one in twenty is filler only
     assert 0.55 < np.mean(said_colour) < 0.9  # narrators usually name the colour (recognition errors aside)
     joined = " ".join(texts).split()

@@ -48,6 +48,8 @@ from typing import Any
 
 import numpy as np
 
+from ..config import WorldConfig
+
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
@@ -476,6 +478,7 @@ class NarrationStyle:
     motion_said: float = 1.0
     colour_said: float = 0.8
     filler_only: float = 0.05  # captions that say nothing (times ``noise``)
+    every: float = 1.5  # seconds between captions: a segment gets about its length / every of them
 
 
 def describe(seg: Segment, rng: np.random.Generator, style: NarrationStyle = NarrationStyle()) -> str:
@@ -539,26 +542,20 @@ def asr_noise(text: str, rng: np.random.Generator, error_rate: float = 0.08, noi
 def narrate_segments(
     segments: list[Segment], style: NarrationStyle, rng: np.random.Generator
 ) -> tuple[dict[str, list], list[int]]:
-    """One caption per segment, in HowTo100M layout, and the segment each caption describes (-1: filler only).
+    """Captions in HowTo100M layout, and the segment each caption describes (-1: filler only).
 
-    A caption spans its segment (edges jittered by up to 0.4 s); with probability ``style.misalignment`` it is
-    spoken ``style.offset`` seconds (x 0.7-1.3) before or after, so that it sits over another moment of the video.
-    Captions are listed in the order they are spoken.
+    A narrator speaks about every ``style.every`` seconds: a segment gets that many captions, each spanning its share
+    of the segment (edges jittered by up to 0.3 s) and each worded anew. With probability ``style.misalignment`` a
+    caption is spoken ``style.offset`` seconds (x 0.7-1.3) before or after, so that it sits over another moment of the
+    video. Captions are listed in the order they are spoken.
     """
     duration = segments[-1].end
     rows = []
     for i, seg in enumerate(segments):
-        shift = 0.0
-        if rng.random() < style.misalignment:
-            shift = _pick(rng, (-1.0, 1.0)) * style.offset * rng.uniform(0.7, 1.3)
-            if not 0.0 <= (seg.start + seg.end) / 2 + shift <= duration:  # spoken within the video: the other way
-                shift = -shift
-        a = float(np.clip(seg.start + shift + rng.uniform(-0.4, 0.4), 0, duration - 0.5))
-        b = float(np.clip(seg.end + shift + rng.uniform(-0.4, 0.4), a + 0.5, duration))
-        if rng.random() < style.filler_only * style.noise:
-            rows.append((a, b, _pick(rng, FILLER_ONLY), -1))
-        else:
-            rows.append((a, b, asr_noise(describe(seg, rng, style), rng, noise=style.noise), i))
+        n = max(1, int(round((seg.end - seg.start) / style.every)))
+        edges = np.linspace(seg.start, seg.end, n + 1)
+        for a, b in zip(edges[:-1], edges[1:]):
+            rows.append(_caption(seg, i, float(a), float(b), duration, style, rng))
     rows.sort(key=lambda r: r[0])
     captions = {
         "start": [round(r[0], 2) for r in rows],
@@ -568,32 +565,20 @@ def narrate_segments(
     return captions, [r[3] for r in rows]
 
 
-def narrate(segments: list[Segment], duration: float, rng: np.random.Generator) -> tuple[dict[str, list], list[int]]:
-    """Captions in HowTo100M layout for a narrated video, and which segment each describes (-1: filler only).
-
-    Long segments get two captions. Caption boundaries are jittered by up to 0.4 s; one caption in twelve talks
-    about the previous or next segment instead of its own; one in twenty is filler only.
-    """
-    starts, ends, texts, about = [], [], [], []
-    for i, seg in enumerate(segments):
-        parts = 2 if seg.end - seg.start >= 5.0 else 1
-        edges = np.linspace(seg.start, seg.end, parts + 1)
-        for p in range(parts):
-            a = float(np.clip(edges[p] + rng.uniform(-0.4, 0.4), 0, duration))
-            b = float(np.clip(edges[p + 1] + rng.uniform(-0.4, 0.4), a + 0.5, duration))
-            r = rng.random()
-            if r < 0.05:
-                target, text = -1, _pick(rng, FILLER_ONLY)
-            else:
-                target = i
-                if r < 0.05 + 1 / 12:  # misaligned: the narrator talks about what came before or what comes next
-                    target = int(np.clip(i + _pick(rng, (-1, 1)), 0, len(segments) - 1))
-                text = asr_noise(describe(segments[target], rng), rng)
-            starts.append(round(a, 2))
-            ends.append(round(b, 2))
-            texts.append(text)
-            about.append(target)
-    return {"start": starts, "end": ends, "text": texts}, about
+def _caption(
+    seg: Segment, index: int, a: float, b: float, duration: float, style: NarrationStyle, rng: np.random.Generator
+) -> tuple[float, float, str, int]:
+    """A caption about ``seg`` for its span ``[a, b)``, perhaps spoken at another moment: (start, end, text, about)."""
+    shift = 0.0
+    if rng.random() < style.misalignment:
+        shift = _pick(rng, (-1.0, 1.0)) * style.offset * rng.uniform(0.7, 1.3)
+        if not 0.0 <= (a + b) / 2 + shift <= duration:  # spoken within the video: the other way
+            shift = -shift
+    start = float(np.clip(a + shift + rng.uniform(-0.3, 0.3), 0, duration - 0.5))
+    end = float(np.clip(b + shift + rng.uniform(-0.3, 0.3), start + 0.5, duration))
+    if rng.random() < style.filler_only * style.noise:
+        return start, end, _pick(rng, FILLER_ONLY), -1
+    return start, end, asr_noise(describe(seg, rng, style), rng, noise=style.noise), index
 
 
 def text_corpus(n_sentences: int, seed: int) -> list[str]:
@@ -712,51 +697,85 @@ def assign_splits(ids: list[str], seed: int) -> dict[str, str]:
     return split
 
 
-def plan_video(kind: str, index: int, seed: int) -> dict[str, Any]:
-    """The factors of one video without rendering it: segments, background, duration and (narrated) captions.
+SEGMENTS_PER_VIDEO = 10  # segments of a narrated video (each one object doing one thing)
+SEGMENT_SECONDS = (2.5, 4.5)  # range of a segment's length
 
-    Returns ``{"segments": [Segment], "background": str, "duration": float, "captions": dict | None,
+
+def plan_segments(rng: np.random.Generator, world: WorldConfig, n: int = SEGMENTS_PER_VIDEO) -> list[Segment]:
+    """``n`` consecutive segments of a video; with probability ``world.object_continuity`` a segment goes on with the
+    previous segment's object (doing something else)."""
+    lengths = np.round(rng.uniform(*SEGMENT_SECONDS, size=n), 1)  # whole frames at 10 fps (make-samples)
+    bounds = np.concatenate([[0.0], np.cumsum(lengths)])
+    segments: list[Segment] = []
+    for i in range(n):
+        prev = segments[-1] if segments else None
+        same = prev is not None and rng.random() < world.object_continuity
+        segments.append(draw_segment(rng, float(bounds[i]), float(bounds[i + 1]), prev, world.object_scale, same))
+    return segments
+
+
+def narration_style(world: WorldConfig, held_out: bool = False) -> NarrationStyle:
+    """How the world's training videos are narrated (its dials); ``held_out``: the fixed style of the held-out sets
+    (aligned, every caption about its segment, the size never said)."""
+    if held_out:
+        return NarrationStyle(misalignment=0.0, size_said=0.0, filler_only=0.0)
+    return NarrationStyle(
+        misalignment=world.misalignment,
+        offset=world.misalignment_offset,
+        noise=world.narration_noise,
+        size_said=world.size_said,
+        motion_said=world.motion_said,
+    )
+
+
+def plan_video(kind: str, index: int, seed: int, world: WorldConfig | None = None) -> dict[str, Any]:
+    """The factors of one video file without rendering it: segments, background, duration and (narrated) captions.
+
+    A narrated video is planned as the world stream plans its videos (:func:`plan_segments`, :func:`narrate_segments`
+    with the world's narration dials); a sound clip is one segment with no narration.
+    Returns ``{"segments": [Segment], "background": str, "noise": str, "duration": float, "captions": dict | None,
     "caption_segments": list[int] | None}``; ``caption_segments[i]`` is the segment caption i talks about (-1: filler).
     """
+    world = world or WorldConfig()
     rng = np.random.default_rng([seed, 0 if kind == "narrated" else 1, index])
-    if kind == "narrated":
-        n_seg = int(rng.integers(4, 6))
-        lengths = np.round(rng.uniform(3.5, 6.5, size=n_seg), 1)
-    else:
-        n_seg, lengths = 1, np.round(rng.uniform(4.0, 6.0, size=1), 1)
+    segments = plan_segments(rng, world, SEGMENTS_PER_VIDEO if kind == "narrated" else 1)
     background = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
-    bounds = np.round(np.concatenate([[0.0], np.cumsum(lengths)]), 3)
-    segments: list[Segment] = []
-    for i in range(n_seg):
-        segments.append(draw_segment(rng, float(bounds[i]), float(bounds[i + 1]), segments[-1] if segments else None))
-    duration = float(bounds[-1])
+    noise = background if rng.random() < world.scene_sound else BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
     captions, about = None, None
     if kind == "narrated":
-        captions, about = narrate(segments, duration, np.random.default_rng([seed, 2, index]))
+        captions, about = narrate_segments(segments, narration_style(world), np.random.default_rng([seed, 2, index]))
     return {
         "segments": segments,
         "background": background,
-        "duration": duration,
+        "noise": noise,
+        "duration": float(segments[-1].end),
         "captions": captions,
         "caption_segments": about,
     }
 
 
 def make_video(
-    kind: str, index: int, seed: int, size: int = FRAME_SIZE, fps: int = FPS, sample_rate: int = SAMPLE_RATE
+    kind: str,
+    index: int,
+    seed: int,
+    size: int = FRAME_SIZE,
+    fps: int = FPS,
+    sample_rate: int = SAMPLE_RATE,
+    world: WorldConfig | None = None,
 ) -> dict[str, Any]:
     """One video, rendered: :func:`plan_video` plus ``"frames": (T, H, W, 3) uint8`` and
     ``"audio": (T * sample_rate / fps,) float32``."""
-    plan = plan_video(kind, index, seed)
+    plan = plan_video(kind, index, seed, world)
     rng = np.random.default_rng([seed, 3 if kind == "narrated" else 4, index])  # rendering randomness only
     background = make_background(plan["background"], rng, size)
     frames, sound = [], []
     for seg in plan["segments"]:
         n_frames = int(round((seg.end - seg.start) * fps))
-        frames.append(render_frames(seg, background, n_frames, fps))
-        sound.append(render_sound(seg, n_frames * sample_rate // fps, rng, sample_rate))
+        t0 = -(seg.end - seg.start) / 2  # the object passes its resting place mid-segment, as in the world stream
+        frames.append(render_frames(seg, background, n_frames, fps, t0=t0))
+        sound.append(render_sound(seg, n_frames * sample_rate // fps, rng, sample_rate, t0=t0))
     audio = np.concatenate(sound)
-    audio = audio + background_noise(plan["background"], len(audio), rng, sample_rate)
+    audio = audio + background_noise(plan["noise"], len(audio), rng, sample_rate)
     return {**plan, "frames": np.concatenate(frames), "audio": audio}
 
 
@@ -771,6 +790,7 @@ def make_samples(
     word_dim: int = 300,
     corpus_sentences: int = 20_000,
     progress: bool = True,
+    world: WorldConfig | None = None,
 ) -> dict[str, Any]:
     """Generate the sample folder ``out``: ``videos/*.mp4``, ``captions.json``, ``metadata.json``, ``word_vectors.bin``.
 
@@ -795,7 +815,7 @@ def make_samples(
     videos, captions = {}, {}
     t0 = time.time()
     for n, (vid, kind, index) in enumerate(specs):
-        v = make_video(kind, index, seed, size, fps, sample_rate)
+        v = make_video(kind, index, seed, size, fps, sample_rate, world)
         write_mp4(video_dir / f"{vid}.mp4", v["frames"], v["audio"], fps, sample_rate)
         entry = {
             "split": splits[vid],
@@ -811,9 +831,9 @@ def make_samples(
         if progress and (n + 1) % 20 == 0:
             print(f"  {n + 1}/{len(specs)} videos ({time.time() - t0:.0f} s)", flush=True)
 
-    # Word vectors: the train split's narrations plus a larger corpus in the same style, like an external text corpus.
-    train_texts = [t for vid, c in captions.items() if splits[vid] == "train" for t in c["text"]]
-    corpus = train_texts + text_corpus(corpus_sentences, seed) + glossary_corpus(GLOSSARY_PER_CONCEPT, seed)
+    # Word vectors: narration-style sentences and glossary lists, like an external text corpus; with the defaults
+    # (seed 0) these are the world stream's own words (mmv_lite/data/world_words.bin).
+    corpus = text_corpus(corpus_sentences, seed) + glossary_corpus(GLOSSARY_PER_CONCEPT, seed)
     wv = WordVectors.from_texts(corpus, seed=seed, dim=word_dim)
     wv.save(out / "word_vectors.bin")
 

@@ -50,8 +50,7 @@ from .text import WordVectors
 
 WORDS_FILE = Path(__file__).with_name("world_words.bin")  # the world's word vectors, made by make_world_words
 SPLIT_CODES = {"train": 10, "probe": 11, "val": 12, "test": 13}
-SEGMENTS_PER_VIDEO = 10
-SEGMENT_SECONDS = (2.5, 4.5)
+SEGMENTS_PER_VIDEO = synth.SEGMENTS_PER_VIDEO
 FACTORS = ("kind", "colour", "shade", "size", "motion", "background")
 
 
@@ -63,20 +62,6 @@ def eval_world(world: WorldConfig) -> WorldConfig:
         object_continuity=world.object_continuity,
         num_probe=world.num_probe,
         num_eval=world.num_eval,
-    )
-
-
-def narration_style(world: WorldConfig, held_out: bool = False) -> synth.NarrationStyle:
-    """How the training stream is narrated; ``held_out``: the fixed style of the held-out sets (aligned, every
-    caption about its segment, the size never said)."""
-    if held_out:
-        return synth.NarrationStyle(misalignment=0.0, size_said=0.0, filler_only=0.0)
-    return synth.NarrationStyle(
-        misalignment=world.misalignment,
-        offset=world.misalignment_offset,
-        noise=world.narration_noise,
-        size_said=world.size_said,
-        motion_said=world.motion_said,
     )
 
 
@@ -96,14 +81,7 @@ class ClipPlan:
 
 
 def _segments(rng: np.random.Generator, world: WorldConfig) -> tuple[list[synth.Segment], str]:
-    lengths = np.round(rng.uniform(*SEGMENT_SECONDS, size=SEGMENTS_PER_VIDEO), 2)
-    bounds = np.concatenate([[0.0], np.cumsum(lengths)])
-    segments: list[synth.Segment] = []
-    for i in range(SEGMENTS_PER_VIDEO):
-        prev = segments[-1] if segments else None
-        same = prev is not None and rng.random() < world.object_continuity
-        segments.append(synth.draw_segment(rng, float(bounds[i]), float(bounds[i + 1]), prev, world.object_scale, same))
-    return segments, synth.BACKGROUNDS[rng.integers(len(synth.BACKGROUNDS))]
+    return synth.plan_segments(rng, world), synth.BACKGROUNDS[rng.integers(len(synth.BACKGROUNDS))]
 
 
 def plan_clip(world: WorldConfig, split: str, index: int, clip_seconds: float) -> ClipPlan:
@@ -121,7 +99,7 @@ def plan_clip(world: WorldConfig, split: str, index: int, clip_seconds: float) -
     told = segments
     if rng.random() >= w.text_correspondence:  # narrations of an unrelated video
         told, _ = _segments(rng, w)
-    captions, about = synth.narrate_segments(told, narration_style(w, held_out=split != "train"), rng)
+    captions, about = synth.narrate_segments(told, synth.narration_style(w, held_out=split != "train"), rng)
     rng = np.random.default_rng([w.seed, SPLIT_CODES[split], video, 1 + part])  # this clip of it
     shown = int(rng.choice(np.array_split(np.arange(len(segments)), per_video)[part]))
     seg = segments[shown]
@@ -220,7 +198,7 @@ class WorldClips(Dataset):
         K, L = cfg.num_candidates, cfg.max_words
         if self.train:
             picks = nearest_captions(p.captions, p.start, end, K)
-        else:  # held-out sets: the caption that describes the clip
+        else:  # held-out sets: a caption that describes the clip (its first)
             picks = [p.about.index(p.segment)]
         texts = [p.captions["text"][i] for i in picks]
         ids, _ = self.word_vectors.encode(texts, L)
