@@ -1,0 +1,89 @@
+"""The findings: the verdict rule on made-up numbers, and the quick run end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mmv_lite import findings
+from mmv_lite.findings import FINDINGS, Check, arms_of, evaluate_check, evaluate_finding, run_findings
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _runs(**series: list[float]) -> dict[str, list[dict[str, float]]]:
+    """``arm_metric=[per seed]`` -> the runs table the checks read."""
+    runs: dict[str, list[dict[str, float]]] = {}
+    for key, values in series.items():
+        arm, metric = key.split("__")
+        rows = runs.setdefault(arm, [{} for _ in values])
+        for row, v in zip(rows, values):
+            row[metric.replace("_dot_", ".")] = v
+    return runs
+
+
+def test_beats_needs_twice_the_pooled_std_and_the_margin():
+    runs = _runs(a__m=[50.0, 52.0, 54.0], b__m=[40.0, 41.0, 42.0])  # gap 11, stds 2 and 1
+    res = evaluate_check(Check("beats", "a:m", "b:m"), runs)
+    assert res["gap"] == pytest.approx(11.0) and res["pooled_std"] == pytest.approx((2.5) ** 0.5)
+    assert res["passed"] and res["a"]["per_seed"] == [50.0, 52.0, 54.0]
+    assert not evaluate_check(Check("beats", "a:m", "b:m", margin=15.0), runs)["passed"]  # the claim's margin
+    noisy = _runs(a__m=[40.0, 52.0, 64.0], b__m=[40.0, 41.0, 42.0])  # same gap, std 12
+    assert not evaluate_check(Check("beats", "a:m", "b:m"), noisy)["passed"]
+
+
+def test_not_below_within_and_times_chance():
+    runs = _runs(a__m=[30.0, 31.0, 32.0], b__m=[31.0, 32.0, 33.0], a__chance_m=[10.0, 10.0, 10.0])
+    assert evaluate_check(Check("not_below", "a:m", "b:m"), runs)["passed"]  # 1 point below, std 1: within noise
+    assert not evaluate_check(Check("not_below", "a:m", "b:m"), _runs(a__m=[20.0, 21, 22], b__m=[31.0, 32, 33]))[
+        "passed"
+    ]
+    assert evaluate_check(Check("within", "a:m", "b:m", 5.0), runs)["passed"]
+    assert evaluate_check(Check("times_chance", "a:m", "chance", 3.0), runs)["passed"]  # 31 >= 3 x 10
+    assert not evaluate_check(Check("times_chance", "a:m", "chance", 4.0), runs)["passed"]
+    with pytest.raises(KeyError, match="no metric"):
+        evaluate_check(Check("beats", "a:missing", "b:m"), runs)
+
+
+def test_every_finding_has_a_control_that_swaps_in_other_arms():
+    assert len(FINDINGS) == 6
+    for f in FINDINGS.values():
+        assert f.checks and f.control and f.control_dial
+        assert f.control != f.checks  # the control compares other arms (or the same arms in another world)
+    assert set(arms_of(["self_supervision"])) == {"vat_fac", findings.RANDOM_INIT, "vat_fac_shuffled"}
+    assert set(arms_of(list(FINDINGS))) <= {*findings.ARMS, findings.RANDOM_INIT}
+
+
+def test_a_finding_holds_when_all_its_checks_pass():
+    f = FINDINGS["mil_nce"]
+    runs = _runs(
+        vat_fac__t2v_R_at_10=[40.0, 42.0, 41.0],
+        vat_fac_nce__t2v_R_at_10=[30.0, 31.0, 29.0],
+        vat_fac_aligned__t2v_R_at_10=[60.0, 62.0, 61.0],
+        vat_fac_nce_aligned__t2v_R_at_10=[61.0, 63.0, 60.0],
+    )
+    for rows in runs.values():
+        for row in rows:
+            row["t2v_R@10"] = row.pop("t2v_R_at_10")
+    res = evaluate_finding(f, runs)
+    assert res["holds"] and res["gap"] == pytest.approx(11.0)
+    assert not res["control"]["holds"] and res["control"]["gap_closes"]
+
+
+def test_quick_findings_run_end_to_end(tmp_path):
+    doc = run_findings(seeds=(0, 1), budget=findings.QUICK, out_dir=tmp_path, log=lambda *_: None)
+    saved = json.loads((tmp_path / "findings.json").read_text())
+    assert saved["findings"].keys() == FINDINGS.keys() == doc["findings"].keys()
+    for name, f in saved["findings"].items():
+        assert f["name"] == name and f["claim"] and isinstance(f["holds"], bool)
+        for c in f["checks"] + f["control"]["checks"]:
+            assert len(c["a"]["per_seed"]) == 2 and len(c["b"]["per_seed"]) == 2
+            assert c["pooled_std"] >= 0 and isinstance(c["passed"], bool)
+        assert isinstance(f["control"]["gap_closes"], bool) and f["control"]["dial"]
+    assert set(saved["runs"]) == set(arms_of(list(FINDINGS)))
+    md = (tmp_path / "findings.md").read_text()
+    assert all(f"### {name}" in md for name in FINDINGS)
+    # a second run reads every arm from the cache
+    again = run_findings(seeds=(0, 1), budget=findings.QUICK, out_dir=tmp_path, log=lambda *_: None)
+    assert again["runs"] == doc["runs"]
