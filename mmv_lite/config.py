@@ -124,7 +124,7 @@ class WorldConfig:
     *training* stream is narrated and heard; the held-out sets depend only on ``seed`` and ``object_scale``."""
 
     seed: int = 0
-    object_continuity: float = 1.0  # fraction of a video's segments that go on with its object (1: one per video)
+    object_continuity: float = 0.5  # fraction of a video's segments that go on with its object (1: one per video)
     clips_per_video: int = 2  # training clips cut from each video, side by side in a batch (other parts of it)
     misalignment: float = 0.5  # fraction of narrations spoken at another moment (HowTo100M: about half)
     misalignment_offset: float = 3.0  # seconds a misaligned narration is moved (x 0.7-1.3)

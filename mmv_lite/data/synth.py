@@ -539,15 +539,41 @@ def asr_noise(text: str, rng: np.random.Generator, error_rate: float = 0.08, noi
     return " ".join(out)
 
 
-def narrate_segments(
-    segments: list[Segment], style: NarrationStyle, rng: np.random.Generator
-) -> tuple[dict[str, list], list[int]]:
-    """Captions in HowTo100M layout, and the segment each caption describes (-1: filler only).
+@dataclass
+class Narration:
+    """A video's captions: when each is spoken (``start``, ``end``, seconds), which segment it describes (``about``,
+    -1 for filler only), and its words, made on demand (:meth:`text`): a clip needs the few nearest captions only.
+    ``captions`` is the whole narration in HowTo100M layout."""
+
+    start: list[float]
+    end: list[float]
+    about: list[int]
+    segments: list[Segment]
+    style: NarrationStyle
+    seed: int  # each caption's words come from the random stream (seed, caption index)
+
+    def text(self, i: int) -> str:
+        rng = np.random.default_rng([self.seed, i])
+        if self.about[i] < 0:
+            return _pick(rng, FILLER_ONLY)
+        return asr_noise(describe(self.segments[self.about[i]], rng, self.style), rng, noise=self.style.noise)
+
+    @property
+    def captions(self) -> dict[str, list]:
+        return {
+            "start": list(self.start),
+            "end": list(self.end),
+            "text": [self.text(i) for i in range(len(self.start))],
+        }
+
+
+def narrate_segments(segments: list[Segment], style: NarrationStyle, rng: np.random.Generator) -> Narration:
+    """The narration of a video (:class:`Narration`), captions in the order they are spoken.
 
     A narrator speaks about every ``style.every`` seconds: a segment gets that many captions, each spanning its share
     of the segment (edges jittered by up to 0.3 s) and each worded anew. With probability ``style.misalignment`` a
     caption is spoken ``style.offset`` seconds (x 0.7-1.3) before or after, so that it sits over another moment of the
-    video. Captions are listed in the order they are spoken.
+    video; with probability ``style.filler_only`` (times the noise) it says nothing about anything.
     """
     duration = segments[-1].end
     rows = []
@@ -555,20 +581,23 @@ def narrate_segments(
         n = max(1, int(round((seg.end - seg.start) / style.every)))
         edges = np.linspace(seg.start, seg.end, n + 1)
         for a, b in zip(edges[:-1], edges[1:]):
-            rows.append(_caption(seg, i, float(a), float(b), duration, style, rng))
+            rows.append(_spoken(i, float(a), float(b), duration, style, rng))
     rows.sort(key=lambda r: r[0])
-    captions = {
-        "start": [round(r[0], 2) for r in rows],
-        "end": [round(r[1], 2) for r in rows],
-        "text": [r[2] for r in rows],
-    }
-    return captions, [r[3] for r in rows]
+    return Narration(
+        start=[round(r[0], 2) for r in rows],
+        end=[round(r[1], 2) for r in rows],
+        about=[r[2] for r in rows],
+        segments=segments,
+        style=style,
+        seed=int(rng.integers(2**62)),
+    )
 
 
-def _caption(
-    seg: Segment, index: int, a: float, b: float, duration: float, style: NarrationStyle, rng: np.random.Generator
-) -> tuple[float, float, str, int]:
-    """A caption about ``seg`` for its span ``[a, b)``, perhaps spoken at another moment: (start, end, text, about)."""
+def _spoken(
+    index: int, a: float, b: float, duration: float, style: NarrationStyle, rng: np.random.Generator
+) -> tuple[float, float, int]:
+    """When a caption about segment ``index`` (its span ``[a, b)``) is spoken, perhaps at another moment, and what it
+    is about (-1: filler only): ``(start, end, about)``."""
     shift = 0.0
     if rng.random() < style.misalignment:
         shift = _pick(rng, (-1.0, 1.0)) * style.offset * rng.uniform(0.7, 1.3)
@@ -576,9 +605,7 @@ def _caption(
             shift = -shift
     start = float(np.clip(a + shift + rng.uniform(-0.3, 0.3), 0, duration - 0.5))
     end = float(np.clip(b + shift + rng.uniform(-0.3, 0.3), start + 0.5, duration))
-    if rng.random() < style.filler_only * style.noise:
-        return start, end, _pick(rng, FILLER_ONLY), -1
-    return start, end, asr_noise(describe(seg, rng, style), rng, noise=style.noise), index
+    return start, end, -1 if rng.random() < style.filler_only * style.noise else index
 
 
 def text_corpus(n_sentences: int, seed: int) -> list[str]:
@@ -743,7 +770,8 @@ def plan_video(kind: str, index: int, seed: int, world: WorldConfig | None = Non
     noise = background if rng.random() < world.scene_sound else BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
     captions, about = None, None
     if kind == "narrated":
-        captions, about = narrate_segments(segments, narration_style(world), np.random.default_rng([seed, 2, index]))
+        narration = narrate_segments(segments, narration_style(world), np.random.default_rng([seed, 2, index]))
+        captions, about = narration.captions, narration.about
     return {
         "segments": segments,
         "background": background,

@@ -73,11 +73,20 @@ class ClipPlan:
     background: str
     segment: int  # the segment the clip shows
     start: float  # seconds in the video
-    captions: dict[str, list]  # HowTo100M layout: start, end, text
-    about: list[int]  # segment each caption describes
+    narration: synth.Narration  # when each caption is spoken, what it is about, and its words (on demand)
     sound: synth.Segment  # what is heard (the segment shown, or something off screen)
     phase: float  # seconds: where the clip's middle falls in the motion, around the object's resting place
     noise: str  # the background noise heard: the scene's own (``background``) or another scene's
+
+    @property
+    def captions(self) -> dict[str, list]:
+        """The video's whole narration in HowTo100M layout (every caption's words made)."""
+        return self.narration.captions
+
+    @property
+    def about(self) -> list[int]:
+        """The segment each caption describes (-1: filler only)."""
+        return self.narration.about
 
 
 def _segments(rng: np.random.Generator, world: WorldConfig) -> tuple[list[synth.Segment], str]:
@@ -99,7 +108,7 @@ def plan_clip(world: WorldConfig, split: str, index: int, clip_seconds: float) -
     told = segments
     if rng.random() >= w.text_correspondence:  # narrations of an unrelated video
         told, _ = _segments(rng, w)
-    captions, about = synth.narrate_segments(told, synth.narration_style(w, held_out=split != "train"), rng)
+    narration = synth.narrate_segments(told, synth.narration_style(w, held_out=split != "train"), rng)
     rng = np.random.default_rng([w.seed, SPLIT_CODES[split], video, 1 + part])  # this clip of it
     shown = int(rng.choice(np.array_split(np.arange(len(segments)), per_video)[part]))
     seg = segments[shown]
@@ -110,11 +119,15 @@ def plan_clip(world: WorldConfig, split: str, index: int, clip_seconds: float) -
     noise = background
     if rng.random() >= w.scene_sound:  # the room sounds like another room
         noise = synth.BACKGROUNDS[rng.integers(len(synth.BACKGROUNDS))]
-    return ClipPlan(segments, background, shown, start, captions, about, sound, float(rng.uniform(-0.5, 0.5)), noise)
+    return ClipPlan(segments, background, shown, start, narration, sound, float(rng.uniform(-0.5, 0.5)), noise)
 
 
-def nearest_captions(captions: dict[str, list], start: float, end: float, k: int) -> list[int]:
-    """Indices of the ``k`` captions nearest in time to ``[start, end)`` (overlap = distance 0), nearest first."""
+def nearest_captions(captions: dict[str, list] | synth.Narration, start: float, end: float, k: int) -> list[int]:
+    """Indices of the ``k`` captions nearest in time to ``[start, end)`` (overlap = distance 0), nearest first.
+
+    ``captions``: HowTo100M's layout (``{"start": [...], "end": [...], ...}``) or a :class:`~synth.Narration`."""
+    if isinstance(captions, synth.Narration):
+        captions = {"start": captions.start, "end": captions.end}
     s, e = np.asarray(captions["start"]), np.asarray(captions["end"])
     gap = np.maximum(0.0, np.maximum(s - end, start - e))
     centre_gap = np.abs((s + e) / 2 - (start + end) / 2)
@@ -197,10 +210,10 @@ class WorldClips(Dataset):
         end = p.start + self.clip_seconds
         K, L = cfg.num_candidates, cfg.max_words
         if self.train:
-            picks = nearest_captions(p.captions, p.start, end, K)
+            picks = nearest_captions(p.narration, p.start, end, K)
         else:  # held-out sets: a caption that describes the clip (its first)
-            picks = [p.about.index(p.segment)]
-        texts = [p.captions["text"][i] for i in picks]
+            picks = [p.narration.about.index(p.segment)]
+        texts = [p.narration.text(i) for i in picks]
         ids, _ = self.word_vectors.encode(texts, L)
         text_ids = torch.zeros(K, L, dtype=torch.long)
         text_ids[: len(picks)] = ids
