@@ -203,11 +203,11 @@ PRESETS: dict[str, Config] = {
         ),
         train=TrainConfig(
             batch_size=32,
-            steps=600,
+            steps=800,
             lr=2e-3,
             warmup_steps=30,
             num_workers=2,
-            eval_every=200,
+            eval_every=400,
             checkpoint_every=100,
             log_every=10,
             weight_va=1.0,

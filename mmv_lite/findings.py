@@ -87,9 +87,9 @@ PROBE_FEATURES = ("f_v", "z_v_va", "z_v_vat")
 class Budget:
     """Equal for every arm: the training length and the size of the held-out sets."""
 
-    steps: int = 400
+    steps: int = 500
     batch_size: int = 32
-    warmup_steps: int = 20
+    warmup_steps: int = 25
     lr: float = 2e-3
     num_probe: int = 1000
     num_eval: int = 500
@@ -210,7 +210,9 @@ def run_arm(
             torch.manual_seed(seed)
             model = build_model(cfg, word_vectors=held.words.as_tensor())
     else:
-        summary = train(cfg, WORLD, run_dir, progress=False, verbose=False)
+        # Every arm of a seed sees the same clips: the pictures (and most sounds) are rendered once, by the first.
+        stream = WorldClips(cfg.data, "train", cfg.world, held.words, cache_dir=Path(out_dir) / "stream_cache")
+        summary = train(cfg, WORLD, run_dir, datasets=(stream, None, held.words), progress=False, verbose=False)
         model, _, _ = load_model(summary["checkpoint"])
         Path(summary["checkpoint"]).unlink()  # the measurements below are what is kept
     train_seconds = time.perf_counter() - t0

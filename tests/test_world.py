@@ -226,3 +226,23 @@ def test_clips_of_one_video_sit_side_by_side():
         ids = [i for i, _ in batch]
         assert all(ids[j] // 2 == ids[j + 1] // 2 and ids[j] % 2 == 0 for j in range(0, 8, 2))
         assert len({i // 2 for i in ids}) == 4
+
+
+def test_cached_clips_equal_rendered_ones_and_are_shared_where_they_can_be(words, tmp_path):
+    plain = WorldClips(CFG.data, "train", _world(), words)
+    cached = WorldClips(CFG.data, "train", _world(), words, cache_dir=tmp_path)
+    for _ in range(2):  # rendered and written, then read back
+        for i in (3, 4):
+            a, b = plain[i], cached[i]
+            assert torch.equal(a["video"], b["video"]) and torch.equal(a["audio"], b["audio"])
+            assert torch.equal(a["text_ids"], b["text_ids"])
+    folders = sorted(p.name.split("-")[0] for p in tmp_path.iterdir())
+    assert folders == ["audio", "frames"] and all(len(list(p.iterdir())) == 2 for p in tmp_path.iterdir())
+    # other narrations share both; sounds from off screen share the picture only
+    WorldClips(CFG.data, "train", _world(misalignment=0.0, size_said=1.0), words, cache_dir=tmp_path)[3]
+    assert len(list(tmp_path.iterdir())) == 2
+    offscreen = WorldClips(CFG.data, "train", _world(av_correspondence=0.0), words, cache_dir=tmp_path)
+    assert torch.equal(offscreen[3]["video"], plain[3]["video"]) and not torch.equal(
+        offscreen[3]["audio"], plain[3]["audio"]
+    )
+    assert len(list(tmp_path.iterdir())) == 3

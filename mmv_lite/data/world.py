@@ -35,6 +35,8 @@ object_scale        size of the objects on screen (visibility); the sound does n
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,11 +46,13 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from ..config import DataConfig, WorldConfig
+from ..files import atomic_write
 from . import synth
 from .audio import LogMel, num_audio_samples
 from .text import WordVectors
 
 WORDS_FILE = Path(__file__).with_name("world_words.bin")  # the world's word vectors, made by make_world_words
+CACHE_VERSION = 1  # bump when the rendering changes: cached clips of older versions are then never read
 SPLIT_CODES = {"train": 10, "probe": 11, "val": 12, "test": 13}
 SEGMENTS_PER_VIDEO = synth.SEGMENTS_PER_VIDEO
 FACTORS = ("kind", "colour", "shade", "size", "motion", "background")
@@ -113,13 +117,14 @@ def plan_clip(world: WorldConfig, split: str, index: int, clip_seconds: float) -
     shown = int(rng.choice(np.array_split(np.arange(len(segments)), per_video)[part]))
     seg = segments[shown]
     start = float(seg.start + rng.uniform(0.0, max(seg.end - seg.start - clip_seconds, 0.0)))
-    sound = seg
-    if rng.random() >= w.av_correspondence:  # the sound of something off screen
-        sound = synth.draw_segment(rng, seg.start, seg.end, None, w.object_scale)
+    phase = float(rng.uniform(-0.5, 0.5))  # drawn before the sound's dials: the picture never depends on them
     noise = background
     if rng.random() >= w.scene_sound:  # the room sounds like another room
         noise = synth.BACKGROUNDS[rng.integers(len(synth.BACKGROUNDS))]
-    return ClipPlan(segments, background, shown, start, narration, sound, float(rng.uniform(-0.5, 0.5)), noise)
+    sound = seg
+    if rng.random() >= w.av_correspondence:  # the sound of something off screen
+        sound = synth.draw_segment(rng, seg.start, seg.end, None, w.object_scale)
+    return ClipPlan(segments, background, shown, start, narration, sound, phase, noise)
 
 
 def nearest_captions(captions: dict[str, list] | synth.Narration, start: float, end: float, k: int) -> list[int]:
@@ -143,6 +148,8 @@ class WorldClips(Dataset):
         world: the dials.
         word_vectors: the vocabulary narrations are encoded with.
         length: how many items ``len()`` reports for ``train`` (any index works).
+        cache_dir: keep every rendered picture and sound here (``.npy`` per item, in folders named after what they
+            depend on), so that runs which differ only in narrations, loss or network render each clip once.
     """
 
     def __init__(
@@ -152,6 +159,7 @@ class WorldClips(Dataset):
         world: WorldConfig,
         word_vectors: WordVectors,
         length: int | None = None,
+        cache_dir: str | os.PathLike | None = None,
     ):
         if split not in SPLIT_CODES:
             raise ValueError(f"split={split!r}; expected one of {sorted(SPLIT_CODES)}")
@@ -164,6 +172,8 @@ class WorldClips(Dataset):
         self.clips_per_video = world.clips_per_video if self.unlimited else 1  # read by the batch sampler
         self._len = int(length if length is not None else fixed.get(split, 2**62))
         self.train = split == "train"
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._keys = self._cache_keys()
 
     def __len__(self) -> int:
         return self._len
@@ -197,16 +207,9 @@ class WorldClips(Dataset):
         cfg = self.cfg
         p = self.plan(index)
         seg = p.segments[p.segment]
-        rng = np.random.default_rng([self.world.seed, SPLIT_CODES[self.split], index, 1])  # rendering only
-        size = cfg.crop_size
-        bg = synth.make_background(p.background, rng, size)
-        # The object passes its resting place mid-clip (give or take 0.5 s), so a moving object stays in view.
-        t0 = -self.clip_seconds / 2 + p.phase
-        frames = synth.render_frames(seg, bg, cfg.num_frames, cfg.fps, t0=t0)
-        wave = synth.render_sound(p.sound, self.num_samples, rng, cfg.sample_rate, t0=t0)
-        wave = wave + synth.background_noise(p.noise, self.num_samples, rng, cfg.sample_rate)
+        frames = self._cached("frames", index, lambda: self._frames(p, index))
         video = torch.from_numpy(frames).permute(3, 0, 1, 2).float().div_(255.0)
-        audio = self.logmel(torch.from_numpy(wave))
+        audio = torch.from_numpy(self._cached("audio", index, lambda: self._logmel(p, index)))
         end = p.start + self.clip_seconds
         K, L = cfg.num_candidates, cfg.max_words
         if self.train:
@@ -241,6 +244,49 @@ class WorldClips(Dataset):
     @staticmethod
     def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         return default_collate(items)
+
+    # -------------------------------------------------------------------------------------- rendering
+    def _t0(self, p: ClipPlan) -> float:
+        # The object passes its resting place mid-clip (give or take 0.5 s), so a moving object stays in view.
+        return -self.clip_seconds / 2 + p.phase
+
+    def _frames(self, p: ClipPlan, index: int) -> np.ndarray:
+        """``(T, H, W, 3)`` uint8 frames of item ``index``."""
+        rng = np.random.default_rng([self.world.seed, SPLIT_CODES[self.split], index, 1])  # the picture's own stream
+        bg = synth.make_background(p.background, rng, self.cfg.crop_size)
+        return synth.render_frames(p.segments[p.segment], bg, self.cfg.num_frames, self.cfg.fps, t0=self._t0(p))
+
+    def _logmel(self, p: ClipPlan, index: int) -> np.ndarray:
+        """``(1, F, n_mels)`` float32 log-mel of item ``index``'s sound."""
+        cfg = self.cfg
+        rng = np.random.default_rng([self.world.seed, SPLIT_CODES[self.split], index, 2])  # the sound's own stream
+        wave = synth.render_sound(p.sound, self.num_samples, rng, cfg.sample_rate, t0=self._t0(p))
+        wave = wave + synth.background_noise(p.noise, self.num_samples, rng, cfg.sample_rate)
+        return self.logmel(torch.from_numpy(wave)).numpy()
+
+    def _cache_keys(self) -> dict[str, str]:
+        """What the picture and the sound of an item depend on, hashed into the names of their cache folders."""
+        w, d = self.world, self.cfg
+        picture = (w.seed, w.object_scale, w.object_continuity, w.clips_per_video, self.split)
+        picture += (d.crop_size, d.num_frames, d.fps, CACHE_VERSION)
+        sound = picture + (w.av_correspondence, w.scene_sound, d.sample_rate, d.n_fft, d.hop_length, d.n_mels)
+        sound += (d.f_min, d.f_max)
+        digest = lambda key: hashlib.sha1(repr(key).encode()).hexdigest()[:16]  # noqa: E731
+        return {"frames": f"frames-{digest(picture)}", "audio": f"audio-{digest(sound)}"}
+
+    def _cached(self, kind: str, index: int, make: Any) -> np.ndarray:
+        """``make()``, read from / written to ``cache_dir`` when there is one (every array as it was rendered)."""
+        if self.cache_dir is None:
+            return make()
+        path = self.cache_dir / self._keys[kind] / f"{index}.npy"
+        if path.is_file():
+            try:
+                return np.load(path)
+            except (OSError, ValueError):  # a damaged entry: render again and replace it
+                pass
+        array = make()
+        atomic_write(path, lambda f: np.save(f, array))
+        return array
 
 
 def world_word_vectors() -> WordVectors:
