@@ -5,7 +5,8 @@
 #
 # **Learning goals.** After this notebook you can
 # 1. say what each of MMV's three *backbones* turns its input into, with the tensor shapes;
-# 2. follow a video clip through the S3D-G backbone and see it trade resolution for channels;
+# 2. follow a video clip through the video backbones (the lite model's TSM-ResNet, the paper's S3D-G) and see them
+#    trade resolution for channels;
 # 3. draw the three *embedding graphs* of the paper (shared, disjoint, fine-and-coarse "FAC") and say which pairs
 #    of modalities each one can compare;
 # 4. compare the size of the laptop model (`lite`) with the paper's models, without allocating the big ones.
@@ -48,8 +49,8 @@ print(f"mode={MODE}  device={DEVICE}  samples={SAMPLES}")
 #
 # | modality | input (one clip) | backbone | feature |
 # |---|---|---|---|
-# | video **v** | frames `(3, T, H, W)` in [0, 1] | S3D-G (a 3-D CNN) | `f_v` |
-# | audio **a** | log-mel spectrogram `(1, F, 80)` | ResNet on the spectrogram image | `f_a` |
+# | video **v** | frames `(3, T, H, W)` in [0, 1] | TSM-ResNet or S3D-G | `f_v` |
+# | audio **a** | log-mel spectrogram `(1, F, n_mels)` | ResNet on the spectrogram image | `f_a` |
 # | text **t** | K narrations of L word ids `(K, L)` | frozen word2vec + Linear + ReLU + max | `f_t` |
 #
 # Let's build the laptop-size model, `lite`, with the sample world's word vectors, and push one batch of the right
@@ -87,27 +88,49 @@ rows += [
 display(HTML(viz.html_table(rows)))
 
 # %% [markdown]
-# Read the table from the top: a batch of **B = 2** clips of 8 frames at 56 × 56 pixels, their spectrograms, and
-# **K** candidate narrations per clip (K = 1 in the `lite` preset, 4 in the paper-scale ones). The text keeps its
-# candidate axis all the way (`f_t` is `(B, K, ·)`): the loss in notebook 02 needs every candidate separately. The embeddings are named `z_{modality}_{space}`,
-# e.g. `z_v_va` is the video's embedding in the video-audio space.
-#
-# ## 2. Inside the video backbone
-#
-# S3D-G is an Inception-style 3-D network: each block convolves space (k × k) and time (k × 1 × 1) separately,
-# and a *self-gating* layer re-weights channels by a summary of the whole clip. Watch the shapes: every pooling
-# step halves the resolution, while the number of channels grows; the last step averages over what is left.
+# Read the table from the top: a batch of **B = 2** clips (their size is printed below), their spectrograms, and
+# **K** candidate narrations per clip. The text keeps its candidate axis
+# all the way (`f_t` is `(B, K, ·)`): the loss in notebook 02 needs every candidate separately. The embeddings are
+# named `z_{modality}_{space}`, e.g. `z_v_va` is the video's embedding in the video-audio space.
 
 # %%
+print(f"lite clips: {d.num_frames} frames at {d.fps:g} fps, {d.crop_size} x {d.crop_size} pixels; "
+      f"audio {d.n_mels} mel bands; K = {d.num_candidates} narrations per clip")
+
+# %% [markdown]
+# ## 2. Inside the video backbone
+#
+# The paper uses two families of video backbone, and the kit has both at every size:
+#
+# * **TSM-ResNet**, the lite model's: a 2-D ResNet applied to every frame, in which each block shifts an eighth of
+#   its channels one frame forward and an eighth one frame back (the *temporal shift module*). Neighbouring frames
+#   mix at no extra cost, so a 2-D network sees motion. The lite one has 10 layers, a quarter of the paper's channels,
+#   and a first convolution of stride 1 (32-pixel frames have no detail to spare).
+# * **S3D-G**, an Inception-style 3-D network: each block convolves space (k × k) and time (k × 1 × 1) separately, and
+#   a *self-gating* layer re-weights channels by a summary of the whole clip.
+#
+# Watch the shapes: every stage halves the resolution while the number of channels grows; the last step averages
+# over what is left. The TSM keeps all its frames to the end; S3D-G also halves time.
+
+# %%
+from mmv_lite.models.s3dg import s3dg
+
 with torch.no_grad():
-    endpoints = model.video_backbone(batch["video"].to(DEVICE), return_endpoints=True)
-fig = viz.show_endpoint_shapes(endpoints, title="S3D-G (lite): channels (bars) vs positions T×H×W (line) per block")
+    tsm_endpoints = model.video_backbone(batch["video"].to(DEVICE), return_endpoints=True)
+    s3dg_endpoints = s3dg(width=0.25).eval()(torch.rand(1, 3, 16, 64, 64), return_endpoints=True)
+fig, (a1, a2) = plt.subplots(2, 1, figsize=(10, 6.4))
+viz.show_endpoint_shapes(tsm_endpoints, ax=a1, title="lite TSM-ResNet: channels (bars) vs positions T×H×W (line)")
+viz.show_endpoint_shapes(s3dg_endpoints, ax=a2, title="S3D-G (width 0.25, a 16-frame 64-pixel clip)")
 plt.show()
 
 # %% [markdown]
-# **Try this.** Feed a longer clip: `torch.rand(1, 3, 16, 56, 56)`. Which endpoints change shape, and does the final
-# feature `f_v` change size? (It should not: the final mean over T, H, W makes the feature independent of the clip
-# length, which is what lets notebook 05 turn the video network into an image network.)
+# Why is the lite model a TSM-ResNet and not S3D-G? Trained with labels on the sample world's 32-pixel clips, the
+# small TSM-ResNet tells the objects' shapes apart within a few hundred steps, while a small S3D-G learns the motion
+# but hardly the shapes in the same budget (`bench/legibility.py`, docs/BENCHMARKS.md). Both are MMV's.
+#
+# **Try this.** Feed a longer clip to the TSM: `torch.rand(1, 3, 16, 32, 32)`. Which endpoints change shape, and does
+# the final feature `f_v` change size? (It should not: the final mean over T, H, W makes the feature independent of
+# the clip length, which is what lets notebook 05 turn the video network into an image network.)
 #
 # ## 3. Three embedding graphs
 #
@@ -188,11 +211,14 @@ for preset in ("lite", "s3dg", "tsm_r50", "tsm_r50x2"):
         counts[preset] = parameter_counts(build_model(preset, vocab_size=len(wv)))
 fig = viz.show_parameter_counts(counts)
 plt.show()
+total = {preset: sum(c.values()) for preset, c in counts.items()}
+print("trainable parameters:", {p: f"{n / 1e6:.2f} M" for p, n in total.items()})
+print(f"the paper's S3D-G model is {total['s3dg'] / total['lite']:.0f} times the lite model")
 
 # %% [markdown]
 # The paper's S3D-G video backbone has 9.16 M parameters and TSM-ResNet50 23.5 M (both match the official code's
-# counts); the audio ResNet-50 alone is as large as TSM-ResNet50. The lite model is about 100 times smaller than
-# the paper's S3D-G model overall. The word vectors are not counted: they are frozen.
+# counts); the audio ResNet-50 alone is as large as TSM-ResNet50. The ratio printed above compares the whole lite
+# model with the paper's S3D-G model. The word vectors are not counted: they are frozen.
 #
 # **Try this.**
 # * Build `build_model("lite", video_width=0.5)` on the meta device and count again: how do the parameters of a
@@ -242,8 +268,8 @@ else:
 # [docs/OFFICIAL_WEIGHTS.md](../docs/OFFICIAL_WEIGHTS.md) has the download links and the equivalence numbers.
 #
 # ## What we learned
-# * Each modality has a backbone: S3D-G for frames `(3, T, H, W) -> f_v`, a ResNet for the log-mel spectrogram
-#   `(1, F, 80) -> f_a`, and a word2vec tower that max-pools over words `(K, L) -> f_t (K, ·)`.
+# * Each modality has a backbone: a TSM-ResNet or S3D-G for frames `(3, T, H, W) -> f_v`, a ResNet for the log-mel
+#   spectrogram `(1, F, n_mels) -> f_a`, and a word2vec tower that max-pools over words `(K, L) -> f_t (K, ·)`.
 # * Heads map features into shared spaces; the embeddings `z_{m}_{space}` leave the model unnormalised and are
 #   compared by cosine similarity.
 # * The embedding graph decides who meets whom: *shared* (one space), *disjoint* (va and vt), *FAC* (fine va, then

@@ -225,15 +225,23 @@ class ResNetV2(nn.Module):
         self.channels_last = True
         init_like_haiku(self)
 
-    def feature_map(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
-        """``(N, C_in, H, W) -> (N, out_dim, H', W')`` after the final BN + ReLU (official endpoint ``last_conv``)."""
+    def feature_map(
+        self, x: torch.Tensor, num_frames: int | None = None, endpoints: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """``(N, C_in, H, W) -> (N, out_dim, H', W')`` after the final BN + ReLU (official endpoint ``last_conv``).
+
+        ``endpoints``: a dict that receives the output of the stem, the max-pool and each unit on the way."""
         x = self.stem(x.contiguous(memory_format=torch.channels_last) if self.channels_last else x)
         if self.channels_last:  # a 1-channel input (audio) leaves the stem output's layout ambiguous
             x = x.contiguous(memory_format=torch.channels_last)
+        keep = endpoints if endpoints is not None else {}
+        keep["stem"] = x
         x = max_pool_same(x, (3, 3), (2, 2))
-        for unit in self.units:
+        keep["max_pool"] = x
+        for i, unit in enumerate(self.units, start=1):
             for block in unit:
                 x = block(x, num_frames)
+            keep[f"unit_{i}"] = x
         return F.relu(self.bn_out(x), inplace=True)
 
     def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
@@ -261,7 +269,16 @@ class TSMResNet(ResNetV2):
         super().__init__(3, depth, width, shift_fraction, norm_layer, stem_stride)
         self.num_frames = num_frames
 
-    def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, num_frames: int | None = None, return_endpoints: bool = False):
+        """``(B, 3, T, H, W) -> (B, out_dim)``; with ``return_endpoints`` a dict ``{"stem", "max_pool", "unit_1", ...,
+        "Embeddings"}`` whose activations are laid out ``(B, C, T, H', W')`` (as S3D-G's endpoints)."""
+        if return_endpoints:
+            b, t = x.shape[0], x.shape[2]
+            found: dict[str, torch.Tensor] = {}
+            frames = x.transpose(1, 2).reshape(b * t, *x.shape[1:2], *x.shape[3:])
+            out = self.feature_map(frames, t, found).mean(dim=(2, 3)).view(b, t, -1).mean(dim=1)
+            video = {k: v.reshape(b, t, *v.shape[1:]).transpose(1, 2) for k, v in found.items()}
+            return {**video, "Embeddings": out}
         if x.dim() == 5:
             if x.shape[1] != 3:
                 raise ValueError(f"TSMResNet expects video (B, 3, T, H, W), got shape {tuple(x.shape)}")
