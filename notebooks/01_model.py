@@ -94,8 +94,10 @@ display(HTML(viz.html_table(rows)))
 # named `z_{modality}_{space}`, e.g. `z_v_va` is the video's embedding in the video-audio space.
 
 # %%
-print(f"lite clips: {d.num_frames} frames at {d.fps:g} fps, {d.crop_size} x {d.crop_size} pixels; "
-      f"audio {d.n_mels} mel bands; K = {d.num_candidates} narrations per clip")
+print(
+    f"lite clips: {d.num_frames} frames at {d.fps:g} fps, {d.crop_size} x {d.crop_size} pixels; "
+    f"audio {d.n_mels} mel bands; K = {d.num_candidates} narrations per clip"
+)
 
 # %% [markdown]
 # ## 2. Inside the video backbone
