@@ -87,9 +87,9 @@ PROBE_FEATURES = ("f_v", "z_v_va", "z_v_vat")
 class Budget:
     """Equal for every arm: the training length and the size of the held-out sets."""
 
-    steps: int = 500
+    steps: int = 800  # the main job's (the lite preset's) length: the vat_fac arm is the main job without validation
     batch_size: int = 32
-    warmup_steps: int = 25
+    warmup_steps: int = 30
     lr: float = 2e-3
     num_probe: int = 1000
     num_eval: int = 500
