@@ -519,6 +519,20 @@ def _side(s: dict[str, Any]) -> str:
     return f"{s['mean']:.1f} ± {s['std']:.1f}"
 
 
+STORED = Path(__file__).resolve().parents[1] / "docs" / "results" / "findings.json"
+
+
+def load_findings(path: str | Path = STORED) -> dict[str, Any]:
+    """The findings document a full run wrote (by default the project's, ``docs/results/findings.json``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} does not exist: measure the findings with `python -m mmv_lite experiment findings --jobs 2` "
+            "(writes docs/results/findings.json)"
+        )
+    return json.loads(path.read_text())
+
+
 def findings_markdown(doc: dict[str, Any]) -> str:
     """One table per finding: each check with both sides (mean ± std over seeds), the gap, the threshold and the
     verdict, then the same under the control."""

@@ -89,9 +89,9 @@ plt.show()
 # ## 3. One clip: frames, sound, narrations
 #
 # A training example is a short **clip**: `num_frames` frames at `fps` frames per second (the `lite` preset: 8 frames
-# at 5 fps, 1.6 s, 56 × 56 pixels) and the sound of exactly the same 1.6 s, turned into a *log-mel spectrogram*: time
+# at 5 fps, 1.6 s, 32 × 32 pixels) and the sound of exactly the same 1.6 s, turned into a *log-mel spectrogram*: time
 # runs left to right, pitch bottom to top, brightness is loudness (on a log scale, like our ears). The clip also
-# gets the K narrations nearest in time, its *candidates* (the `lite` preset takes K = 1, section 4 says why).
+# gets the K narrations nearest in time, its *candidates* (the `lite` preset takes K = 4, section 4 says why).
 #
 # `ClipDataset` cuts clips out of the video files; every item is a dict of tensors (see `docs/DESIGN.md`).
 
@@ -208,10 +208,9 @@ plt.show()
 # * A clip is a few frames plus the log-mel spectrogram of exactly the same time span, plus the K narrations
 #   nearest in time; ground-truth labels exist only for evaluation.
 # * The modalities share some factors (kind, motion) and keep others private (background, colour in the sound).
-# * Here the nearest narration is about the clip in about 87 % of the clips, and a bag of 2 raises that only to about
-#   93 %: a sample-world narration lasts 2-5 s (median 3 s), longer than a 1.6 s clip, so its neighbours already
-#   talk about other objects. The `lite` preset therefore trains with K = 1. In HowTo100M, where the narrator is
-#   often out of step with the picture, a bag of K nearby narrations contains a right one much more often than the
-#   nearest alone, which is what MIL-NCE exploits (the paper-scale presets keep K = 4).
+# * The narrator speaks about every 1.5 s and, as in HowTo100M, about half of its captions describe a moment a few
+#   seconds away: the nearest narration is often wrong, while a bag of the K nearest usually holds a right one
+#   (section 4's figure). That is what MIL-NCE exploits, and why the `lite` preset, like the paper's, takes K = 4.
+#   Notebook 02 turns the misalignment dial and shows when the bag pays off.
 #
 # Next: **01 · the model** that turns each modality into an embedding.

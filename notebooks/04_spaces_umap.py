@@ -9,7 +9,9 @@
 # 2. see the difference between the fine video-audio space $S_{va}$ and the coarse space $S_{vat}$ of the FAC graph:
 #    which factors of the sample world organise each one;
 # 3. see training at work: the same maps before and after pretraining;
-# 4. see audio and text placed together in $S_{vat}$ although no loss ever compared them.
+# 4. see audio and text placed together in $S_{vat}$ although no loss ever compared them;
+# 5. read the finding behind FAC (the paper's Table 1b): a factor that is heard but never said survives in FAC's
+#    fine space and is squeezed out of a single shared space, and the control that makes the difference vanish.
 #
 # The maps use the **trained** checkpoint `data_samples/mmv_lite_fac.pt` on held-out clips.
 
@@ -32,6 +34,7 @@ from mmv_lite.checkpoints import load_model
 from mmv_lite.colab import run_mode, samples_dir
 from mmv_lite.data.clips import ClipDataset
 from mmv_lite.embedding import embed_dataset, project_2d
+from mmv_lite.findings import load_findings
 from mmv_lite.runtime import select_device
 
 MODE = run_mode()
@@ -119,10 +122,9 @@ exercises.reveal("gap")
 # %% [markdown]
 # ## 3. The coarse space $S_{vat}$: pictures, words, and sounds that never met words
 #
-# Now the video embeddings $z_{v,vat}$, the narrations $z_{t,vat}$ (squares; each clip's K candidates, one in
-# `lite`) and the sounds carried over by the video's head, $z_{a,vat} = g_{va\to vat}(\mathrm{relu}(z_{a,va}))$
+# Now the video embeddings $z_{v,vat}$, the narrations $z_{t,vat}$ (squares; each clip's K = 4 candidates) and the sounds carried over by the video's head, $z_{a,vat} = g_{va\to vat}(\mathrm{relu}(z_{a,va}))$
 # (triangles). Coloured by motion: the narrations name motions, so a well-trained model groups this space by
-# motion; the shipped checkpoint's short budget (600 CPU steps) gets part of the way for text (notebook 03).
+# motion; the shipped checkpoint's short budget (notebook 03) gets part of the way.
 # Narrations repeat across clips, so many squares sit on top of each other, and some sit in the "wrong" colour: they
 # talk about a neighbouring moment (notebook 00).
 
@@ -167,6 +169,28 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
+# ## 5. What FAC keeps: the finding behind Table 1b
+#
+# In the sample world the object's **size** is heard (a bigger object sounds lower) but, by default, never said: the
+# narrator names the kind, the colour and the motion. FAC gives video and audio a fine space of their own, $S_{va}$,
+# and only then maps into the space shared with text; the **shared** graph puts all three modalities in one space,
+# where the text loss pulls the video embedding towards what narrations say. The claim: the size stays more linearly
+# readable from the video's $S_{va}$ embedding under FAC than from the video's embedding in the single shared
+# space, and FAC's text→video retrieval is no worse. The control: a world whose narrations *name* the size
+# (`world.size_said = 1`), where the shared space has a reason to keep it too.
+
+# %%
+finding = load_findings()["findings"]["fac_vs_shared"]  # docs/results/findings.json
+fig = viz.show_finding(finding)
+plt.show()
+
+# %% [markdown]
+# The size probe reads [0.0](../docs/results/findings.json "findings.fac_vs_shared.checks.0.a.mean") % from FAC's $z_{v,va}$ and
+# [0.0](../docs/results/findings.json "findings.fac_vs_shared.checks.0.b.mean") % from the shared space (pooled seed std
+# [0.0](../docs/results/findings.json "findings.fac_vs_shared.checks.0.pooled_std")); text→video R@10 is
+# [0.0](../docs/results/findings.json "findings.fac_vs_shared.checks.1.a.mean") % under FAC and [0.0](../docs/results/findings.json "findings.fac_vs_shared.checks.1.b.mean") % shared.
+# With the size said aloud the size gap is [0.0](../docs/results/findings.json "findings.fac_vs_shared.control.checks.0.gap") points.
+#
 # **Try this.**
 # * UMAP has knobs: rerun section 3 with `n_neighbors=5` and `n_neighbors=40` in `project_2d`. What changes,
 #   and what stays?
@@ -176,8 +200,9 @@ plt.show()
 # * UMAP maps keep neighbourhoods; they are for looking at who is near whom, not for measuring.
 # * In the trained FAC model, the fine space $S_{va}$ groups clips by what is both seen and heard; the coarse space
 #   $S_{vat}$ groups them by what narrations name, such as the motion.
-# * Audio carried into $S_{vat}$ by the video's head lands among the matching videos and narrations: the basis of
-#   zero-shot audio→text retrieval (notebook 06).
+# * Audio carried into $S_{vat}$ by the video's head is placed among the videos and narrations; whether it lands
+#   near the *matching* narrations is what zero-shot audio→text retrieval measures (notebook 06).
+# * FAC's fine space keeps what is seen and heard but never said; section 5 says how large that effect is here.
 # * Before training, none of that structure ties modalities together.
 #
 # Next: **05 · deflation**: the video network, applied to single images.

@@ -1,20 +1,20 @@
 # %% [markdown]
-# # 07 · Design exploration: which modalities, which embedding graph? The paper's Table 1 in miniature
+# # 07 · Design exploration: which modalities, which embedding graph, and when each finding vanishes
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](../README.md#colab)
 #
 # **Learning goals.** After this notebook you can
-# 1. say what the paper's design table (Table 1) compares, and which question each comparison answers:
-#    *which modalities* to train on (VA, VT, VAT) and *which embedding graph* joins them (shared, disjoint, FAC);
-# 2. read such a table the way it was made: equal training budgets, several seeds, mean ± standard deviation,
-#    a chance row and a supervised reference row;
-# 3. tell a difference between two rows from seed-to-seed noise, and say where the small sample world agrees with
-#    the paper and where it does not.
+# 1. say what the paper's design table (Table 1) compares: *which modalities* to train on (VA, VT, VAT) and *which
+#    embedding graph* joins them (shared, disjoint, FAC);
+# 2. read a comparison the way it was made: equal training budgets, three seeds, mean ± standard deviation, chance,
+#    and a rule for when a gap is larger than the noise;
+# 3. use a **control** (the same comparison in a world where the cause is switched off) to tell *why* a gap exists;
+# 4. say which of the paper's six findings the sample world reproduces, and which it does not.
 #
-# The grid trains 6 networks × 3 seeds with `python -m mmv_lite experiment design` (about 40 minutes on a 2-core
-# CPU, a few minutes on a GPU). In **quick** mode this notebook reads the tables that command measured and the
-# project stored in `docs/results/` (as JSON; `docs/RESULTS.md` shows them); in **full** mode it trains the grid itself (runs are cached in
-# `runs/experiments/`, so a second run only re-reads them).
+# Every number here comes from `python -m mmv_lite experiment findings --jobs 2` (13 arms × 3 seeds on the world
+# stream; `docs/RESULTS.md` says how long it took on a 2-core CPU). In **quick** mode this notebook reads what that
+# command stored in `docs/results/findings.json`; in **full** mode (a GPU session) it runs the command itself (runs
+# are cached in `runs/findings/runs/`, so a second run only re-reads them).
 
 # %%
 # Set-up. On Colab: clone the repository this notebook's "Open in Colab" badge names, then install what Colab lacks, never torch or ipywidgets (mmv_lite/colab.py).
@@ -29,50 +29,41 @@ if "google.colab" in __import__("sys").modules:
 import matplotlib.pyplot as plt
 from IPython.display import HTML, display
 
-from mmv_lite import experiments, viz
-from mmv_lite.colab import run_mode, samples_dir
+from mmv_lite import findings, viz
+from mmv_lite.colab import repo_root, run_mode
 from mmv_lite.runtime import select_device
-from mmv_lite.tables import load_tables, row_differences
 
 MODE = run_mode()
 DEVICE = select_device()
-SAMPLES = samples_dir()
-ROOT = SAMPLES.parent  # the repository: docs/ and runs/ sit beside data_samples/
 SEEDS = (0, 1, 2)
-if MODE == "full":  # train the whole grid (cached per run in runs/experiments/runs/<run>-seed<seed>/)
-    grid = experiments.run_experiment(
-        "design", SEEDS, experiments.FULL, SAMPLES, ROOT / "runs" / "experiments", device=str(DEVICE)
-    )
-    tables, source = grid["tables"], f"trained here ({grid['seconds']['total']:.0f} s)"
-else:  # the tables the same command measured, stored as JSON in docs/results/ (and shown in docs/RESULTS.md)
-    tables, source = load_tables(ROOT / "docs" / "results"), "docs/results/"
-    if not {"table1a", "table1b"} <= set(tables):  # none stored: a tiny grid, about a minute (a pipeline check only)
-        grid = experiments.run_experiment(
-            "design", (0,), experiments.QUICK, SAMPLES, ROOT / "runs" / "experiments_quick", log=lambda msg: None
-        )
-        tables, source = grid["tables"], "a quick grid trained here (2 steps per run: its numbers are noise)"
-print(f"mode={MODE}  device={DEVICE}  tables {sorted(tables)} from {source}")
+if MODE == "full":  # every arm of every finding, three seeds (cached per run in runs/findings/runs/)
+    doc = findings.run_findings(seeds=SEEDS, out_dir=repo_root() / "runs" / "findings")
+    source = f"trained here ({doc['meta']['seconds']['total']:.0f} s)"
+else:  # what the same command measured, stored in docs/results/findings.json (and shown in docs/RESULTS.md)
+    doc, source = findings.load_findings(), "docs/results/findings.json"
+print(f"mode={MODE}  device={DEVICE}  {len(doc['findings'])} findings, {len(doc['runs'])} arms, from {source}")
 
 # %% [markdown]
 # ## 1. What is compared, and how
 #
-# Every cell of the grid is a full pretraining run with the **same budget** (steps, batch size, learning rate,
-# clips, augmentation), so that rows differ in one design choice only. Each network is then measured without any
-# further training of its backbones, by the analogues of the paper's benchmarks:
-#
-# | paper | here | what it asks of the network |
-# |---|---|---|
-# | UCF101 / HMDB51, linear | **action probe** (7 motions) | do the video features carry the *motion*? |
-# | ESC-50, linear | **sound probe** (12 instrument × pitch classes) | do the audio features carry the *sound*? |
-# | YouCook2 / MSRVTT R@10 | **t2v R@10** | can a narration find its clip (zero-shot)? |
-# | — | **v2a R@1** | can a clip find its own sound among all test sounds? |
-# | — | **a2t R@10** | can a sound find the narration of its clip, never trained together? |
-#
-# Two reference rows make the numbers readable: **chance** (a random ranking, or always answering the most common
-# class) and **supervised** (the same network trained on the ground-truth labels with the same budget). Three seeds
-# per row give a mean and a standard deviation.
-#
-# The embedding graphs being compared, as drawn in notebook 01:
+# Every **arm** is a full pretraining run of the `lite` network on the world stream with the **same budget** (the
+# main job's 800 steps of 32 clips), so that arms differ in one thing: the loss, the embedding graph, the modalities
+# trained on, or one dial of the world. Each network is then measured on the world's fixed held-out clips without
+# further training of its backbones: linear probes on frozen features for the object's kind, colour, size and motion
+# (the analogues of UCF101/HMDB51 linear classification), and zero-shot retrieval (the analogue of YouCook2/MSRVTT).
+# The arms:
+
+# %%
+rows = [
+    {"arm": arm, "differs from vat_fac in": ", ".join(f"{k}={v}" for k, v in change.items()) or "(the main job)"}
+    for arm, change in findings.ARMS.items()
+]
+rows.append({"arm": findings.RANDOM_INIT, "differs from vat_fac in": "not trained: random weights"})
+display(HTML(viz.html_table(rows)))
+
+# %% [markdown]
+# A gap between two arms counts when it is larger than **twice the pooled seed standard deviation** (and than the
+# margin a claim states). The embedding graphs being compared, as drawn in notebook 01:
 
 # %%
 fig = viz.draw_embedding_graphs()
@@ -81,83 +72,102 @@ plt.show()
 # %% [markdown]
 # ## 2. Table 1a: which modalities?
 #
-# Three networks, each trained on one set of modalities:
-# * **VA** — video with audio only (NCE); the video network learns whatever the sound reveals (the object's kind and
-#   size, the rhythm of its motion);
-# * **VT** — video with narrations only (MIL-NCE; with the `lite` preset's one narration per clip it is plain NCE);
-#   it learns what people *say* about the clip, such as the motion;
-# * **VAT** — all three, in the FAC graph.
+# * **VA**: video with audio only (NCE); the video network learns whatever the sound reveals (size as pitch, the
+#   rhythm of the motion);
+# * **VT**: video with narrations only (MIL-NCE); it learns what people *say* about the clip (kind, colour, motion);
+# * **VAT**: all three, in the FAC graph (the main job).
 #
-# The questions: does audio or text teach the video network more about actions (action probe)? Does adding the
-# third modality help, or do the two losses compete for the same capacity? Some cells cannot exist: VT has no
-# trained audio network (no sound probe), VA no text network (no text retrieval), and only VAT can relate audio to
-# text. In the figure, grey hatched bars are the paper's numbers for the same row on its own benchmark.
+# The paper (HowTo100M, S3D-G) found VAT > VT > VA on UCF101/HMDB51, and adding audio did not hurt text retrieval.
+# Here the claim is checked on the motion probe of the video features, with a control in which the narrations never
+# name the motion (`world.motion_said = 0`): then text has no more to teach about motion than sound does.
 
 # %%
-fig = viz.show_design_table(tables["table1a"])
+fig = viz.show_finding(doc["findings"]["modalities"])
 plt.show()
 
 # %% [markdown]
-# In the paper (HowTo100M, S3D-G): VAT > VT > VA on UCF101 and HMDB51; VA and VAT are close on ESC-50; VT and VAT
-# are close on text retrieval. Adding a modality helped and did not hurt the others.
+# Motion read from the video features: VAT [0.0](../docs/results/findings.json "findings.modalities.checks.0.a.mean") %, VA
+# [0.0](../docs/results/findings.json "findings.modalities.checks.0.b.mean") %, VT [0.0](../docs/results/findings.json "findings.modalities.checks.1.b.mean") %;
+# text→video R@10: VAT [0.0](../docs/results/findings.json "findings.modalities.checks.2.a.mean") %, VT
+# [0.0](../docs/results/findings.json "findings.modalities.checks.2.b.mean") %.
 #
 # ## 3. Table 1b: which embedding graph for three modalities?
 #
-# All three networks train on video, audio and text; only the heads differ (notebook 01):
-# * **shared** — one space for all three: audio and text must agree with each other through the video, so the
-#   space has to serve the fine detail of sound and the coarse vocabulary of narrations at once;
-# * **disjoint** — one space per pair (va and vt): no compromise, but audio and text can never be compared;
-# * **FAC** — a fine space for video and audio, and a coarser one for text that video (and, at test time, audio)
+# * **shared**: one space for all three; the space must serve the fine detail of sound and the coarse vocabulary of
+#   narrations at once;
+# * **disjoint**: one space per pair; no compromise, but audio and text can never be compared;
+# * **FAC**: a fine space for video and audio, and a coarser one for text that video (and, at test time, audio)
 #   reaches *through* the fine one.
 #
-# The question is the compromise: does a shared space cost audio detail or text retrieval, and does FAC get the
-# best of both while still letting audio meet text (a2t)?
+# Notebook 04 showed the check: the size, heard but never said, read from the video's embedding in FAC's fine space
+# and in the shared space, with the control where the narrations say the size.
 
 # %%
-fig = viz.show_design_table(tables["table1b"])
+fig = viz.show_finding(doc["findings"]["fac_vs_shared"])
 plt.show()
 
 # %% [markdown]
-# In the paper (HowTo100M + AudioSet): FAC is best or close to best on every column, shared is best on ESC-50 but
-# worst on text retrieval (the compromise), and disjoint cannot do a2t at all.
+# **Try this.** The disjoint graph has no a2t bar anywhere in the findings: check it against the diagram in section
+# 1 (where does audio reach the space that text lives in?).
 #
-# **Try this.** The a2t panel: which graphs have a bar at all, and why? Check it against the diagram in section 1
-# (where does audio reach the space that text lives in?).
+# ## 4. All six findings at a glance
 #
-# ## 4. A difference, or noise?
-#
-# A row that is 3 points ahead with a seed-to-seed standard deviation of 5 points is not ahead. For each metric,
-# the best row and the runner-up, the gap between them, and the noise (their two standard deviations added):
+# For each finding: its first check's gap and the pooled seed std, whether the finding holds, and the same gap under
+# its control.
 
 # %%
-for name in ("table1a", "table1b"):
-    rows = row_differences(tables[name])
-    display(HTML(f"<b>{tables[name]['title']}</b>" + viz.html_table(rows, floatfmt="{:.1f}")))
+rows = [
+    {
+        "finding": name,
+        "gap": f["gap"],
+        "pooled std": f["pooled_std"],
+        "holds": "yes" if f["holds"] else "no",
+        "control": f["control"]["dial"],
+        "control gap": f["control"]["gap"],
+        "gap closes": "yes" if f["control"]["gap_closes"] else "no",
+    }
+    for name, f in doc["findings"].items()
+]
+display(HTML(viz.html_table(rows, floatfmt="{:.1f}")))
+fig, ax = plt.subplots(figsize=(7, 3))
+names = list(doc["findings"])
+ax.barh(names, [doc["findings"][n]["gap"] for n in names], color="#1565c0", label="finding")
+ax.barh(names, [doc["findings"][n]["control"]["gap"] for n in names], color="#bdbdbd", height=0.4, label="control")
+ax.errorbar(
+    [doc["findings"][n]["gap"] for n in names],
+    names,
+    xerr=[2 * doc["findings"][n]["pooled_std"] for n in names],
+    fmt="none",
+    color="black",
+    capsize=3,
+)
+ax.axvline(0, color="black", lw=0.8)
+ax.set_xlabel("gap of the first check (points; whisker: 2 pooled std)")
+ax.legend(fontsize=8)
+fig.tight_layout()
+plt.show()
 
 # %% [markdown]
-# With the budget of the stored tables (a few hundred steps per run, three seeds, 49 test segments), most gaps
-# are within the noise: the small world reproduces some of the paper's *facts* (self-supervised audio features far
-# above chance, text→video retrieval above chance for every network trained with narrations; a2t possible only
-# where the graph gives audio and text a common space) but not, beyond the noise, its *orderings*.
-# The discussion in `docs/RESULTS.md` says what a longer budget should change first.
+# `docs/RESULTS.md` discusses each one: what it means, why a finding that does not hold here fails, and where the
+# miniature differs from the paper.
 #
 # **Try this.**
-# * Run the grid yourself, quick and tiny, to see the machinery:
-#   `python -m mmv_lite experiment design --quick --seeds 0 --out runs/quick` (about a minute on a CPU; its
-#   numbers are noise: 2 steps on 6 segments). It writes `runs/quick/table1a.json`: `json.load` it and pass it to
-#   `viz.show_design_table`.
-# * On a GPU, run `python -m mmv_lite experiment design --steps 600 --seeds 0 1 2 --out runs/steps600`: four times
-#   the budget. Which gaps leave the noise?
-# * Add a fourth seed (`--seeds 0 1 2 3`): runs already trained are read from the cache. How much does the
-#   standard deviation of the action probe move?
+# * Run the findings yourself, quick and tiny, to see the machinery:
+#   `python -m mmv_lite experiment findings --quick --seeds 0 --out runs/quick_findings` (about a minute on a CPU;
+#   its numbers are noise: 3 steps per arm). Load `runs/quick_findings/findings.json` with `findings.load_findings`
+#   and draw one with `viz.show_finding`.
+# * Turn a dial the findings do not: `python -m mmv_lite train --set world.misalignment=0.8 --out runs/m08`, then
+#   `python -m mmv_lite evaluate --checkpoint runs/m08/checkpoint.pt`. Where does text→video land?
+# * Add a fourth seed (`--seeds 0 1 2 3`): runs already trained are read from the cache. How much does a pooled
+#   std move?
 #
 # ## What we learned
-# * Table 1 asks two questions with equal budgets: which modalities to learn from (VA, VT, VAT) and how to join
-#   them (shared, disjoint, FAC); each benchmark column tests a different thing the network might have learned.
-# * Chance and supervised rows, and the spread over seeds, are what make a table readable: a difference smaller
-#   than the noise is not a result.
-# * Some conclusions are structural and hold at any budget (disjoint cannot compare audio with text; FAC and shared
-#   can), others (VAT beating VA and VT, FAC beating shared) need the paper's scale of data and training.
+# * Table 1 asks two questions with equal budgets: which modalities to learn from (VA, VT, VAT) and how to join them
+#   (shared, disjoint, FAC); each measurement tests a different thing the network might have learned.
+# * Seeds and a rule for noise make a comparison readable; a control makes it explainable: when the cause is
+#   switched off, the gap should close.
+# * Some conclusions are structural and hold at any budget (disjoint cannot compare audio with text); others need a
+#   world and a budget in which their cause is present, and the table above says which appear in this one.
 #
 # This is the last notebook of the course. Go back to **03** to train longer, or point `python -m mmv_lite train`
 # at your own videos (see the README).

@@ -12,7 +12,14 @@ from mmv_lite.config import WorldConfig, get_config
 from mmv_lite.data import synth
 from mmv_lite.data.sampling import StepBatchSampler
 from mmv_lite.data.text import tokenize_words
-from mmv_lite.data.world import SEGMENTS_PER_VIDEO, WorldClips, make_world_words, plan_clip, world_word_vectors
+from mmv_lite.data.world import (
+    SEGMENTS_PER_VIDEO,
+    WorldClips,
+    bag_hit_rate,
+    make_world_words,
+    plan_clip,
+    world_word_vectors,
+)
 
 CFG = get_config("lite")
 CLIP = CFG.data.clip_seconds
@@ -113,6 +120,15 @@ def test_misalignment_dial_moves_that_fraction_of_narrations():
     # a caption moved 2-4 s can stay inside a long (4.5 s) segment: a little less than half land in another one
     assert 0.36 <= half <= 0.56
     assert _misplaced_fraction(_world(misalignment=1.0)) > 0.75
+
+
+def test_bags_of_nearest_narrations_recover_what_misalignment_takes():
+    """The reason for MIL-NCE, measured on generated narrations: misalignment takes the right caption away from the
+    nearest one, and a bag of the K nearest gets most of it back; aligned narrations need no bag."""
+    aligned = bag_hit_rate(dataclasses.replace(WorldConfig(), misalignment=0.0), 1.6, ks=(1, 4), n=200)
+    misaligned = bag_hit_rate(dataclasses.replace(WorldConfig(), misalignment=0.5), 1.6, ks=(1, 4), n=200)
+    assert aligned[1] > 85 and aligned[4] - aligned[1] < 10
+    assert misaligned[1] < 70 and misaligned[4] > misaligned[1] + 25
 
 
 def test_av_correspondence_dial():

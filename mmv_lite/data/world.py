@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,20 @@ def nearest_captions(captions: dict[str, list] | synth.Narration, start: float, 
     gap = np.maximum(0.0, np.maximum(s - end, start - e))
     centre_gap = np.abs((s + e) / 2 - (start + end) / 2)
     return [int(i) for i in np.lexsort((centre_gap, gap))[:k]]
+
+
+def bag_hit_rate(
+    world: WorldConfig, clip_seconds: float, ks: Sequence[int] = (1, 2, 3, 4, 6), n: int = 400
+) -> dict[int, float]:
+    """How often MIL-NCE's bag holds a right narration: of ``n`` training clips, the percentage whose ``k`` nearest
+    captions include one about the segment shown, for each ``k`` (``k = 1`` is NCE's single nearest caption)."""
+    hits = dict.fromkeys(ks, 0)
+    for i in range(n):
+        p = plan_clip(world, "train", i, clip_seconds)
+        order = nearest_captions(p.narration, p.start, p.start + clip_seconds, max(ks))
+        for k in ks:
+            hits[k] += any(p.about[j] == p.segment for j in order[:k])
+    return {k: 100.0 * h / n for k, h in hits.items()}
 
 
 class WorldClips(Dataset):

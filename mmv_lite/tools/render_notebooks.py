@@ -6,7 +6,8 @@ Each notebook runs top to bottom in its own kernel, from the ``notebooks/`` fold
 exercises' solutions in place (``MMV_LITE_SOLUTIONS=1``, see :mod:`mmv_lite.exercises`) and in the run mode asked
 for (``MMV_LITE_MODE``; without ``--mode``, the notebooks' own default: full on a GPU, quick otherwise). The HTML
 (nbconvert's JupyterLab template) carries every output, figures embedded as images, so the folder can be read
-offline, copied, or projected; ``DIR/index.html`` lists the notebooks with how long each took. A notebook that fails
+offline, copied, or projected; ``DIR/index.html`` lists the notebooks with how long each took, and
+``DIR/timings.json`` how long each section took (what docs/TEACHING.md plans with). A notebook that fails
 is still written, up to and including the failing cell and its error; the command then exits with status 1.
 The rendered files are for the teacher's folder, not for the repository.
 """
@@ -15,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import html
+import json
 import os
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from mmv_lite.cli import check_at_least
@@ -34,6 +37,33 @@ class Rendered:
     html: Path
     seconds: float
     error: str | None = None  # the first line of the error, when a cell failed
+    sections: list[dict] = field(default_factory=list)  # {"section", "seconds"} in order (:func:`section_timings`)
+
+
+def _cell_seconds(cell) -> float:
+    """How long a code cell ran, from the timestamps nbclient records (0 when it did not run)."""
+    ex = cell.get("metadata", {}).get("execution", {})
+    start, end = ex.get("iopub.execute_input"), ex.get("shell.execute_reply")
+    if not (start and end):
+        return 0.0
+    parse = lambda t: datetime.fromisoformat(t.replace("Z", "+00:00"))  # noqa: E731
+    return (parse(end) - parse(start)).total_seconds()
+
+
+def section_timings(nb) -> list[dict]:
+    """Seconds of code per section of an executed notebook; a section starts at a markdown ``## `` or ``### ``
+    heading (the set-up and parameters before the first one are ``"set-up"``)."""
+    out = [{"section": "set-up", "seconds": 0.0}]
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            heads = [
+                line[3:].strip("# ").strip() for line in cell.source.splitlines() if line.startswith(("## ", "### "))
+            ]
+            if heads:
+                out.append({"section": heads[0], "seconds": 0.0})
+        elif cell.cell_type == "code":
+            out[-1]["seconds"] += _cell_seconds(cell)
+    return [{"section": s["section"], "seconds": round(s["seconds"], 1)} for s in out]
 
 
 def select(only: list[str] | None = None, folder: Path = NOTEBOOKS) -> list[Path]:
@@ -71,7 +101,11 @@ def render_notebook(path: Path, out: Path, timeout: int | None = 600, env: dict[
 
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        record_timing=True,
+        resources={"metadata": {"path": str(path.parent)}},
     )
     start, error = time.perf_counter(), None
     try:
@@ -86,7 +120,7 @@ def render_notebook(path: Path, out: Path, timeout: int | None = 600, env: dict[
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": _title(nb) or path.stem}})
     target = out / f"{path.stem}.html"
     target.write_text(body, encoding="utf-8")
-    return Rendered(path.name, target, seconds, error)
+    return Rendered(path.name, target, seconds, error, section_timings(nb))
 
 
 def write_index(results: list[Rendered], out: Path, mode: str) -> Path:
@@ -132,6 +166,12 @@ def render(
         say(f"  {r.html}  {r.seconds:.1f} s" + (f"  FAILED: {r.error}" if r.error else ""))
         results.append(r)
     say(f"index: {write_index(results, out, mode)}")
+    timings = {
+        "mode": mode,
+        "command": "python -m mmv_lite render-notebooks --out DIR --mode " + mode,
+        "notebooks": {r.notebook: {"seconds": round(r.seconds, 1), "sections": r.sections} for r in results},
+    }
+    (out / "timings.json").write_text(json.dumps(timings, indent=2))
     return results
 
 

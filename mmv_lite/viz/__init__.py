@@ -39,6 +39,7 @@ from .results import (
     html_table,
     show_design_table,
     show_factor_probes,
+    show_finding,
     show_map,
     show_retrieval,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "show_design_table",
     "show_endpoint_shapes",
     "show_factor_probes",
+    "show_finding",
     "show_frames",
     "show_gap_by_length",
     "show_history",

@@ -235,3 +235,41 @@ def show_design_table(
     fig.suptitle(table.get("title", ""), fontsize=10, x=0.01, ha="left")
     fig.tight_layout()
     return fig
+
+
+def show_finding(entry: Mapping[str, Any], axes=None) -> Figure:
+    """One finding of ``findings.json`` (``doc["findings"][name]``): a panel per check, the finding's beside its
+    control's.
+
+    In each panel the two sides of a comparison (``a``, ``b``) are bars at their mean over seeds with the std as an
+    error bar and each seed as a dot; the title gives the gap and whether the check passed. A finding that holds
+    should show a clear gap on the left and a closed one (or a failed check) on the right, where its cause is removed.
+    """
+    pairs = [("finding", c) for c in entry["checks"]] + [("control", c) for c in entry["control"]["checks"]]
+    if axes is None:
+        fig, axes = plt.subplots(1, len(pairs), figsize=(2.7 * len(pairs) + 0.5, 3.6), squeeze=False)
+        axes = axes[0]
+    fig = axes[0].figure
+    for ax, (label, c) in zip(axes, pairs):
+        colour = "#2e7d32" if c["passed"] else "#c62828"
+        for i, side in enumerate((c["a"], c["b"])):
+            ax.bar(i, side["mean"], yerr=side["std"], capsize=3, width=0.6, color="#90a4ae" if i else colour)
+            seeds = side["per_seed"]
+            ax.scatter(
+                np.full(len(seeds), i) + np.linspace(-0.12, 0.12, len(seeds)), seeds, s=10, color="black", zorder=3
+            )
+        ax.set_xticks([0, 1])
+        ax.set_xticklabels([_arm_label(c["a"]["ref"]), _arm_label(c["b"]["ref"])], fontsize=7)
+        verdict = "passes" if c["passed"] else "fails"
+        ax.set_title(f"{label}: {c['what']}\ngap {c['gap']:+.1f} ({verdict})", fontsize=7.5, color=colour)
+        ax.set_ylim(0, min(100.0, 1.25 * max(c["a"]["mean"] + c["a"]["std"], c["b"]["mean"] + c["b"]["std"], 1.0)))
+    axes[0].set_ylabel("%  (bar: mean ± std; dots: seeds)")
+    verdict = "holds" if entry["holds"] else "does not hold"
+    fig.suptitle(f"{entry['name']}: {verdict}", fontsize=10, x=0.01, ha="left")
+    fig.tight_layout()
+    return fig
+
+
+def _arm_label(ref: str) -> str:
+    """``"vat_fac:f_v.kind"`` -> ``"vat_fac\\nf_v.kind"``; ``"chance"`` stays."""
+    return ref.replace(":", "\n")
