@@ -119,19 +119,22 @@ def relative_l1(x: Tensor, reference: Tensor) -> float:
 def boundary_profile(
     video_backbone: nn.Module, deflated: nn.Module, images: Tensor, num_frames: int
 ) -> dict[str, np.ndarray]:
-    """Where a static clip and its image disagree: for every endpoint of an S3D-G, the relative L1 difference
+    """Where a static clip and its image disagree: for every endpoint of a video backbone, the relative L1 difference
     between the video network's activation at each output frame (the image repeated ``num_frames`` times) and the
     deflated network's activation on the image itself.
 
     Args:
-        video_backbone: an S3D-G (``dims=3``); deflated: its deflation (``deflation.deflate``).
+        video_backbone: an S3D-G or a TSM-ResNet (a video network with ``return_endpoints``); deflated: its
+            deflation (``deflation.deflate``).
         images: ``(B, 3, H, W)`` in [0, 1].
 
     Returns ``{endpoint: (T_e,) array}`` in network order, ``T_e`` the endpoint's number of frames. An exact
-    deflation gives 0 wherever a frame's temporal window saw no zero padding (and no gate averaged over the clip).
+    deflation gives 0 wherever a frame saw no zero padding in time: for S3D-G, where a kernel's temporal window
+    stayed inside the clip (and no gate averaged over the clip); for TSM-ResNet, where no shifted channel came from
+    beyond the clip's first or last frame.
     """
-    if not hasattr(video_backbone, "dims") or getattr(video_backbone, "dims", 3) != 3:
-        raise ValueError("boundary_profile needs an S3D-G video backbone (dims=3) with return_endpoints")
+    if getattr(video_backbone, "dims", 3) != 3:
+        raise ValueError("boundary_profile needs a video backbone (S3D-G with dims=3, or TSM-ResNet)")
     if images.dim() != 4:
         raise ValueError(f"boundary_profile: images must be (B, 3, H, W), got shape {tuple(images.shape)}")
     with eval_mode(video_backbone, deflated):

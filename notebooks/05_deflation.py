@@ -87,15 +87,25 @@ plt.show()
 # $$y_t = \sum_\tau W_\tau * x_{t+\tau} = \Big(\sum_\tau W_\tau\Big) * x ,$$
 #
 # a 2D convolution with the summed kernel. So S3D-G *deflates*: sum every kernel over time, drop the temporal
-# strides and the time axis of the pools, and the result is an ordinary image network. (For TSM-ResNet, deflation
-# means switching the temporal shift off.) `deflate` builds that network with its own copy of every weight:
+# strides and the time axis of the pools, and the result is an ordinary image network. A **TSM-ResNet** (the paper's
+# other video network, and the `lite` preset's) has 2D kernels already, applied to each frame; time enters only
+# through the *temporal shift*, which moves a few channels one frame forward or back before some convolutions. On a
+# static clip every frame is the same, so the shift changes nothing, except where it reaches past the clip's ends;
+# deflating a TSM-ResNet means switching the shift off. `deflate` builds the image network with its own copy of
+# every weight:
 
 # %%
 video_net = model.video_backbone.eval()
 naive_net = deflate(video_net).eval()
-w3, w2 = video_net.Conv2d_1a_7x7.conv.weight, naive_net.Conv2d_1a_7x7.conv.weight
-print(f"first conv: video kernel {tuple(w3.shape)} (out, in, T, H, W) -> image kernel {tuple(w2.shape)}")
-print(f"summed over time: {torch.allclose(w3.sum(2), w2)}")
+print(f"video backbone {type(video_net).__name__} -> image network {type(naive_net).__name__}")
+if hasattr(video_net, "Conv2d_1a_7x7"):  # S3D-G: 3D kernels, summed over time
+    w3, w2 = video_net.Conv2d_1a_7x7.conv.weight, naive_net.Conv2d_1a_7x7.conv.weight
+    print(f"first conv: video kernel {tuple(w3.shape)} (out, in, T, H, W) -> image kernel {tuple(w2.shape)}")
+    print(f"summed over time: {torch.allclose(w3.sum(2), w2)}")
+else:  # TSM-ResNet: the same 2D kernels; only the shift is gone
+    video_w, image_w = video_net.state_dict(), naive_net.state_dict()
+    same = all(torch.equal(video_w[k], image_w[k]) for k in image_w)
+    print(f"{len(image_w)} tensors of weights and statistics, every one unchanged: {same}")
 
 # %% [markdown]
 # ### Exercise: deflate one 3D convolution
@@ -127,8 +137,10 @@ exercises.reveal("deflate")
 #
 # The equation above holds only where the kernel's time window lies **inside** the clip. At the first and last
 # frames the window reaches past the clip, where the video network sees *zero padding*, not more copies of the
-# image. With 8-frame clips and kernels of 3 to 7 frames, that is most of the clip; and deeper layers, whose
-# windows span the whole clip, and the self-gating (a mean over all frames) carry the border effects inwards.
+# image. In S3D-G, kernels of 3 to 7 frames and the self-gating (a mean over all frames) carry that far into an
+# 8-frame clip. In a TSM-ResNet the first frame's forward-shifted channels and the last frame's backward-shifted ones
+# come from beyond the clip, zeros; every block shifts again, so the border effect creeps one frame further in per
+# block.
 #
 # Below: the image repeated 16 times as a static clip through the video network, compared frame by frame with the
 # deflated network on the image alone, at three depths (left), and averaged over frames at every layer (right).
@@ -136,12 +148,13 @@ exercises.reveal("deflate")
 # %%
 probe_images = test_frames[:: max(1, len(test_frames) // PROFILE_IMAGES)][:PROFILE_IMAGES].to(DEVICE)
 profile = boundary_profile(video_net, naive_net, probe_images, num_frames=16)
-fig = viz.show_boundary_profile(profile, num_frames=16, endpoints=["Conv2d_1a_7x7", "Mixed_3c", "Mixed_4f"])
+ends = list(profile)  # the endpoints, input to output
+fig = viz.show_boundary_profile(profile, num_frames=16, endpoints=[ends[0], ends[len(ends) // 2], ends[-1]])
 plt.show()
 
 # %% [markdown]
-# In the first layer the middle frames agree exactly (0 %) and only the borders differ. Deeper, every frame is
-# touched. The deflated network is the video network on an **endless** static clip, with no borders at all. The
+# Early on the middle frames agree exactly (0 %) and only the borders differ. Deeper, the differences reach
+# further in from the borders. The deflated network is the video network on an **endless** static clip, with no borders at all. The
 # longer the static clip, the less its borders weigh, and the closer the two networks get:
 
 # %%
@@ -298,10 +311,11 @@ display(app.widget)
 #   a property of training or of the architecture?
 #
 # ## What we learned
-# * Summing a 3D kernel over time gives the 2D kernel that a static clip would see; `deflate` does it for every layer
-#   and `model.set_image_mode(...)` switches an MMV model to image input in one call.
+# * Summing a 3D kernel over time (S3D-G) or switching off the temporal shift (TSM-ResNet) gives the network a static
+#   clip would see; `deflate` does it for every layer and `model.set_image_mode(...)` switches an MMV model to image
+#   input in one call.
 # * The deflated network equals the video network on an endless static clip; on the 8-frame clips of training, zero
-#   padding at the borders and gating over time make the two differ at every layer.
+#   padding in time at the borders (S3D-G's kernels and gates, TSM's shift) makes the two differ, more with depth.
 # * Learning only BatchNorm's scale and offset on a few unlabelled frames closes most of that gap, on held-out
 #   frames too, and brings image embeddings back next to the videos they came from.
 #

@@ -7,6 +7,7 @@ from mmv_lite import build_model
 from mmv_lite import images as im
 from mmv_lite.models.deflation import deflate, static_clip
 from mmv_lite.models.s3dg import s3dg
+from mmv_lite.models.tsm_resnet import tsm_resnet
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +31,20 @@ def test_boundary_profile_is_zero_inside_the_clip_and_not_at_its_borders(s3dg_pa
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         im.boundary_profile(video, image_net, images[0], num_frames=8)
     assert not video.training and not image_net.training
+
+
+def test_tsm_boundary_profile_creeps_in_from_the_borders_one_block_at_a_time():
+    """A TSM-ResNet's deflation (the shift switched off) equals the video network on a static clip except where a
+    shifted channel came from beyond the clip: nowhere in the stem, at the borders after the first block, further in
+    after more blocks."""
+    torch.manual_seed(0)
+    video = tsm_resnet(depth=10, width=0.25, stem_stride=1).eval()
+    prof = im.boundary_profile(video, deflate(video).eval(), torch.rand(2, 3, 32, 32), num_frames=16)
+    assert list(prof) == ["stem", "max_pool", "unit_1", "unit_2", "unit_3", "unit_4"]
+    assert prof["stem"].max() < 1e-5 and prof["stem"].shape == (16,)
+    assert prof["unit_1"][0] > 1e-2 and prof["unit_1"][1:-1].max() < 1e-5  # only the border frames differ...
+    reached = {k: int((v > 1e-5).sum()) for k, v in prof.items()}
+    assert reached["unit_4"] > reached["unit_1"]  # ... and deeper blocks reach further in
 
 
 def test_gap_by_clip_length_shrinks_for_long_static_clips(s3dg_pair):

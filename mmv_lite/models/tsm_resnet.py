@@ -244,11 +244,15 @@ class ResNetV2(nn.Module):
             keep[f"unit_{i}"] = x
         return F.relu(self.bn_out(x), inplace=True)
 
-    def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
-        """``x``: ``(N, in_channels, H, W)`` -> ``(N, out_dim)`` (mean over H, W). ``num_frames`` only for TSM."""
+    def forward(self, x: torch.Tensor, num_frames: int | None = None, return_endpoints: bool = False):
+        """``x``: ``(N, in_channels, H, W)`` -> ``(N, out_dim)`` (mean over H, W). ``num_frames`` only for TSM. With
+        ``return_endpoints`` a dict ``{"stem", "max_pool", "unit_1", ..., "Embeddings"}`` of ``(N, C, H', W')``
+        activations (the names of :class:`TSMResNet`'s, so a deflated network can be compared with its video one)."""
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"{type(self).__name__} expects (N, {self.in_channels}, H, W), got shape {tuple(x.shape)}")
-        return self.feature_map(x, num_frames).mean(dim=(2, 3))
+        found: dict[str, torch.Tensor] = {}
+        out = self.feature_map(x, num_frames, found).mean(dim=(2, 3))
+        return {**found, "Embeddings": out} if return_endpoints else out
 
 
 class TSMResNet(ResNetV2):
