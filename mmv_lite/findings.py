@@ -533,6 +533,23 @@ def load_findings(path: str | Path = STORED) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def findings_summary_markdown(doc: dict[str, Any]) -> str:
+    """One row per finding: its first check (both sides, mean ± std), the gap against twice the pooled std, the
+    verdict, and the same gap under the control."""
+    lines = [
+        "| finding | first check | a | b | gap | 2 x pooled std | holds | control: gap | gap closes |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, f in doc["findings"].items():
+        c, control = f["checks"][0], f["control"]
+        yes = {True: "yes", False: "no"}
+        lines.append(
+            f"| {name} | {c['what']} | {_side(c['a'])} | {_side(c['b'])} | {c['gap']:+.1f} | {2 * c['pooled_std']:.1f} "
+            f"| {yes[f['holds']]} | {control['gap']:+.1f} | {yes[control['gap_closes']]} |"
+        )
+    return "\n".join(lines)
+
+
 def findings_markdown(doc: dict[str, Any]) -> str:
     """One table per finding: each check with both sides (mean ± std over seeds), the gap, the threshold and the
     verdict, then the same under the control."""

@@ -59,3 +59,12 @@ def test_fill_rewrites_cited_numbers_with_their_digits(tmp_path):
     filled = fill_citations(text, tmp_path)
     assert filled == 'R@10 [41.3](r.json "a.0.m") %, [3](r.json "b"), untouched [5](x.md)'
     assert all(check_citation(c, tmp_path) is None for c in citations(filled))
+
+
+@pytest.mark.parametrize("doc", ["RESULTS.md", "TEACHING.md"])
+def test_numbers_cited_in_the_docs_match_their_files(doc):
+    text = (ROOT / "docs" / doc).read_text()
+    found = citations(text)
+    assert found, f"docs/{doc} cites no number from a results file"
+    wrong = [why for c in found if (why := check_citation(c, ROOT / "docs"))]
+    assert not wrong, f"docs/{doc}: " + "; ".join(wrong)

@@ -169,7 +169,8 @@ def render(
     timings = {
         "mode": mode,
         "command": "python -m mmv_lite render-notebooks --out DIR --mode " + mode,
-        "notebooks": {r.notebook: {"seconds": round(r.seconds, 1), "sections": r.sections} for r in results},
+        "total_seconds": round(sum(r.seconds for r in results), 1),
+        "notebooks": {Path(r.notebook).stem: {"seconds": round(r.seconds, 1), "sections": r.sections} for r in results},
     }
     (out / "timings.json").write_text(json.dumps(timings, indent=2))
     return results
