@@ -13,8 +13,9 @@
 #
 # Every number here comes from `python -m mmv_lite experiment findings --jobs 2` (13 arms × 3 seeds on the world
 # stream; `docs/RESULTS.md` says how long it took on a 2-core CPU). In **quick** mode this notebook reads what that
-# command stored in `docs/results/findings.json`; in **full** mode (a GPU session) it runs the command itself (runs
-# are cached in `runs/findings/runs/`, so a second run only re-reads them).
+# command stored in `docs/results/findings.json`; in **full** mode (a GPU session) it runs the command itself: 36
+# pretraining runs, whose time on a GPU has not been measured (they are cached in `runs/findings/runs/`, so a second
+# run only re-reads them).
 
 # %%
 # Set-up. On Colab: clone the repository this notebook's "Open in Colab" badge names, then install what Colab lacks, never torch or ipywidgets (mmv_lite/colab.py).

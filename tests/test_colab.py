@@ -125,12 +125,9 @@ def test_setup_colab_installs_the_kit_then_only_what_is_missing(monkeypatch, tmp
     monkeypatch.setattr(subprocess, "run", lambda cmd, check=False: calls.append(cmd))
     monkeypatch.setattr(colab, "_installed_versions", lambda: {"torch": "2.3.0", "ipywidgets": "7.7.1", "numpy": "2"})
     monkeypatch.setattr(sys, "path", list(sys.path))
-    here = Path.cwd()
-    try:
-        colab.setup_colab(tmp_path)
-        assert Path.cwd() == tmp_path / "notebooks"
-    finally:
-        monkeypatch.chdir(here)
+    monkeypatch.chdir(Path.cwd())  # monkeypatch remembers this folder and returns to it after the test
+    colab.setup_colab(tmp_path)
+    assert Path.cwd() == tmp_path / "notebooks"
     assert calls[0][-3:] == ["--no-deps", "-e", str(tmp_path)]
     targets = calls[1][calls[1].index("-q") + 1 : calls[1].index("-c")]
     names = [colab._requirement_name(t) for t in targets]

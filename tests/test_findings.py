@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -87,3 +88,20 @@ def test_quick_findings_run_end_to_end(tmp_path):
     # a second run reads every arm from the cache
     again = run_findings(seeds=(0, 1), budget=findings.QUICK, out_dir=tmp_path, log=lambda *_: None)
     assert again["runs"] == doc["runs"]
+
+
+def test_the_stored_findings_are_complete_and_shown_in_the_results_page():
+    """docs/results/findings.json is a full run (every finding, three seeds or more, every arm measured per seed)
+    and docs/RESULTS.md shows its tables as they are."""
+    from pathlib import Path
+
+    doc = findings.load_findings()
+    assert set(doc["findings"]) == set(FINDINGS) and len(doc["meta"]["seeds"]) >= 3
+    assert doc["meta"]["budget"] == json.loads(json.dumps(dataclasses.asdict(findings.FULL)))
+    for arm in arms_of(list(FINDINGS)):
+        assert [r["seed"] for r in doc["runs"][arm]] == doc["meta"]["seeds"], arm
+    for f in doc["findings"].values():
+        assert all(len(c["a"]["per_seed"]) == len(doc["meta"]["seeds"]) for c in f["checks"])
+    page = (Path(__file__).resolve().parents[1] / "docs" / "RESULTS.md").read_text()
+    assert findings.findings_summary_markdown(doc) in page
+    assert findings.findings_markdown(doc) in page
