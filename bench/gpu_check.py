@@ -12,7 +12,8 @@ Rows of the table:
   (median over the timed steps, after warm-up) and the peak GPU memory of the step.
 - **DDP + SyncBatchNorm**: the same S3D-G step under ``torchrun --nproc_per_node 1``: nccl process group, BatchNorm
   converted to SyncBatchNorm (the paper's cross-replica BatchNorm), DistributedDataParallel; its loss must be finite.
-- **The lite main job**: ``python -m mmv_lite train --preset lite`` on the sample-world stream (the preset's 800 steps), wall clock.
+- **The lite main job**: ``python -m mmv_lite train --preset lite`` on the sample-world stream (the preset's 800
+  steps), wall clock.
 
 Every row stops being measured once ``--budget`` seconds have passed (then the table says "skipped: time budget").
 On a machine without CUDA the script says so and exits with status 1, unless ``--device cpu`` is given.
