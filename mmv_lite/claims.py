@@ -50,19 +50,22 @@ def _load(path: Path) -> Any:
 
 
 def lookup(doc: Any, path: str) -> Any:
-    """The value at a dotted ``path`` (``"findings.mil_nce.checks.0.gap"``) of a JSON document."""
-    node = doc
-    for part in path.split("."):
+    """The value at a dotted ``path`` (``"findings.mil_nce.checks.0.gap"``) of a JSON document. A key that itself
+    holds dots (``"f_v.kind"``) is found whole: at each level the longest run of parts that is a key is taken."""
+    node, parts = doc, path.split(".")
+    while parts:
         if isinstance(node, list):
+            part = parts.pop(0)
             if not part.lstrip("-").isdigit():
                 raise KeyError(f"{path!r}: {part!r} is not a list index")
             node = node[int(part)]
         elif isinstance(node, dict):
-            if part not in node:
-                raise KeyError(f"{path!r}: no key {part!r} (there are {sorted(node)[:12]})")
-            node = node[part]
+            n = next((n for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in node), 0)
+            if not n:
+                raise KeyError(f"{path!r}: no key {parts[0]!r} (there are {sorted(node)[:12]})")
+            node, parts = node[".".join(parts[:n])], parts[n:]
         else:
-            raise KeyError(f"{path!r}: {part!r} goes below a value")
+            raise KeyError(f"{path!r}: {parts[0]!r} goes below a value")
     return node
 
 

@@ -493,12 +493,22 @@ def run_findings(
             "command": "python -m mmv_lite experiment findings",
         },
         "findings": {n: evaluate_finding(FINDINGS[n], runs) for n in names},
+        "arms": arm_summary(runs),
         "runs": runs,
     }
     out = Path(out_dir)
     atomic_write(out / "findings.json", json.dumps(doc, indent=2))
     atomic_write(out / "findings.md", findings_markdown(doc))
     return doc
+
+
+def arm_summary(runs: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Every metric of every arm over the seeds: ``{arm: {metric: {"mean", "std"}}}``."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for arm, per_seed in runs.items():
+        metrics = [m for m in per_seed[0] if m != "seed" and all(m in r for r in per_seed)]
+        out[arm] = {m: dict(zip(("mean", "std"), mean_std([r[m] for r in per_seed]))) for m in metrics}
+    return out
 
 
 _HELD: HeldOut | None = None
