@@ -31,12 +31,8 @@ clips.
 Short videos. A clip longer than the video starts at 0 and is *padded*, not looped: the last frame is held and the
 audio after the end is silence, so that frames and sound stay in sync.
 
-Cache. The first time a video is read its frames (uint8, shorter side at most ``resize_to``) with their timestamps and
-its waveform (mono int16 at the stream's rate) are written to ``cache_dir`` (default ``ROOT/.cache``, or a user cache
-folder when ROOT is read-only) as ``.npy`` files, through a temporary name and an atomic rename, so several DataLoader
-workers can fill it at once. Later reads memory-map them: no video is decoded again. The cache key holds the file's
-size and modification time; writing the entry of a rewritten file deletes the entries of its earlier versions. An
-entry of a damaged file holds what decoded and lists the damaged spans (``"salvaged": true`` in its ``.json``).
+Cache. The first time a video is read it is decoded whole and kept in ``cache_dir`` (default ``ROOT/.cache``, or a
+user cache folder when ROOT is read-only); later reads memory-map it (``mmv_lite.data.decode_cache``).
 
 Bad input. A damaged packet costs only its own stream and span: frames that decode are used (the previous frame is
 held over a damaged one); a clip that overlaps damaged or cut-off audio gets ``has_audio = False`` and a warning naming
@@ -51,14 +47,12 @@ leaves that video without narration. No other item is lost.
 
 from __future__ import annotations
 
-import glob
-import hashlib
 import json
 import logging
 import os
 import zlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,14 +61,12 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from ..config import DataConfig, get_config
-from ..files import atomic_write
 from .audio import LogMel, num_audio_frames, num_audio_samples
 from .augment import VideoTransform
+from .decode_cache import DecodeCache, default_cache_dir
 from .media import (
     TRUNCATION_SLACK,
     BadClipError,
-    Damage,
-    Decoded,
     MediaInfo,
     TruncatedClipError,
     cut_clip,
@@ -92,8 +84,6 @@ SPLITS = ("train", "val", "test", "all")
 KINDS = ("narrated", "sound")
 # Ground-truth factors of the sample world (metadata.json): per segment, plus the video's background.
 FACTORS = ("kind", "colour", "shade", "size", "motion", "background")
-CACHE_VERSION = 2  # 2: frames stored with their timestamps, audio placed by its own, salvaged damage listed
-_ENTRY_ARRAYS = (".frames.npy", ".times.npy", ".audio.npy")  # a cache entry: these and its .json
 
 
 # --------------------------------------------------------------------------------------------------- files
@@ -181,14 +171,6 @@ def hash_split(video_id: str) -> str:
     return "train" if h < 70 else "val" if h < 85 else "test"
 
 
-def default_cache_dir(root: Path) -> Path:
-    """``ROOT/.cache`` when ROOT is writable, else a folder under the user's cache (``$XDG_CACHE_HOME``)."""
-    if os.access(root, os.W_OK):
-        return root / ".cache"
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "mmv_lite" / hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:12]
-
-
 # --------------------------------------------------------------------------------------------------- dataset
 class ClipDataset(Dataset):
     """Clips of a folder of videos with captions; see the module docstring for layout, windows, cache and errors.
@@ -244,7 +226,7 @@ class ClipDataset(Dataset):
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(self.root)
         self.logmel = LogMel(self.cfg)
         self.transform = VideoTransform(self.cfg, train)
-        self._mmaps: dict[str, Decoded] = {}
+        self.cache = DecodeCache(self.cache_dir, self.cfg.sample_rate, self.cfg.resize_to)
         self._bad: set[str] = set()  # video ids with nothing usable
         self._bad_windows: set[int] = set()  # windows that need a truncated file past its end
         self._warned: set[tuple[str, str]] = set()
@@ -460,95 +442,6 @@ class ClipDataset(Dataset):
         )
 
     # -------------------------------------------------------------------------------------- loading
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_mmaps"] = {}  # memory maps are per process: each DataLoader worker opens its own
-        return state
-
-    def _cache_stem(self, path: Path) -> Path:
-        st = path.stat()
-        cfg = self.cfg
-        key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{cfg.sample_rate}|{cfg.resize_to}|{CACHE_VERSION}"
-        return self.cache_dir / f"{path.stem}-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
-
-    def _load_cached(self, rec: VideoRecord) -> Decoded:
-        """The whole video, memory-mapped from the cache; decoded and written there on first use."""
-        if rec.video_id in self._mmaps:
-            return self._mmaps[rec.video_id]
-        stem = str(self._cache_stem(rec.path))  # file names are stem + suffix (video ids may contain dots)
-        meta_path = Path(stem + ".json")
-        for attempt in range(2):
-            if not meta_path.is_file():
-                self._write_cache_entry(rec, stem)
-            try:
-                meta = json.loads(meta_path.read_text())
-                d = Decoded(
-                    frames=np.load(stem + ".frames.npy", mmap_mode="r") if meta["has_frames"] else None,
-                    times=np.load(stem + ".times.npy") if meta["has_frames"] else None,
-                    audio=np.load(stem + ".audio.npy", mmap_mode="r") if meta["has_audio"] else None,
-                    audio_t0=meta["audio_t0"],
-                    audio_rate=meta["audio_rate"],
-                    sample_rate=meta["sample_rate"],
-                    damage=[Damage(**x) for x in meta["damage"]],
-                )
-                if d.frames is not None and len(d.frames) != len(d.times):
-                    raise ValueError(f"{len(d.frames)} frames but {len(d.times)} timestamps")
-                break
-            except (OSError, ValueError, KeyError, TypeError) as e:  # a damaged entry (disk full, deleted by hand)
-                if attempt:
-                    raise BadClipError(f"{rec.path}: cache entry {stem}.* cannot be read after rewriting ({e})") from e
-                log.warning("cache entry %s.* of %s is damaged (%s); decoding again", stem, rec.path, e)
-                for suffix in (".json", *_ENTRY_ARRAYS):
-                    Path(stem + suffix).unlink(missing_ok=True)
-        self._mmaps[rec.video_id] = d
-        return d
-
-    def _write_cache_entry(self, rec: VideoRecord, stem: str) -> None:
-        d = decode(rec.path, self.cfg.sample_rate, self.cfg.resize_to)
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        meta = {
-            "audio_t0": d.audio_t0,
-            "audio_rate": d.audio_rate,
-            "sample_rate": d.sample_rate,
-            "has_frames": d.frames is not None,
-            "has_audio": d.audio is not None,
-            "salvaged": bool(d.damage),  # True: some spans failed to decode; the entry holds what did
-            "damage": [asdict(x) for x in d.damage],
-            "source": str(rec.path.resolve()),
-            "source_version": self._source_version(rec.path),
-        }
-        if d.damage:
-            log.warning("%s: cached what decodes; damaged: %s", rec.path, "; ".join(x.describe() for x in d.damage[:5]))
-        if d.frames is not None:
-            atomic_write(stem + ".frames.npy", lambda f: np.save(f, d.frames))
-            atomic_write(stem + ".times.npy", lambda f: np.save(f, d.times))
-        if d.audio is not None:
-            atomic_write(stem + ".audio.npy", lambda f: np.save(f, d.audio))
-        atomic_write(stem + ".json", json.dumps(meta))  # written last: its presence marks a complete entry
-        self._drop_stale_entries(rec.path, meta["source_version"])
-
-    @staticmethod
-    def _source_version(path: Path) -> list[int]:
-        st = path.stat()
-        return [st.st_size, st.st_mtime_ns]
-
-    def _drop_stale_entries(self, path: Path, version: list[int]) -> None:
-        """Delete the cache entries of earlier versions of ``path`` (the file was rewritten since), so the cache does
-        not grow with every regeneration. Entries of the same version under other settings (``resize_to``,
-        ``sample_rate``) stay, and so do entries of other files that share the stem."""
-        source = str(path.resolve())
-        for meta_path in self.cache_dir.glob(f"{glob.escape(path.stem)}-*.json"):
-            try:
-                meta = json.loads(meta_path.read_text())
-            except (OSError, ValueError):
-                continue  # being written or damaged: _load_cached deals with it
-            if meta.get("source") != source or meta.get("source_version") == version:
-                continue
-            entry = str(meta_path)[: -len(".json")]
-            meta_path.unlink(missing_ok=True)  # first: an entry without its .json is incomplete, never read
-            for suffix in _ENTRY_ARRAYS:
-                Path(entry + suffix).unlink(missing_ok=True)
-
     def load_clip(self, rec: VideoRecord, start: float) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Raw frames ``(T, H, W, 3)`` uint8 at ``cfg.fps`` and waveform ``(samples,)`` float32 of one window.
 
@@ -559,7 +452,7 @@ class ClipDataset(Dataset):
         end = start + self.clip_seconds
         audio_lost = self._check_truncation(rec, start, end)
         if self.use_cache:
-            d = self._load_cached(rec)
+            d = self.cache.load(rec.path)
         else:
             d = decode(rec.path, self.cfg.sample_rate, self.cfg.resize_to, start, end + 0.2, rec.seekable)
         frames, wave = cut_clip(d, start, self.cfg.num_frames, self.cfg.fps, self.num_samples)
@@ -679,7 +572,7 @@ class ClipDataset(Dataset):
         n = 0
         for rec in self.videos.values():
             try:
-                self._load_cached(rec)
+                self.cache.load(rec.path)
                 n += 1
             except BadClipError as e:
                 if not self.skip_bad:
