@@ -508,7 +508,8 @@ def _findings_cli(args: argparse.Namespace) -> int:
     print()
     print(findings.findings_markdown(doc))
     s = doc["meta"]["seconds"]
-    print(f"findings: {s['total']:.0f} s in all (training {s['train']:.0f} s, evaluation {s['eval']:.0f} s)")
+    cached = f"; {s['runs_from_cache']} of {s['runs']} runs read from the cache" if s["runs_from_cache"] else ""
+    print(f"findings: {s['total']:.0f} s in all (training {s['train']:.0f} s, evaluation {s['eval']:.0f} s{cached})")
     print(f"written to {out}/findings.json and findings.md")
     if not args.quick and args.only is None and args.results:
         atomic_write(Path(args.results) / "findings.json", json.dumps(doc, indent=2))
