@@ -185,11 +185,18 @@ fig = viz.show_finding(finding)
 plt.show()
 
 # %% [markdown]
-# The size probe reads [0.0](../docs/results/findings.json "findings.fac_vs_shared.checks.0.a.mean") % from FAC's $z_{v,va}$ and
-# [0.0](../docs/results/findings.json "findings.fac_vs_shared.checks.0.b.mean") % from the shared space (pooled seed std
-# [0.0](../docs/results/findings.json "findings.fac_vs_shared.checks.0.pooled_std")); text→video R@10 is
-# [0.0](../docs/results/findings.json "findings.fac_vs_shared.checks.1.a.mean") % under FAC and [0.0](../docs/results/findings.json "findings.fac_vs_shared.checks.1.b.mean") % shared.
-# With the size said aloud the size gap is [0.0](../docs/results/findings.json "findings.fac_vs_shared.control.checks.0.gap") points.
+# The size probe reads [94.9](../docs/results/findings.json "findings.fac_vs_shared.checks.0.a.mean") % from FAC's $z_{v,va}$ and
+# [92.9](../docs/results/findings.json "findings.fac_vs_shared.checks.0.b.mean") % from the shared space (pooled seed std
+# [2.5](../docs/results/findings.json "findings.fac_vs_shared.checks.0.pooled_std")); text→video R@10 is
+# [54.5](../docs/results/findings.json "findings.fac_vs_shared.checks.1.a.mean") % under FAC and [59.0](../docs/results/findings.json "findings.fac_vs_shared.checks.1.b.mean") % shared.
+# With the size said aloud the size gap is [-0.2](../docs/results/findings.json "findings.fac_vs_shared.control.checks.0.gap") points.
+#
+# So the finding does **not** hold in the sample world, and the reason is in the world, not in FAC: the size is heard
+# but it is also *seen* (the object's radius is on screen). The same video network at random weights already reads
+# it at [78.5](../docs/results/findings.json "arms.random_init.f_v.size.mean") %, and every trained space reads it near its ceiling, so no graph
+# can squeeze it out. FAC's text retrieval is not below the shared graph's beyond the noise, which is the other half
+# of the claim. A factor that is heard and *only* heard (a material, a timbre nothing on screen shows) is what this
+# finding needs; `docs/RESULTS.md` says more.
 #
 # **Try this.**
 # * UMAP has knobs: rerun section 3 with `n_neighbors=5` and `n_neighbors=40` in `project_2d`. What changes,
