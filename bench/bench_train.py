@@ -7,9 +7,9 @@
 Each configuration trains the ``lite`` preset (batch 32, FAC, VAT) on the world stream (or a folder of clips) for
 ``--steps`` steps with ``mmv_lite.train.train`` (no validation), logging every 10 steps. The first logging window
 (start-up, first batches) is left out; the report gives the median and range over the remaining windows of clips/s
-and of the data wait fraction (time blocked in ``next(loader)`` over wall time). The world renders every clip as it is asked for
-(no cache); a folder's clip cache is filled before timing. The configurations alternate over ``--rounds`` so
-machine load hits them alike.
+and of the data wait fraction (time blocked in ``next(loader)`` over wall time). The world renders every clip as it
+is asked for (no cache); a folder's clip cache is filled before timing. The configurations alternate over
+``--rounds`` so machine load hits them alike.
 """
 
 from __future__ import annotations
