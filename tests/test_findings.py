@@ -8,7 +8,16 @@ import json
 import pytest
 
 from mmv_lite import findings
-from mmv_lite.findings import FINDINGS, Check, arms_of, evaluate_check, evaluate_finding, run_findings
+from mmv_lite.findings import (
+    CONDITIONS,
+    FINDINGS,
+    Check,
+    arms_of,
+    evaluate_check,
+    evaluate_condition,
+    evaluate_finding,
+    run_findings,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -72,10 +81,25 @@ def test_a_finding_holds_when_all_its_checks_pass():
     assert not res["control"]["holds"] and res["control"]["gap_closes"]
 
 
+def test_a_condition_repeats_its_findings_checks_on_the_swapped_arms():
+    cond = CONDITIONS["modalities_aligned"]
+    assert cond.finding in FINDINGS and set(arms_of([cond.finding])) >= {new for _, new in cond.arms}
+    assert [c.what for c in cond.checks] == [c.what for c in FINDINGS[cond.finding].checks]
+    motion = {"vat_fac_aligned": [80.0, 82.0, 84.0], "va": [60.0, 61.0, 62.0], "vt_aligned": [81.0, 83.0, 85.0]}
+    runs = {arm: [{"f_v.motion": m, "t2v_R@10": 50.0} for m in ms] for arm, ms in motion.items()}
+    res = evaluate_condition(cond, runs)
+    assert res["checks"][0]["a"]["ref"] == "vat_fac_aligned:f_v.motion" and res["gap"] == pytest.approx(21.0)
+    assert res["holds"]  # beats VA by 21 (> 2 x pooled std 2), VT 1 below (within noise), text equal
+    runs["vt_aligned"] = [{"f_v.motion": m, "t2v_R@10": 50.0} for m in (95.0, 96.0, 97.0)]
+    assert not evaluate_condition(cond, runs)["holds"]  # VT reads motion better beyond the noise
+
+
 def test_quick_findings_run_end_to_end(tmp_path):
     doc = run_findings(seeds=(0, 1), budget=findings.QUICK, out_dir=tmp_path, log=lambda *_: None)
     saved = json.loads((tmp_path / "findings.json").read_text())
     assert saved["findings"].keys() == FINDINGS.keys() == doc["findings"].keys()
+    assert saved["conditions"].keys() == CONDITIONS.keys()
+    assert all(isinstance(c["holds"], bool) and c["checks"] for c in saved["conditions"].values())
     for name, f in saved["findings"].items():
         assert f["name"] == name and f["claim"] and isinstance(f["holds"], bool)
         for c in f["checks"] + f["control"]["checks"]:
