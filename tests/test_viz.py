@@ -281,3 +281,20 @@ def test_show_parameter_counts_uses_a_log_scale():
         counts = parameter_counts(build_model("s3dg", vocab_size=10))
     fig = viz.show_parameter_counts({"s3dg": counts})
     assert fig.axes[0].get_xscale() == "log"
+
+
+def test_show_finding_draws_a_finding_with_its_control_and_a_condition_alone():
+    from mmv_lite.findings import CONDITIONS, FINDINGS, evaluate_condition, evaluate_finding
+
+    series = {"vat_fac": [60.0, 62.0, 64.0], "vat_fac_nce": [40.0, 41.0, 42.0]}
+    series |= {"vat_fac_aligned": [70.0, 71.0, 72.0], "vat_fac_nce_aligned": [70.0, 72.0, 71.0]}
+    runs = {arm: [{"t2v_R@10": v} for v in vs] for arm, vs in series.items()}
+    fig = viz.show_finding(evaluate_finding(FINDINGS["mil_nce"], runs))
+    assert len(fig.axes) == 2 and "holds" in fig._suptitle.get_text()
+    assert fig.axes[0].get_title().startswith("finding") and fig.axes[1].get_title().startswith("control")
+    motion = {"vat_fac_aligned": [80.0, 82.0, 84.0], "va": [60.0, 61.0, 62.0], "vt_aligned": [95.0, 96.0, 97.0]}
+    runs = {arm: [{"f_v.motion": m, "t2v_R@10": 50.0} for m in ms] for arm, ms in motion.items()}
+    fig = viz.show_finding(evaluate_condition(CONDITIONS["modalities_aligned"], runs))
+    assert len(fig.axes) == 3 and all(ax.get_title().startswith("condition") for ax in fig.axes)
+    assert "condition of modalities, does not pass" in fig._suptitle.get_text()
+    plt.close("all")

@@ -239,13 +239,15 @@ def show_design_table(
 
 def show_finding(entry: Mapping[str, Any], axes=None) -> Figure:
     """One finding of ``findings.json`` (``doc["findings"][name]``): a panel per check, the finding's beside its
-    control's.
+    control's. A condition (``doc["conditions"][name]``: the finding's checks in another world) has no control.
 
     In each panel the two sides of a comparison (``a``, ``b``) are bars at their mean over seeds with the std as an
     error bar and each seed as a dot; the title gives the gap and whether the check passed. A finding that holds
     should show a clear gap on the left and a closed one (or a failed check) on the right, where its cause is removed.
     """
-    pairs = [("finding", c) for c in entry["checks"]] + [("control", c) for c in entry["control"]["checks"]]
+    control = entry.get("control")
+    pairs = [("finding" if control else "condition", c) for c in entry["checks"]]
+    pairs += [("control", c) for c in control["checks"]] if control else []
     if axes is None:
         fig, axes = plt.subplots(1, len(pairs), figsize=(2.7 * len(pairs) + 0.5, 3.6), squeeze=False)
         axes = axes[0]
@@ -264,7 +266,10 @@ def show_finding(entry: Mapping[str, Any], axes=None) -> Figure:
         ax.set_title(f"{label}: {c['what']}\ngap {c['gap']:+.1f} ({verdict})", fontsize=7.5, color=colour)
         ax.set_ylim(0, min(100.0, 1.25 * max(c["a"]["mean"] + c["a"]["std"], c["b"]["mean"] + c["b"]["std"], 1.0)))
     axes[0].set_ylabel("%  (bar: mean ± std; dots: seeds)")
-    verdict = "holds" if entry["holds"] else "does not hold"
+    if control:
+        verdict = "holds" if entry["holds"] else "does not hold"
+    else:
+        verdict = f"condition of {entry['finding']}, " + ("passes" if entry["holds"] else "does not pass")
     fig.suptitle(f"{entry['name']}: {verdict}", fontsize=10, x=0.01, ha="left")
     fig.tight_layout()
     return fig
