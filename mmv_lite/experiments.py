@@ -462,6 +462,12 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny budget on a few clips: checks the pipeline only")
     ap.add_argument("--steps", type=int, default=None, help="training steps per run (default: the budget's)")
     ap.add_argument("--only", nargs="+", default=None, metavar="NAME", help=f"findings: some of {list(FINDINGS)}")
+    ap.add_argument(
+        "--conditions",
+        action="store_true",
+        help="findings: also measure the conditions (each finding's checks in another world, mmv_lite.findings."
+        "CONDITIONS; 4 more arms)",
+    )
     ap.add_argument("--data", default="data_samples", help="design/deflation: folder of clips (default data_samples)")
     ap.add_argument("--out", default=None, help="where runs and tables go (default runs/experiments, runs/findings)")
     ap.add_argument(
@@ -504,7 +510,9 @@ def _findings_cli(args: argparse.Namespace) -> int:
     if args.steps is not None:
         budget = replace(budget, steps=args.steps)
     out = Path(args.out or "runs/findings")
-    doc = findings.run_findings(args.only, args.seeds, budget, out, jobs=args.jobs, force=args.force)
+    doc = findings.run_findings(
+        args.only, args.seeds, budget, out, jobs=args.jobs, force=args.force, conditions=args.conditions
+    )
     print()
     print(findings.findings_markdown(doc))
     s = doc["meta"]["seconds"]

@@ -29,7 +29,8 @@ F6 ``zero_shot_audio_text`` audio -> text retrieval, never trained, at least twi
 
 A *condition* (:data:`CONDITIONS`) repeats a finding's checks with some arms swapped for arms of another world, to
 measure where a finding that fails in the default world does appear (``modalities_aligned``: the modality checks
-with aligned narrations). It is reported beside the finding and never changes its verdict.
+with aligned narrations). It is reported beside the finding and never changes its verdict; ``--conditions`` measures
+them (their arms are not part of the findings' run).
 
 Runs are cached (``<out>/runs/<arm>-seed<s>/result.json``, reused while the arm, budget and seed match), so an
 interrupted run resumes and ``--only`` reuses what other findings trained. The results go to ``<out>/findings.json``
@@ -442,12 +443,13 @@ def conditions_of(names: Sequence[str]) -> list[Condition]:
     return [c for c in CONDITIONS.values() if c.finding in names]
 
 
-def arms_of(names: Sequence[str]) -> list[str]:
-    """Every arm the findings ``names`` compare, their controls and conditions included."""
+def arms_of(names: Sequence[str], conditions: bool = False) -> list[str]:
+    """Every arm the findings ``names`` compare, their controls included (and with ``conditions`` their
+    conditions')."""
     out: list[str] = []
     for n in names:
         f = FINDINGS[n]
-        extra = tuple(check for cond in conditions_of([n]) for check in cond.checks)
+        extra = tuple(check for cond in conditions_of([n]) for check in cond.checks) if conditions else ()
         for c in f.checks + f.control + extra:
             for ref in (c.a, c.b):
                 arm = ref.partition(":")[0]
@@ -555,19 +557,21 @@ def run_findings(
     jobs: int = 1,
     force: bool = False,
     log: Callable[[str], None] = print,
+    conditions: bool = False,
 ) -> dict[str, Any]:
     """Train and measure every arm the findings ``names`` need (all six by default) for every seed, evaluate the
     findings, write ``<out_dir>/findings.json`` and ``findings.md``. Returns the JSON document.
 
     ``jobs`` > 1 trains that many arms at once in separate processes; each arm is seeded on its own, so the numbers
-    do not depend on ``jobs``."""
+    do not depend on ``jobs``. ``conditions``: also train and evaluate the findings' :data:`CONDITIONS`."""
     names = list(names or FINDINGS)
     unknown = [n for n in names if n not in FINDINGS]
     if unknown:
         raise ValueError(f"unknown finding(s) {unknown}; expected some of {list(FINDINGS)}")
     t0 = time.perf_counter()
-    tasks = [(arm, seed) for seed in seeds for arm in arms_of(names)]
-    log(f"findings {names}: {len(tasks)} runs ({len(arms_of(names))} arms x {len(seeds)} seeds), {jobs} at a time")
+    arms = arms_of(names, conditions)
+    tasks = [(arm, seed) for seed in seeds for arm in arms]
+    log(f"findings {names}: {len(tasks)} runs ({len(arms)} arms x {len(seeds)} seeds), {jobs} at a time")
     if jobs > 1:
         init = (budget, torch.get_num_threads())
         # spawn, not fork: forking a process whose torch thread pools are running can deadlock
@@ -594,10 +598,10 @@ def run_findings(
             "jobs": jobs,
             "threads": torch.get_num_threads(),
             "seconds": seconds,
-            "command": "python -m mmv_lite experiment findings",
+            "command": "python -m mmv_lite experiment findings" + (" --conditions" if conditions else ""),
         },
         "findings": {n: evaluate_finding(FINDINGS[n], runs) for n in names},
-        "conditions": {c.name: evaluate_condition(c, runs) for c in conditions_of(names)},
+        "conditions": {c.name: evaluate_condition(c, runs) for c in conditions_of(names) if conditions},
         "arms": arm_summary(runs),
         "runs": runs,
     }

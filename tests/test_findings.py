@@ -83,7 +83,8 @@ def test_a_finding_holds_when_all_its_checks_pass():
 
 def test_a_condition_repeats_its_findings_checks_on_the_swapped_arms():
     cond = CONDITIONS["modalities_aligned"]
-    assert cond.finding in FINDINGS and set(arms_of([cond.finding])) >= {new for _, new in cond.arms}
+    assert cond.finding in FINDINGS and set(arms_of([cond.finding], conditions=True)) >= {new for _, new in cond.arms}
+    assert "vt_aligned" not in arms_of(list(FINDINGS))  # the findings' own run trains no condition arm
     assert [c.what for c in cond.checks] == [c.what for c in FINDINGS[cond.finding].checks]
     motion = {"vat_fac_aligned": [80.0, 82.0, 84.0], "va": [60.0, 61.0, 62.0], "vt_aligned": [81.0, 83.0, 85.0]}
     runs = {arm: [{"f_v.motion": m, "t2v_R@10": 50.0} for m in ms] for arm, ms in motion.items()}
@@ -95,7 +96,7 @@ def test_a_condition_repeats_its_findings_checks_on_the_swapped_arms():
 
 
 def test_quick_findings_run_end_to_end(tmp_path):
-    doc = run_findings(seeds=(0, 1), budget=findings.QUICK, out_dir=tmp_path, log=lambda *_: None)
+    doc = run_findings(seeds=(0, 1), budget=findings.QUICK, out_dir=tmp_path, log=lambda *_: None, conditions=True)
     saved = json.loads((tmp_path / "findings.json").read_text())
     assert saved["findings"].keys() == FINDINGS.keys() == doc["findings"].keys()
     assert saved["conditions"].keys() == CONDITIONS.keys()
@@ -106,12 +107,13 @@ def test_quick_findings_run_end_to_end(tmp_path):
             assert len(c["a"]["per_seed"]) == 2 and len(c["b"]["per_seed"]) == 2
             assert c["pooled_std"] >= 0 and isinstance(c["passed"], bool)
         assert isinstance(f["control"]["gap_closes"], bool) and f["control"]["dial"]
-    assert set(saved["runs"]) == set(arms_of(list(FINDINGS)))
+    assert set(saved["runs"]) == set(arms_of(list(FINDINGS), conditions=True))
     md = (tmp_path / "findings.md").read_text()
     assert all(f"### {name}" in md for name in FINDINGS)
     # a second run reads every arm from the cache
     again = run_findings(seeds=(0, 1), budget=findings.QUICK, out_dir=tmp_path, log=lambda *_: None)
-    assert again["runs"] == doc["runs"]
+    assert again["meta"]["seconds"]["runs_from_cache"] == again["meta"]["seconds"]["runs"]
+    assert again["runs"] == {arm: doc["runs"][arm] for arm in arms_of(list(FINDINGS))} and not again["conditions"]
 
 
 def test_the_stored_findings_are_complete_and_shown_in_the_results_page():
