@@ -33,6 +33,7 @@ from .data.world import WorldClips
 from .embedding import embed_dataset, subset_embeddings, window_groups
 from .files import atomic_write
 from .images import IMAGE_MODES, image_features
+from .models.deflation import CALIB_STEPS
 from .probes import attach_factors, factor_probes, format_factor_table, format_probes, probe_suite
 from .retrieval import chance_levels, format_retrieval, zero_shot_retrieval
 from .runtime import select_device
@@ -46,7 +47,7 @@ def evaluate_model(
     probes: bool = True,
     images: bool = True,
     retrieval: bool = True,
-    calib_steps: int = 100,
+    calib_steps: int = CALIB_STEPS,
     batch_size: int = 32,
     device: str | torch.device = "cpu",
     modalities: str = "vat",
@@ -276,7 +277,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
     ap.add_argument("--no-probes", action="store_true", help="retrieval only")
     ap.add_argument("--no-images", action="store_true", help="skip the deflated-network image probes")
-    ap.add_argument("--calib-steps", type=int, default=100, help="BatchNorm calibration steps (default 100)")
+    ap.add_argument(
+        "--calib-steps", type=int, default=CALIB_STEPS, help=f"BatchNorm calibration steps (default {CALIB_STEPS})"
+    )
     ap.add_argument(
         "--windows", type=int, default=3, help="windows per segment of the scored split, averaged by the probes"
     )

@@ -49,6 +49,7 @@ from .data.text import WordVectors
 from .embedding import window_groups
 from .evaluate import evaluate_model, load_eval_datasets
 from .files import atomic_write
+from .models.deflation import CALIB_STEPS
 from .findings import FINDINGS
 from .models.mmv import build_model
 from .optim import build_optimiser, train_step
@@ -107,7 +108,7 @@ class Budget:
     warmup_steps: int = 20
     lr: float = 5e-3  # the lite preset's rate: short runs from scratch learn faster with it than with 2e-3
     max_segments: int | None = None
-    calib_steps: int = 100
+    calib_steps: int = CALIB_STEPS
     preset: str = "lite"
     test_windows: int = 3  # windows per test segment, averaged by the action / sound probes
     num_workers: int = 1

@@ -58,6 +58,7 @@ from .data.world import WorldClips, world_word_vectors
 from .embedding import embed_dataset
 from .files import atomic_write
 from .images import image_features
+from .models.deflation import CALIB_STEPS
 from .models.mmv import build_model
 from .probes import attach_factors, factor_probes, probe_suite
 from .retrieval import chance_levels, zero_shot_retrieval
@@ -105,7 +106,7 @@ class Budget:
     lr: float = 2e-3
     num_probe: int = 1000
     num_eval: int = 500
-    calib_steps: int = 100
+    calib_steps: int = CALIB_STEPS  # only the image arms calibrate (run_key)
     num_workers: int = 1
     config: tuple[tuple[str, Any], ...] = ()  # overrides for every arm, e.g. smaller clips in the quick variant
 
@@ -199,11 +200,19 @@ def measure(model: torch.nn.Module, held: HeldOut, images: bool, budget: Budget,
             for factor, res in by_factor.items():
                 flat[f"{feature}.{factor}"], flat[f"chance_{feature}.{factor}"] = res["accuracy"], res["chance"]
         flat["deflation_l1_before"], flat["deflation_l1_after"] = report["before"], report["after"]
+        flat |= {f"deflation_l1_step{s}": v for s, v in report["by_step"].items()}  # has the calibration converged?
     return flat
 
 
 _IMAGE_TASKS = ("image_naive", "image_calibrated", "image_static")
 _IMAGE_FEATURES = ("f_image_naive", "f_image_calibrated", "f_image_static")
+
+
+def run_key(arm: str, seed: int, budget: Budget) -> dict[str, Any]:
+    """What a cached run must match: the arm, its changes, the seed and the budget (its calibration steps only for
+    the image arms, the only ones that calibrate)."""
+    spent = {k: v for k, v in asdict(budget).items() if k != "calib_steps" or arm in IMAGE_ARMS}
+    return json.loads(json.dumps({"arm": arm, "changes": ARMS.get(arm, {}), "budget": spent, "seed": seed}))
 
 
 def run_arm(
@@ -214,7 +223,7 @@ def run_arm(
     "eval_seconds"}``."""
     run_dir = Path(out_dir) / "runs" / f"{arm}-seed{seed}"
     cache = run_dir / "result.json"
-    key = json.loads(json.dumps({"arm": arm, "changes": ARMS.get(arm, {}), "budget": asdict(budget), "seed": seed}))
+    key = run_key(arm, seed, budget)
     if cache.exists() and not force:
         saved = json.loads(cache.read_text())
         if saved.get("key") == key:
@@ -665,6 +674,21 @@ def findings_summary_markdown(doc: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {c['what']} | {_side(c['a'])} | {_side(c['b'])} | {c['gap']:+.1f} | {2 * c['pooled_std']:.1f} "
             f"| {yes[f['holds']]} | {control['gap']:+.1f} | {yes[control['gap_closes']]} |"
+        )
+    return "\n".join(lines)
+
+
+def conditions_summary_markdown(doc: dict[str, Any]) -> str:
+    """One row per condition: the finding it repeats, what changed, its first check and whether all checks pass."""
+    lines = [
+        "| condition | of | the change | first check | a | b | gap | 2 x pooled std | passes |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, cond in doc.get("conditions", {}).items():
+        c = cond["checks"][0]
+        lines.append(
+            f"| {name} | {cond['finding']} | {cond['dial']} | {c['what']} | {_side(c['a'])} | {_side(c['b'])} "
+            f"| {c['gap']:+.1f} | {2 * c['pooled_std']:.1f} | {'yes' if cond['holds'] else 'no'} |"
         )
     return "\n".join(lines)
 

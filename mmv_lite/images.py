@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .models.deflation import calibrate_deflated_bn, deflate, static_clip
+from .models.deflation import CALIB_STEPS, calibrate_deflated_bn, deflate, static_clip
 from .models.layers import batched, eval_mode
 from .retrieval import cosine_similarity, positive_ranks
 
@@ -44,7 +44,7 @@ def image_features(
     model: nn.Module,
     splits: dict[str, dict[str, Any]],
     calibrate_on: str = "train",
-    calib_steps: int = 100,
+    calib_steps: int = CALIB_STEPS,
     calib_images: int = 128,
     batch_size: int = 32,
     device: str | torch.device = "cpu",

@@ -9,13 +9,14 @@
 # 2. read a comparison the way it was made: equal training budgets, three seeds, mean ± standard deviation, chance,
 #    and a rule for when a gap is larger than the noise;
 # 3. use a **control** (the same comparison in a world where the cause is switched off) to tell *why* a gap exists;
-# 4. say which of the paper's six findings the sample world reproduces, and which it does not.
+# 4. say which of the paper's six findings the sample world reproduces, which it does not, and use a **condition**
+#    (the same checks in another world) to find out what a failing finding would need.
 #
-# Every number here comes from `python -m mmv_lite experiment findings --jobs 2` (13 arms × 3 seeds on the world
-# stream; `docs/RESULTS.md` says how long it took on a 2-core CPU). In **quick** mode this notebook reads what that
-# command stored in `docs/results/findings.json`; in **full** mode (a GPU session) it runs the command itself: 36
-# pretraining runs, whose time on a GPU has not been measured (they are cached in `runs/findings/runs/`, so a second
-# run only re-reads them).
+# Every number here comes from `python -m mmv_lite experiment findings --jobs 2 --conditions` (17 arms × 3 seeds on
+# the world stream; `docs/RESULTS.md` says how long it took on a 2-core CPU). In **quick** mode this notebook reads
+# what that command stored in `docs/results/findings.json`; in **full** mode (a GPU session) it runs the command
+# itself: 48 pretraining runs, whose time on a GPU has not been measured (they are cached in `runs/findings/runs/`,
+# so a second run only re-reads them).
 
 # %%
 # Set-up. On Colab: clone the repository this notebook's "Open in Colab" badge names, then install what Colab lacks, never torch or ipywidgets (mmv_lite/colab.py).
@@ -38,7 +39,7 @@ MODE = run_mode()
 DEVICE = select_device()
 SEEDS = (0, 1, 2)
 if MODE == "full":  # every arm of every finding, three seeds (cached per run in runs/findings/runs/)
-    doc = findings.run_findings(seeds=SEEDS, out_dir=repo_root() / "runs" / "findings")
+    doc = findings.run_findings(seeds=SEEDS, out_dir=repo_root() / "runs" / "findings", conditions=True)
     source = f"trained here ({doc['meta']['seconds']['total']:.0f} s)"
 else:  # what the same command measured, stored in docs/results/findings.json (and shown in docs/RESULTS.md)
     doc, source = findings.load_findings(), "docs/results/findings.json"
@@ -60,6 +61,11 @@ rows = [
     for arm, change in findings.ARMS.items()
 ]
 rows.append({"arm": findings.RANDOM_INIT, "differs from vat_fac in": "not trained: random weights"})
+conditions_only = set(findings.arms_of(list(findings.FINDINGS), conditions=True)) - set(
+    findings.arms_of(list(findings.FINDINGS))
+)
+for row in rows:  # the arms that only the conditions of section 5 compare
+    row["used by"] = "a condition (section 5)" if row["arm"] in conditions_only else "the findings"
 display(HTML(viz.html_table(rows)))
 
 # %% [markdown]
@@ -156,8 +162,28 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# `docs/RESULTS.md` discusses each one: what it means, why a finding that does not hold here fails, and where the
-# miniature differs from the paper.
+# ## 5. What would a failing finding need? Conditions
+#
+# A control removes a finding's cause and watches the gap close. A **condition** asks the opposite question of a
+# finding that fails: repeat its checks, with the same rule, on arms trained with *one* change, and see whether they
+# pass. The change is a hypothesis about why the finding failed. A condition never changes the finding's verdict:
+# the finding was stated for the default world, and that is where it was measured.
+#
+# Three were measured (`--conditions`): F4's checks with **aligned narrations** (is misalignment why VA led?), F3's
+# with a **common space of 8 dimensions** instead of 64 (is the shared space simply wide enough to keep the size?),
+# and F5's on a **3D CNN** (S3D-G, whose summed kernels see the clip's zero padding, unlike TSM).
+
+# %%
+for name, cond in doc["conditions"].items():
+    print(f"{name}: {cond['dial']}")
+    fig = viz.show_finding(cond)
+    plt.show()
+
+# %% [markdown]
+# CONDITIONS_TEXT
+#
+# `docs/RESULTS.md` discusses every finding and condition: what it means, why a finding that does not hold here
+# fails, and where the miniature differs from the paper.
 #
 # **Try this.**
 # * Run the findings yourself, quick and tiny, to see the machinery:
@@ -176,6 +202,7 @@ plt.show()
 #   switched off, the gap should close.
 # * Some conclusions are structural and hold at any budget (disjoint cannot compare audio with text); others need a
 #   world and a budget in which their cause is present, and the table above says which appear in this one.
+# * A condition turns "it failed" into a tested reason: one change, the same rule, and a verdict of its own.
 #
 # This is the last notebook of the course. Go back to **03** to train longer, or point `python -m mmv_lite train`
 # at your own videos (see the README).

@@ -124,10 +124,19 @@ def test_the_stored_findings_are_complete_and_shown_in_the_results_page():
     doc = findings.load_findings()
     assert set(doc["findings"]) == set(FINDINGS) and len(doc["meta"]["seeds"]) >= 3
     assert doc["meta"]["budget"] == json.loads(json.dumps(dataclasses.asdict(findings.FULL)))
-    for arm in arms_of(list(FINDINGS)):
+    for arm in arms_of(list(FINDINGS), conditions=True):
         assert [r["seed"] for r in doc["runs"][arm]] == doc["meta"]["seeds"], arm
-    for f in doc["findings"].values():
+    for f in [*doc["findings"].values(), *doc["conditions"].values()]:
         assert all(len(c["a"]["per_seed"]) == len(doc["meta"]["seeds"]) for c in f["checks"])
+    assert set(doc["conditions"]) == set(CONDITIONS)  # measured with --conditions
     page = (Path(__file__).resolve().parents[1] / "docs" / "RESULTS.md").read_text()
     assert findings.findings_summary_markdown(doc) in page
+    assert findings.conditions_summary_markdown(doc) in page
     assert findings.findings_markdown(doc) in page
+
+
+def test_the_cache_key_holds_the_calibration_budget_only_for_image_arms():
+    longer = dataclasses.replace(findings.FULL, calib_steps=findings.FULL.calib_steps + 1)
+    assert findings.run_key("vat_shared", 0, findings.FULL) == findings.run_key("vat_shared", 0, longer)
+    assert findings.run_key("vat_fac", 0, findings.FULL) != findings.run_key("vat_fac", 0, longer)
+    assert findings.run_key("vat_shared", 0, findings.FULL) != findings.run_key("vat_shared", 1, findings.FULL)
