@@ -49,8 +49,8 @@ from .data.text import WordVectors
 from .embedding import window_groups
 from .evaluate import evaluate_model, load_eval_datasets
 from .files import atomic_write
-from .models.deflation import CALIB_STEPS
 from .findings import FINDINGS
+from .models.deflation import CALIB_STEPS
 from .models.mmv import build_model
 from .optim import build_optimiser, train_step
 from .tables import EXPERIMENTS, TABLES, load_tables, row_differences, write_tables

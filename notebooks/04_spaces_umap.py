@@ -195,8 +195,14 @@ plt.show()
 # but it is also *seen* (the object's radius is on screen). The same video network at random weights already reads
 # it at [78.5](../docs/results/findings.json "arms.random_init.f_v.size.mean") %, and every trained space reads it near its ceiling, so no graph
 # can squeeze it out. FAC's text retrieval is not below the shared graph's beyond the noise, which is the other half
-# of the claim. A factor that is heard and *only* heard (a material, a timbre nothing on screen shows) is what this
-# finding needs; `docs/RESULTS.md` says more.
+# of the claim.
+#
+# What would it need? The shared space here has 64 dimensions, room enough for the size beside everything the
+# narrations name. A *condition* (notebook 07) repeats the checks with the common space of both graphs cut to 8
+# dimensions: then FAC's $z_{v,va}$ reads the size at [0.0](../docs/results/findings.json "conditions.fac_vs_shared_narrow.checks.0.a.mean") % and the shared space at
+# [0.0](../docs/results/findings.json "conditions.fac_vs_shared_narrow.checks.0.b.mean") % (twice the pooled std: [0.0](../docs/results/findings.json "conditions.fac_vs_shared_narrow.checks.0.threshold")), and FAC's text→video R@10 is
+# [0.0](../docs/results/findings.json "conditions.fac_vs_shared_narrow.checks.1.a.mean") % against [0.0](../docs/results/findings.json "conditions.fac_vs_shared_narrow.checks.1.b.mean") %: both checks pass. A single space that must also match
+# narrations gives up what only the sound carries once it has no room to spare; FAC's fine space keeps it.
 #
 # **Try this.**
 # * UMAP has knobs: rerun section 3 with `n_neighbors=5` and `n_neighbors=40` in `project_2d`. What changes,
