@@ -4,10 +4,11 @@
 
 Every finding compares *arms* (:mod:`mmv_lite.findings_arms`): pretraining runs of the ``lite`` preset on the world
 stream (:mod:`mmv_lite.data.world`) that differ in one thing (the loss, the embedding graph, the modalities, or one
-dial of the world), trained with one equal budget and scored on the world's fixed held-out sets. A finding *holds* when each of its checks passes on the
-test set over the seeds: a gap larger than twice the pooled seed standard deviation (and than the claim's own margin
-where it states one). Its *control* is the same comparison in a world where the finding's cause is switched off
-(aligned narrations, the size said aloud, shuffled sounds and narrations, ...): there the gap should close.
+dial of the world), trained with one equal budget and scored on the world's fixed held-out sets. A finding *holds*
+when each of its checks passes on the test set over the seeds: a gap larger than twice the pooled seed standard
+deviation (and than the claim's own margin where it states one). Its *control* is the same comparison in a world
+where the finding's cause is switched off (aligned narrations, the size said aloud, shuffled sounds and narrations,
+...): there the gap should close.
 
 =========================== =================================================================================
 F1 ``self_supervision``     video features after pretraining read the object's kind and motion >= 15 points
