@@ -236,7 +236,7 @@ CONDITIONS: dict[str, Condition] = {
             "deflation",
             (("vat_fac", "s3dg_vat_fac"),),
             "a 3D CNN (S3D-G x0.25 with the official 7-frame stem) instead of the TSM-ResNet; the colour from one "
-            "frame, since this S3D-G does not learn the kind (docs/BENCHMARKS.md)",
+            "frame, since this S3D-G reads the kind poorly",
             "Summing 3D kernels over time is exact only far from the clip's ends; on 8 frames the 7-frame stem and "
             "the gates see the zero padding everywhere. Does calibration rescue a deflated S3D-G?",
             (

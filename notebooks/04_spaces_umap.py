@@ -199,9 +199,9 @@ plt.show()
 #
 # What would it need? The shared space here has 64 dimensions, room enough for the size beside everything the
 # narrations name. A *condition* (notebook 07) repeats the checks with the common space of both graphs cut to 8
-# dimensions: then FAC's $z_{v,va}$ reads the size at [0.0](../docs/results/findings.json "conditions.fac_vs_shared_narrow.checks.0.a.mean") % and the shared space at
-# [0.0](../docs/results/findings.json "conditions.fac_vs_shared_narrow.checks.0.b.mean") % (twice the pooled std: [0.0](../docs/results/findings.json "conditions.fac_vs_shared_narrow.checks.0.threshold")), and FAC's text→video R@10 is
-# [0.0](../docs/results/findings.json "conditions.fac_vs_shared_narrow.checks.1.a.mean") % against [0.0](../docs/results/findings.json "conditions.fac_vs_shared_narrow.checks.1.b.mean") %: both checks pass. A single space that must also match
+# dimensions: then FAC's $z_{v,va}$ reads the size at [91.7](../docs/results/findings.json "conditions.fac_vs_shared_narrow.checks.0.a.mean") % and the shared space at
+# [85.7](../docs/results/findings.json "conditions.fac_vs_shared_narrow.checks.0.b.mean") % (twice the pooled std: [3.4](../docs/results/findings.json "conditions.fac_vs_shared_narrow.checks.0.threshold")), and FAC's text→video R@10 is
+# [27.5](../docs/results/findings.json "conditions.fac_vs_shared_narrow.checks.1.a.mean") % against [15.5](../docs/results/findings.json "conditions.fac_vs_shared_narrow.checks.1.b.mean") %: both checks pass. A single space that must also match
 # narrations gives up what only the sound carries once it has no room to spare; FAC's fine space keeps it.
 #
 # **Try this.**

@@ -180,7 +180,18 @@ for name, cond in doc["conditions"].items():
     plt.show()
 
 # %% [markdown]
-# CONDITIONS_TEXT
+# * **Aligned narrations** (`modalities_aligned`): VAT reads the motion at [81.3](../docs/results/findings.json "conditions.modalities_aligned.checks.0.a.mean") %, VA at
+#   [65.9](../docs/results/findings.json "conditions.modalities_aligned.checks.0.b.mean") %, VT at [87.9](../docs/results/findings.json "conditions.modalities_aligned.checks.1.b.mean") %: all three checks pass. Misalignment was the cause: with half the narrations
+#   describing another moment, text teaches motion worse than a sound that always follows it. Note what this means
+#   for the default world: F2 needs misaligned narrations and F4 (at this budget) aligned ones, so one world cannot
+#   show both.
+# * **A narrow common space** (`fac_vs_shared_narrow`): the size is read at [91.7](../docs/results/findings.json "conditions.fac_vs_shared_narrow.checks.0.a.mean") % from FAC's $S_{va}$ and
+#   [85.7](../docs/results/findings.json "conditions.fac_vs_shared_narrow.checks.0.b.mean") % from the shared space, and FAC retrieves text better: both checks pass. The shared space gives
+#   up the heard-only factor when it has no room to spare; at 64 dimensions it has room.
+# * **A 3D CNN** (`deflation_s3dg`): naive deflation reads the colour from one frame at [36.7](../docs/results/findings.json "conditions.deflation_s3dg.checks.0.b.mean") %, the calibrated
+#   network at [59.8](../docs/results/findings.json "conditions.deflation_s3dg.checks.0.a.mean") %, the video network on static clips at [78.7](../docs/results/findings.json "conditions.deflation_s3dg.checks.1.b.mean") %. Calibration beats naive deflation by
+#   far (the first check passes) but stays short of the static clip (the second fails): half of F5 appears, on the
+#   architecture whose deflation has something to fix.
 #
 # `docs/RESULTS.md` discusses every finding and condition: what it means, why a finding that does not hold here
 # fails, and where the miniature differs from the paper.
