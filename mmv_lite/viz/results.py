@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -263,7 +264,8 @@ def show_finding(entry: Mapping[str, Any], axes=None) -> Figure:
         ax.set_xticks([0, 1])
         ax.set_xticklabels([_arm_label(c["a"]["ref"]), _arm_label(c["b"]["ref"])], fontsize=7)
         verdict = "passes" if c["passed"] else "fails"
-        ax.set_title(f"{label}: {c['what']}\ngap {c['gap']:+.1f} ({verdict})", fontsize=7.5, color=colour)
+        title = textwrap.fill(f"{label}: {c['what']}", 40)  # long checks wrap instead of running into the next panel
+        ax.set_title(f"{title}\ngap {c['gap']:+.1f} ({verdict})", fontsize=7.5, color=colour)
         ax.set_ylim(0, min(100.0, 1.25 * max(c["a"]["mean"] + c["a"]["std"], c["b"]["mean"] + c["b"]["std"], 1.0)))
     axes[0].set_ylabel("%  (bar: mean ± std; dots: seeds)")
     if control:
