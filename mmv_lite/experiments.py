@@ -474,7 +474,8 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--results",
         default="docs/results",
-        help="findings: where the full run (all six, not --quick) also writes findings.json (default docs/results)",
+        help="findings: where the full run (all six, --conditions, not --quick) also writes findings.json "
+        "(default docs/results)",
     )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--force", action="store_true", help="retrain runs even when a cached result matches")
@@ -521,6 +522,9 @@ def _findings_cli(args: argparse.Namespace) -> int:
     print(f"findings: {s['total']:.0f} s in all (training {s['train']:.0f} s, evaluation {s['eval']:.0f} s{cached})")
     print(f"written to {out}/findings.json and findings.md")
     if not args.quick and args.only is None and args.results:
-        atomic_write(Path(args.results) / "findings.json", json.dumps(doc, indent=2))
-        print(f"and to {args.results}/findings.json")
+        if args.conditions:  # the documented results: every finding and every condition
+            atomic_write(Path(args.results) / "findings.json", json.dumps(doc, indent=2))
+            print(f"and to {args.results}/findings.json")
+        else:
+            print(f"not written to {args.results}/findings.json, whose documents cite the conditions: add --conditions")
     return 0

@@ -52,3 +52,21 @@ def test_quick_experiment_runs_caches_and_reproduces(tmp_path, one_thread, capsy
     data = ex.EvalData("data_samples", ex.QUICK)
     again = ex.run_one(ex.RUNS["vat_fac"], 0, ex.QUICK, data, tmp_path / "again", log=lambda s: None)
     assert again["flat"] == first
+
+
+def test_the_findings_command_writes_the_documented_results_only_with_the_conditions(tmp_path, monkeypatch, capsys):
+    """docs/results/findings.json is cited for its conditions too: a run without them must not replace it."""
+    calls = []
+
+    def fake_run(names, seeds, budget, out, jobs, force, conditions):
+        calls.append(conditions)
+        seconds = {"total": 1.0, "train": 0.0, "eval": 0.0, "runs_from_cache": 0, "runs": 0}
+        return {"findings": {}, "conditions": {}, "meta": {"seconds": seconds}, "runs": {}}
+
+    monkeypatch.setattr(ex.findings, "run_findings", fake_run)
+    results = tmp_path / "results"
+    base = ["findings", "--out", str(tmp_path / "out"), "--results", str(results)]
+    assert ex.cli_main(base) == 0
+    assert not (results / "findings.json").exists() and "add --conditions" in capsys.readouterr().out
+    assert ex.cli_main([*base, "--conditions"]) == 0
+    assert json.loads((results / "findings.json").read_text())["conditions"] == {} and calls == [False, True]
