@@ -232,6 +232,23 @@ def get_config(preset: str = "lite", **overrides: Any) -> Config:
     return apply_overrides(PRESETS[preset], overrides)
 
 
+def budget_overrides(budget: Any, seed: int) -> dict[str, Any]:
+    """The ``train.*`` overrides of one experiment run from a budget (anything with ``steps``, ``batch_size``,
+    ``warmup_steps``, ``lr``, ``num_workers``): its schedule and seed, no periodic validation or intermediate
+    checkpoints (a run is evaluated once, after training), a log line every tenth of the run."""
+    return {
+        "train.steps": budget.steps,
+        "train.batch_size": budget.batch_size,
+        "train.warmup_steps": budget.warmup_steps,
+        "train.lr": budget.lr,
+        "train.seed": seed,
+        "train.eval_every": 0,
+        "train.checkpoint_every": 0,
+        "train.log_every": max(1, budget.steps // 10),
+        "train.num_workers": budget.num_workers,
+    }
+
+
 def apply_overrides(cfg: Config, overrides: Mapping[str, Any]) -> Config:
     """A validated copy of ``cfg`` with ``overrides`` set; ``cfg`` itself is never changed.
 

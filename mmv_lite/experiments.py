@@ -42,7 +42,7 @@ from torch.utils.data import Dataset
 from . import findings
 from .checkpoints import load_model
 from .cli import check_at_least
-from .config import Config, get_config
+from .config import Config, budget_overrides, get_config
 from .data.clips import ClipDataset
 from .data.sampling import step_loader
 from .data.text import WordVectors
@@ -153,15 +153,7 @@ def run_config(spec: RunSpec, seed: int, budget: Budget) -> Config:
         **{
             "model.graph": spec.graph,
             "train.modalities": spec.modalities,
-            "train.steps": budget.steps,
-            "train.batch_size": budget.batch_size,
-            "train.warmup_steps": budget.warmup_steps,
-            "train.lr": budget.lr,
-            "train.seed": seed,
-            "train.eval_every": 0,
-            "train.checkpoint_every": 0,
-            "train.log_every": max(1, budget.steps // 10),
-            "train.num_workers": budget.num_workers,
+            **budget_overrides(budget, seed),
             **dict(budget.config),
         },
     )

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from .checkpoints import load_model
-from .config import Config, get_config
+from .config import Config, budget_overrides, get_config
 from .data.world import WorldClips, world_word_vectors
 from .embedding import embed_dataset
 from .files import atomic_write
@@ -88,15 +88,7 @@ QUICK = Budget(
 def arm_config(arm: str, seed: int, budget: Budget) -> Config:
     """The lite preset with the budget, the arm's changes and the seed; no periodic validation or checkpoints."""
     over = {
-        "train.steps": budget.steps,
-        "train.batch_size": budget.batch_size,
-        "train.warmup_steps": budget.warmup_steps,
-        "train.lr": budget.lr,
-        "train.seed": seed,
-        "train.eval_every": 0,
-        "train.checkpoint_every": 0,
-        "train.log_every": max(1, budget.steps // 10),
-        "train.num_workers": budget.num_workers,
+        **budget_overrides(budget, seed),
         "world.num_probe": budget.num_probe,
         "world.num_eval": budget.num_eval,
         **dict(budget.config),
