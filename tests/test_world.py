@@ -210,7 +210,9 @@ def test_unlimited_sampler_gives_new_clips_per_step_and_seed():
 def test_shipped_world_words_are_what_the_generator_makes(tmp_path, words):
     fresh = make_world_words(tmp_path / "w.bin")
     assert fresh.vocab == words.vocab
-    np.testing.assert_allclose(fresh.vectors, words.vectors, atol=1e-6)
+    # Up to float rounding: word2vec's sums follow the BLAS of the installed numpy (1.5e-4 apart across versions);
+    # another corpus or seed moves every vector by far more.
+    np.testing.assert_allclose(fresh.vectors, words.vectors, atol=1e-3)
     said = {
         w
         for i in range(200)

@@ -12,10 +12,11 @@ A folder looks like ``data_samples/`` (the layout HowTo100M and AudioSet loaders
     >>> item = ds[0]
     >>> item["video"].shape, item["audio"].shape, item["text_ids"].shape     # (3,T,H,W) (1,F,80) (K,L)
 
-Each item (the contract of ``docs/DESIGN.md``): ``video (3, T, H, W)`` float32 in [0, 1]; ``audio (1, F, n_mels)``
-log-mel of exactly the same time span (zeros when there is no audio track); ``text_ids / text_mask (K, L)`` and
-``text_valid (K,)``, the K captions nearest in time; ``has_audio``, ``has_text``, ``has_video`` bool; ``video_id``,
-``start``, ``end``, ``index``; ``action_label``, ``sound_label``, ``image_label`` (-1 when unknown).
+Each item (the contract of ``docs/DESIGN.md``, made by :func:`mmv_lite.data.items.clip_item`):
+``video (3, T, H, W)`` float32 in [0, 1]; ``audio (1, F, n_mels)`` log-mel of exactly the same time span (zeros
+when there is no audio track); ``text_ids / text_mask (K, L)`` and ``text_valid (K,)``, the K captions nearest in
+time; ``has_audio``, ``has_text``, ``has_video`` bool; ``video_id``, ``start``, ``end``, ``index``;
+``action_label``, ``sound_label``, ``image_label`` (-1 when unknown).
 
 Windows. The list of windows is fixed: with ground-truth segments, ``windows_per_segment`` windows evenly spaced in
 each segment (one, at its centre, by default); without, the video is tiled with clip-long windows. In train mode each
@@ -64,6 +65,7 @@ from ..config import DataConfig, get_config
 from .audio import LogMel, num_audio_frames, num_audio_samples
 from .augment import VideoTransform
 from .decode_cache import DecodeCache, default_cache_dir
+from .items import clip_item, nearest_captions
 from .media import (
     TRUNCATION_SLACK,
     BadClipError,
@@ -487,14 +489,12 @@ class ClipDataset(Dataset):
             log.warning("%s: %s", rec.path, message)
 
     def _nearest_captions(self, rec: VideoRecord, start: float) -> list[int]:
-        """Indices of the K usable captions nearest in time to the window (overlap = distance 0), nearest first."""
+        """Indices of the K usable captions nearest in time to the window (:func:`.items.nearest_captions`)."""
         if rec.caption_ids is None:
             return []
         end = start + self.clip_seconds
-        gap = np.maximum(0.0, np.maximum(rec.caption_start - end, start - rec.caption_end))
-        centre_gap = np.abs((rec.caption_start + rec.caption_end) / 2 - (start + end) / 2)
-        order = np.lexsort((centre_gap, gap))
-        return [int(i) for i in order if rec.caption_valid[i]][: self.cfg.num_candidates]
+        k = self.cfg.num_candidates
+        return nearest_captions(rec.caption_start, rec.caption_end, start, end, k, usable=rec.caption_valid)
 
     def _item(self, index: int) -> dict[str, Any]:
         w = self.windows[index]
@@ -512,30 +512,21 @@ class ClipDataset(Dataset):
         has_audio = wave is not None
         audio = self.logmel(torch.from_numpy(wave)) if has_audio else torch.zeros(1, num_audio_frames(cfg), cfg.n_mels)
 
-        K, L = cfg.num_candidates, cfg.max_words
-        text_ids = torch.zeros(K, L, dtype=torch.long)
         picks = self._nearest_captions(rec, start)
-        if picks:
-            text_ids[: len(picks)] = rec.caption_ids[picks]
-        text_valid = torch.zeros(K, dtype=torch.bool)
-        text_valid[: len(picks)] = True
-        return {
-            "video": video,
-            "audio": audio,
-            "text_ids": text_ids,
-            "text_mask": text_ids != 0,
-            "text_valid": text_valid,
-            "has_audio": torch.tensor(has_audio),
-            "has_text": torch.tensor(bool(picks)),
-            "has_video": torch.tensor(frames is not None),
-            "video_id": w.video_id,
-            "start": float(start),
-            "end": float(start + self.clip_seconds),
-            "index": index,
-            "action_label": w.action_label,
-            "sound_label": w.sound_label,
-            "image_label": w.image_label,
-        }
+        return clip_item(
+            video,
+            audio,
+            rec.caption_ids[picks] if picks else None,
+            cfg.num_candidates,
+            cfg.max_words,
+            has_audio=has_audio,
+            has_video=frames is not None,
+            video_id=w.video_id,
+            start=start,
+            end=start + self.clip_seconds,
+            index=index,
+            labels=(w.action_label, w.sound_label, w.image_label),
+        )
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not 0 <= index < len(self.windows):

@@ -6,9 +6,10 @@
 
 Every item is rendered on the fly from the factors of :mod:`mmv_lite.data.synth` (the same objects, sounds and
 narrations that ``make-samples`` writes into mp4 files), with the contract of
-:class:`~mmv_lite.data.clips.ClipDataset`: ``video (3, T, H, W)`` in [0, 1], ``audio (1, F, n_mels)`` log-mel of the
-same span, ``text_ids / text_mask (K, L)`` and ``text_valid (K,)`` (the K narrations nearest in time), the modality
-masks, ``video_id``, ``start``, ``end``, ``index`` and the ground-truth labels (evaluation only).
+:class:`~mmv_lite.data.clips.ClipDataset` (both made by :func:`mmv_lite.data.items.clip_item`): ``video (3, T, H,
+W)`` in [0, 1], ``audio (1, F, n_mels)`` log-mel of the same span, ``text_ids / text_mask (K, L)`` and
+``text_valid (K,)`` (the K narrations nearest in time), the modality masks, ``video_id``, ``start``, ``end``,
+``index`` and the ground-truth labels (evaluation only).
 
 How an item is made. Index ``i`` of a split is a short narrated video of its own (``SEGMENTS_PER_VIDEO`` segments,
 each one object doing one thing, each with one narration), drawn from the random stream ``(world.seed, split, i)``;
@@ -48,7 +49,7 @@ from torch.utils.data import Dataset, default_collate
 
 from ..config import DataConfig, WorldConfig
 from ..files import atomic_write
-from . import synth
+from . import items, synth
 from .audio import LogMel, num_audio_samples
 from .text import WordVectors
 
@@ -134,10 +135,7 @@ def nearest_captions(captions: dict[str, list] | synth.Narration, start: float, 
     ``captions``: HowTo100M's layout (``{"start": [...], "end": [...], ...}``) or a :class:`~synth.Narration`."""
     if isinstance(captions, synth.Narration):
         captions = {"start": captions.start, "end": captions.end}
-    s, e = np.asarray(captions["start"]), np.asarray(captions["end"])
-    gap = np.maximum(0.0, np.maximum(s - end, start - e))
-    centre_gap = np.abs((s + e) / 2 - (start + end) / 2)
-    return [int(i) for i in np.lexsort((centre_gap, gap))[:k]]
+    return items.nearest_captions(captions["start"], captions["end"], start, end, k)
 
 
 def bag_hit_rate(
@@ -226,35 +224,24 @@ class WorldClips(Dataset):
         video = torch.from_numpy(frames).permute(3, 0, 1, 2).float().div_(255.0)
         audio = torch.from_numpy(self._cached("audio", index, lambda: self._logmel(p, index)))
         end = p.start + self.clip_seconds
-        K, L = cfg.num_candidates, cfg.max_words
         if self.train:
-            picks = nearest_captions(p.narration, p.start, end, K)
+            picks = nearest_captions(p.narration, p.start, end, cfg.num_candidates)
         else:  # held-out sets: a caption that describes the clip (its first)
             picks = [p.narration.about.index(p.segment)]
-        texts = [p.narration.text(i) for i in picks]
-        ids, _ = self.word_vectors.encode(texts, L)
-        text_ids = torch.zeros(K, L, dtype=torch.long)
-        text_ids[: len(picks)] = ids
-        text_valid = torch.zeros(K, dtype=torch.bool)
-        text_valid[: len(picks)] = ids.ne(0).any(1)
+        ids, _ = self.word_vectors.encode([p.narration.text(i) for i in picks], cfg.max_words)
         labels = seg.labels
-        return {
-            "video": video,
-            "audio": audio,
-            "text_ids": text_ids,
-            "text_mask": text_ids != 0,
-            "text_valid": text_valid,
-            "has_audio": torch.tensor(True),
-            "has_text": torch.tensor(bool(text_valid.any())),
-            "has_video": torch.tensor(True),
-            "video_id": f"{self.split}_{index}",
-            "start": float(p.start),
-            "end": float(end),
-            "index": index,
-            "action_label": labels["action"],
-            "sound_label": labels["sound"],
-            "image_label": labels["image"],
-        }
+        return items.clip_item(
+            video,
+            audio,
+            ids,
+            cfg.num_candidates,
+            cfg.max_words,
+            video_id=f"{self.split}_{index}",
+            start=p.start,
+            end=end,
+            index=index,
+            labels=(labels["action"], labels["sound"], labels["image"]),
+        )
 
     @staticmethod
     def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
