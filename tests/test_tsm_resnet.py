@@ -170,3 +170,35 @@ def test_errors_name_the_expected_shape():
         tsm_resnet(depth=10, width=0.25)(torch.rand(2, 3, 16, 16))
     with pytest.raises(ValueError, match=r"\(B, 1, F, n_mels\)"):
         audio_resnet(depth=10, width=0.25)(torch.rand(2, 3, 16, 16))
+
+
+_STRIDED_1X1 = """
+import torch
+from mmv_lite.models.layers import Conv2dSame
+torch.manual_seed(0)
+for c_in, size in [(2, 20), (4, 20), (4, 10), (6, 40), (16, 21)]:
+    conv = Conv2dSame(c_in, 2 * c_in, 1, 2)
+    x = torch.randn(32, c_in, size, size)
+    grads = []
+    for layout in (torch.channels_last, torch.contiguous_format):
+        conv.zero_grad()
+        xi = x.contiguous(memory_format=layout).requires_grad_()
+        y = conv(xi)
+        y.square().sum().backward()
+        grads.append((y.detach(), xi.grad, conv.weight.grad.clone()))
+    expect = torch.nn.functional.conv2d(x[:, :, ::2, ::2], conv.weight)
+    torch.testing.assert_close(grads[0][0], expect)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+print("ok")
+"""
+
+
+def test_strided_1x1_conv_with_few_channels_trains_in_channels_last():
+    """A 1x1 stride-2 shortcut conv with < 8 channels, backward in channels-last: oneDNN's kernel for it corrupted
+    the heap (torch 2.14), killing tiny-width training runs. Run apart so a crash fails this test, not the session."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", _STRIDED_1X1], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", f"rc={run.returncode}\n{run.stderr[-2000:]}"

@@ -62,6 +62,12 @@ class _SameConvMixin:
     """Convolution with TensorFlow SAME padding for any input size (weights stay at ``.weight`` / ``.bias``)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if all(k == 1 for k in self.kernel_size) and any(s > 1 for s in self.stride):
+            # A strided 1x1 conv is the 1x1 conv of the subsampled input (SAME pads nothing for k = 1). Written so
+            # because oneDNN's channels-last backward of a 1x1 stride-2 conv with fewer than 8 input channels
+            # corrupts the heap on CPU (torch 2.14; tests/test_layers.py).
+            every = tuple(slice(None, None, s) for s in self.stride)
+            return self._conv(x[(..., *every)], 0, stride=1)
         pads = _pads(x, self.kernel_size, self.stride)
         if all(b == a for b, a in pads):
             return self._conv(x, [b for b, _ in pads])
@@ -74,8 +80,8 @@ class Conv3dSame(_SameConvMixin, nn.Conv3d):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, bias: bool = False):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0, bias=bias)
 
-    def _conv(self, x: torch.Tensor, padding) -> torch.Tensor:
-        return F.conv3d(x, self.weight, self.bias, self.stride, padding)
+    def _conv(self, x: torch.Tensor, padding, stride=None) -> torch.Tensor:
+        return F.conv3d(x, self.weight, self.bias, self.stride if stride is None else stride, padding)
 
 
 class Conv2dSame(_SameConvMixin, nn.Conv2d):
@@ -84,8 +90,8 @@ class Conv2dSame(_SameConvMixin, nn.Conv2d):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, bias: bool = False):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0, bias=bias)
 
-    def _conv(self, x: torch.Tensor, padding) -> torch.Tensor:
-        return F.conv2d(x, self.weight, self.bias, self.stride, padding)
+    def _conv(self, x: torch.Tensor, padding, stride=None) -> torch.Tensor:
+        return F.conv2d(x, self.weight, self.bias, self.stride if stride is None else stride, padding)
 
 
 def max_pool_same(x: torch.Tensor, kernel: Sequence[int], stride: Sequence[int]) -> torch.Tensor:
