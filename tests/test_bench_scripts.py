@@ -25,6 +25,22 @@ def test_legibility_reference_reports_chance_and_accuracies():
         assert float(loss) > 0 and 0.0 <= float(kind) <= 100.0 and 0.0 <= float(motion) <= 100.0
 
 
+def test_world_rate_reports_each_setting_and_the_warm_cache_is_cheaper():
+    cmd = [sys.executable, "bench/bench_world.py", "--clips", "8", "--rounds", "2"]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, check=True).stdout
+    rows = {
+        name: (float(med), float(lo), float(hi), int(batch))
+        for name, med, lo, hi, batch in re.findall(
+            r"^\s*(no cache|cache, cold|cache, warm)\s+([\d.]+) \[([\d.]+)-([\d.]+)\]\s+(\d+)$", out, flags=re.M
+        )
+    }
+    assert set(rows) == {"no cache", "cache, cold", "cache, warm"}, out
+    for med, lo, hi, batch in rows.values():
+        assert 0 < lo <= med <= hi and abs(batch - 32 * med) <= 0.5, out
+    # Read back from the cache, a clip skips drawing and sounding: far cheaper than rendering and writing it.
+    assert rows["cache, warm"][0] < rows["cache, cold"][0], out
+
+
 def _bench_module(name: str):
     import importlib.util
 
