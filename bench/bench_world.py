@@ -5,6 +5,8 @@
 
 Settings (one process, one torch thread, the lite preset's clips and the default world):
 
+- ``plan only``: the clip's factors, its video's segments and narrations (:func:`mmv_lite.data.world.plan_clip`),
+  nothing rendered or encoded;
 - ``no cache``: every item is planned, narrated, drawn and sounded, as the main job's workers do;
 - ``cache, cold``: the same, and the picture and the log-mel are written to an empty cache (the first arm of a seed
   in ``experiment findings``);
@@ -12,9 +14,9 @@ Settings (one process, one torch thread, the lite preset's clips and the default
   (every other arm of that seed).
 
 The timer is process CPU time, robust to other processes on a shared machine; rounds alternate the order of the
-settings, and each round uses new clip indices so that ``cache, warm`` reads what ``cache, cold`` wrote in the same
-round. The table gives the median and the min-max over rounds. The cost per training step is this times the batch
-(32); a step of the networks themselves is timed by ``bench/bench_models.py --lite-step``.
+settings, and each setting of a round gets new clip indices, except ``cache, warm``, which reads what ``cache, cold``
+wrote in the same round. The table gives the median and the min-max over rounds. The cost per training step is this
+times the batch (32); a step of the networks themselves is timed by ``bench/bench_models.py --lite-step``.
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ import time
 import torch
 
 from mmv_lite.config import get_config
-from mmv_lite.data.world import WorldClips, world_word_vectors
+from mmv_lite.data.world import WorldClips, plan_clip, world_word_vectors
 
-SETTINGS = ("no cache", "cache, cold", "cache, warm")
+SETTINGS = ("plan only", "no cache", "cache, cold", "cache, warm")
 
 
 def ms_per_clip(ds: WorldClips, indices: range) -> float:
@@ -37,6 +39,14 @@ def ms_per_clip(ds: WorldClips, indices: range) -> float:
     t0 = time.process_time()
     for i in indices:
         ds[i]
+    return (time.process_time() - t0) / len(indices) * 1000
+
+
+def ms_per_plan(cfg, indices: range) -> float:
+    """CPU milliseconds per :func:`plan_clip` over ``indices``."""
+    t0 = time.process_time()
+    for i in indices:
+        plan_clip(cfg.world, "train", i, cfg.data.clip_seconds)
     return (time.process_time() - t0) / len(indices) * 1000
 
 
@@ -53,12 +63,16 @@ def main() -> None:
         cached = WorldClips(cfg.data, "train", cfg.world, words, cache_dir=cache)
         plain[0], cached[0]  # first-call costs (imports, FFT plans) out of the timing
         for r in range(a.rounds):
-            fresh = range(1 + r * a.clips, 1 + (r + 1) * a.clips)
-            order = [("no cache", plain), ("cache, cold", cached), ("cache, warm", cached)]
-            if r % 2:  # the uncached setting last in odd rounds; warm must follow cold
-                order = order[1:] + order[:1]
-            for name, ds in order:
-                timings[name].append(ms_per_clip(ds, fresh))
+            base = 1 + r * 3 * a.clips
+            plan, fresh, cold = (range(base + j * a.clips, base + (j + 1) * a.clips) for j in range(3))
+            order = [("plan only", plan), ("no cache", fresh), ("cache, cold", cold), ("cache, warm", cold)]
+            if r % 2:  # the uncached settings last in odd rounds; warm must follow cold
+                order = order[2:] + order[:2]
+            for name, indices in order:
+                if name == "plan only":
+                    timings[name].append(ms_per_plan(cfg, indices))
+                else:
+                    timings[name].append(ms_per_clip(plain if name == "no cache" else cached, indices))
     print(f"world stream, lite preset ({cfg.data.num_frames} frames of {cfg.data.crop_size} px), one torch thread,")
     print(f"{a.clips} clips x {a.rounds} rounds; CPU ms per clip, median [min-max]; x32 = one batch")
     print(f"{'setting':>14} {'ms per clip':>22} {'ms per batch of 32':>20}")

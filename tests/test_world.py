@@ -34,6 +34,30 @@ def _world(**dials) -> WorldConfig:
     return dataclasses.replace(WorldConfig(), **dials)
 
 
+def _plan_facts(p) -> tuple:
+    return (repr(p.segments), p.background, p.segment, p.start, repr(p.sound), p.phase, p.noise, repr(p.captions))
+
+
+def test_remembered_video_plans_change_no_plan(monkeypatch):
+    """The clips of a video share its planned segments and narration; in any order, with the memory full or
+    emptied, a clip's plan is the one computed from scratch."""
+    from mmv_lite.data import world as world_module
+
+    world = _world(text_correspondence=0.5, clips_per_video=3)
+    order = [5, 4, 3, 0, 1, 2, 300, 7, 8, 6, 301]
+    fresh = {}
+    for i in order:
+        world_module._VIDEO_PLANS.clear()
+        fresh[i] = _plan_facts(plan_clip(world, "train", i, CLIP))
+    monkeypatch.setattr(world_module, "_VIDEO_PLANS_KEPT", 2)  # force evictions between clips of one video
+    world_module._VIDEO_PLANS.clear()
+    for i in order + order[::-1]:
+        assert _plan_facts(plan_clip(world, "train", i, CLIP)) == fresh[i], i
+        assert len(world_module._VIDEO_PLANS) <= 2
+    a, b = plan_clip(world, "train", 3, CLIP), plan_clip(world, "train", 4, CLIP)  # one video, planned once
+    assert a.narration is b.narration and (a.segment, a.start) != (b.segment, b.start)
+
+
 def test_items_are_deterministic_and_distinct(words):
     ds = WorldClips(CFG.data, "train", WorldConfig(), words)
     a, b, c = ds[12345], ds[12345], ds[12346]

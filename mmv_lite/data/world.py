@@ -39,7 +39,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,28 @@ def _segments(rng: np.random.Generator, world: WorldConfig) -> tuple[list[synth.
     return synth.plan_segments(rng, world), synth.BACKGROUNDS[rng.integers(len(synth.BACKGROUNDS))]
 
 
+def _video_plan(w: WorldConfig, split: str, video: int) -> tuple[list[synth.Segment], str, synth.Narration]:
+    """Video ``video``'s segments, background and narration, from its own random stream. The clips of a video sit
+    side by side in a batch, so the last few videos are remembered: planning a video is a third of a clip's cost."""
+    key = (astuple(w), split, video)
+    if key in _VIDEO_PLANS:
+        return _VIDEO_PLANS[key]
+    rng = np.random.default_rng([w.seed, SPLIT_CODES[split], video])
+    segments, background = _segments(rng, w)
+    told = segments
+    if rng.random() >= w.text_correspondence:  # narrations of an unrelated video
+        told, _ = _segments(rng, w)
+    narration = synth.narrate_segments(told, synth.narration_style(w, held_out=split != "train"), rng)
+    if len(_VIDEO_PLANS) >= _VIDEO_PLANS_KEPT:
+        del _VIDEO_PLANS[next(iter(_VIDEO_PLANS))]  # the oldest
+    _VIDEO_PLANS[key] = segments, background, narration
+    return _VIDEO_PLANS[key]
+
+
+_VIDEO_PLANS: dict[tuple, tuple[list[synth.Segment], str, synth.Narration]] = {}  # per process, oldest first
+_VIDEO_PLANS_KEPT = 64
+
+
 def plan_clip(world: WorldConfig, split: str, index: int, clip_seconds: float) -> ClipPlan:
     """The factors of item ``index`` of ``split`` (deterministic); nothing is rendered.
 
@@ -109,12 +131,7 @@ def plan_clip(world: WorldConfig, split: str, index: int, clip_seconds: float) -
     w = world if split == "train" else eval_world(world)
     per_video = w.clips_per_video if split == "train" else 1
     video, part = divmod(index, per_video)
-    rng = np.random.default_rng([w.seed, SPLIT_CODES[split], video])  # the video: its segments and narrations
-    segments, background = _segments(rng, w)
-    told = segments
-    if rng.random() >= w.text_correspondence:  # narrations of an unrelated video
-        told, _ = _segments(rng, w)
-    narration = synth.narrate_segments(told, synth.narration_style(w, held_out=split != "train"), rng)
+    segments, background, narration = _video_plan(w, split, video)
     rng = np.random.default_rng([w.seed, SPLIT_CODES[split], video, 1 + part])  # this clip of it
     shown = int(rng.choice(np.array_split(np.arange(len(segments)), per_video)[part]))
     seg = segments[shown]
