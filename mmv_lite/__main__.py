@@ -18,7 +18,7 @@ COMMANDS = {
     "make-samples": ("mmv_lite.data.synth", "generate the sample clips (videos, captions, metadata, word vectors)"),
     "train": ("mmv_lite.train", "pretrain an MMV network (also under torchrun for several GPUs)"),
     "evaluate": ("mmv_lite.evaluate", "retrieval and linear-probe evaluation of a checkpoint"),
-    "experiment": ("mmv_lite.experiments", "the paper's findings and tables in miniature: 'findings', 'design' or 'deflation'"),
+    "experiment": ("mmv_lite.experiments", "the paper in miniature: 'findings', 'design' or 'deflation'"),
     "embed": ("mmv_lite.own_videos:embed_main", "features and embeddings of every clip of a folder of your videos"),
     "search": ("mmv_lite.own_videos:search_main", "find the clips of your videos that match words or a sound"),
     "render-notebooks": ("mmv_lite.tools.render_notebooks", "run the notebooks and write them as HTML, for teachers"),
