@@ -10,8 +10,8 @@ Settings (one process, one torch thread, the lite preset's clips and the default
 - ``no cache``: every item is planned, narrated, drawn and sounded, as the main job's workers do;
 - ``cache, cold``: the same, and the picture and the log-mel are written to an empty cache (the first arm of a seed
   in ``experiment findings``);
-- ``cache, warm``: picture and log-mel read back from the cache; the plan and the narrations are still made per item
-  (every other arm of that seed).
+- ``cache, warm``: picture and log-mel read back from the cache; the clip's plan and its captions' words are still
+  made per item (every other arm of that seed).
 
 The timer is process CPU time, robust to other processes on a shared machine; rounds alternate the order of the
 settings, and each setting of a round gets new clip indices, except ``cache, warm``, which reads what ``cache, cold``

@@ -38,7 +38,8 @@ def test_world_rate_reports_each_setting_and_the_warm_cache_is_cheaper():
     }
     assert set(rows) == {"plan only", "no cache", "cache, cold", "cache, warm"}, out
     for med, lo, hi, batch in rows.values():
-        assert 0 < lo <= med <= hi and abs(batch - 32 * med) <= 0.5, out
+        # the batch column is 32 x the unrounded median, rounded to 1 ms; the median column is rounded to 0.01 ms
+        assert 0 < lo <= med <= hi and abs(batch - 32 * med) <= 0.5 + 32 * 0.005, out
     # Read back from the cache, a clip skips drawing and sounding: far cheaper than rendering and writing it.
     assert rows["cache, warm"][0] < rows["cache, cold"][0], out
     assert rows["plan only"][0] < rows["no cache"][0], out  # a clip is planned, then drawn, sounded and encoded

@@ -101,7 +101,7 @@ def _segments(rng: np.random.Generator, world: WorldConfig) -> tuple[list[synth.
 
 def _video_plan(w: WorldConfig, split: str, video: int) -> tuple[list[synth.Segment], str, synth.Narration]:
     """Video ``video``'s segments, background and narration, from its own random stream. The clips of a video sit
-    side by side in a batch, so the last few videos are remembered: planning a video is a third of a clip's cost."""
+    side by side in a batch, so the last few videos are remembered: the video is half of what planning a clip costs."""
     key = (astuple(w), split, video)
     if key in _VIDEO_PLANS:
         return _VIDEO_PLANS[key]
