@@ -91,6 +91,9 @@ class ModelConfig:
     # official 7). Small frames of small objects need stride 1, or shape is lost in the first layers (BENCHMARKS.md).
     video_stem_stride: int = 2
     video_stem_frames: int = 7
+    # TSM deflation (mmv_lite.models.deflation.deflate): the image network scales the shifted channels by this.
+    # 1: the shift switched off; 0: the zeros a one-frame clip's shift brings in; DeepMind's later TSM code uses 0.3.
+    deflation_alpha: float = 1.0
     bn_eps: float = 1e-5
     bn_momentum: float = 0.1
 

@@ -469,6 +469,13 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
         help="findings: where the full run (all six, --conditions, not --quick) also writes findings.json "
         "(default docs/results)",
     )
+    ap.add_argument(
+        "--reuse",
+        default=None,
+        metavar="FINDINGS_JSON",
+        help="findings: take the runs this findings.json has (same budget) instead of training them again; train "
+        "only the others (e.g. a new condition's arms)",
+    )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--force", action="store_true", help="retrain runs even when a cached result matches")
     ap.add_argument(
@@ -504,13 +511,16 @@ def _findings_cli(args: argparse.Namespace) -> int:
     if args.steps is not None:
         budget = replace(budget, steps=args.steps)
     out = Path(args.out or "runs/findings")
+    reuse = findings.load_findings(args.reuse) if args.reuse else None
     doc = findings.run_findings(
-        args.only, args.seeds, budget, out, jobs=args.jobs, force=args.force, conditions=args.conditions
+        args.only, args.seeds, budget, out, jobs=args.jobs, force=args.force, conditions=args.conditions, reuse=reuse
     )
     print()
     print(findings.findings_markdown(doc))
     s = doc["meta"]["seconds"]
     cached = f"; {s['runs_from_cache']} of {s['runs']} runs read from the cache" if s["runs_from_cache"] else ""
+    if "reused" in s:
+        cached += f"; {s['reused']['runs']} runs taken from {args.reuse}"
     print(f"findings: {s['total']:.0f} s in all (training {s['train']:.0f} s, evaluation {s['eval']:.0f} s{cached})")
     print(f"written to {out}/findings.json and findings.md")
     if not args.quick and args.only is None and args.results:

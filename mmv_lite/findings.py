@@ -380,32 +380,41 @@ def run_findings(
     force: bool = False,
     log: Callable[[str], None] = print,
     conditions: bool = False,
+    reuse: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train and measure every arm the findings ``names`` need (all six by default) for every seed, evaluate the
     findings, write ``<out_dir>/findings.json`` and ``findings.md``. Returns the JSON document.
 
     ``jobs`` > 1 trains that many arms at once in separate processes; each arm is seeded on its own, so the numbers
-    do not depend on ``jobs``. ``conditions``: also train and evaluate the findings' :data:`CONDITIONS`."""
+    do not depend on ``jobs``. ``conditions``: also train and evaluate the findings' :data:`CONDITIONS`.
+    ``reuse``: an earlier findings document; its runs are taken as they are where it has them (:func:`reusable_runs`),
+    and only the others are trained (e.g. a new condition's arms, without the cache the document was made from)."""
     names = list(names or FINDINGS)
     unknown = [n for n in names if n not in FINDINGS]
     if unknown:
         raise ValueError(f"unknown finding(s) {unknown}; expected some of {list(FINDINGS)}")
     t0 = time.perf_counter()
     arms = arms_of(names, conditions)
-    tasks = [(arm, seed) for seed in seeds for arm in arms]
-    log(f"findings {names}: {len(tasks)} runs ({len(arms)} arms x {len(seeds)} seeds), {jobs} at a time")
+    reused = reusable_runs(reuse, budget, arms, seeds) if reuse is not None else []
+    have = {(r["arm"], r["seed"]) for r in reused}
+    tasks = [(arm, seed) for seed in seeds for arm in arms if (arm, seed) not in have]
+    log(f"findings {names}: {len(tasks) + len(have)} runs ({len(arms)} arms x {len(seeds)} seeds), {len(have)} "
+        f"from the document reused, {jobs} at a time")  # fmt: skip
     if jobs > 1:
         init = (budget, torch.get_num_threads())
         # spawn, not fork: forking a process whose torch thread pools are running can deadlock
         with ProcessPoolExecutor(jobs, mp.get_context("spawn"), initializer=_init_worker, initargs=init) as pool:
             futures = [pool.submit(_worker_run, arm, s, budget, str(out_dir), force) for arm, s in tasks]
             done = [f.result() for f in futures]
-    else:
+    elif tasks:
         held = HeldOut(budget)
         done = [run_arm(arm, s, budget, held, out_dir, force, log) for arm, s in tasks]
-    runs: dict[str, list[dict[str, float]]] = {}
-    for r in sorted(done, key=lambda r: r["seed"]):
-        runs.setdefault(r["arm"], []).append({"seed": r["seed"], **r["flat"]})
+    else:
+        done = []
+    by_arm: dict[str, list[dict[str, Any]]] = {}
+    for r in sorted(done + reused, key=lambda r: r["seed"]):
+        by_arm.setdefault(r["arm"], []).append({"seed": r["seed"], **r["flat"]})
+    runs = {arm: by_arm[arm] for arm in arms}
     seconds = {
         "total": time.perf_counter() - t0,  # this invocation's wall clock (runs read from the cache cost ~nothing)
         "train": sum(r["train_seconds"] for r in done),  # summed over the runs, as they were measured when trained
@@ -413,6 +422,9 @@ def run_findings(
         "runs_from_cache": sum(bool(r.get("cached")) for r in done),
         "runs": len(done),
     }
+    if reused:  # their time is the reused document's, as it recorded it for all of its runs
+        old = reuse["meta"]["seconds"]
+        seconds["reused"] = {"runs": len(reused), "of": old["runs"], "train": old["train"], "eval": old["eval"]}
     doc = {
         "meta": {
             "seeds": list(seeds),
@@ -420,7 +432,10 @@ def run_findings(
             "jobs": jobs,
             "threads": torch.get_num_threads(),
             "seconds": seconds,
-            "command": "python -m mmv_lite experiment findings" + (" --conditions" if conditions else ""),
+            "command": "python -m mmv_lite experiment findings"
+            + (" --conditions" if conditions else "")
+            + (" --reuse FINDINGS_JSON" if reused else ""),
+            "arm_changes": {arm: ARMS.get(arm, {}) for arm in arms},
         },
         "findings": {n: evaluate_finding(FINDINGS[n], runs) for n in names},
         "conditions": {c.name: evaluate_condition(c, runs) for c in conditions_of(names) if conditions},
@@ -431,6 +446,27 @@ def run_findings(
     atomic_write(out / "findings.json", json.dumps(doc, indent=2))
     atomic_write(out / "findings.md", findings_markdown(doc))
     return doc
+
+
+def reusable_runs(
+    doc: dict[str, Any], budget: Budget, arms: Sequence[str], seeds: Sequence[int]
+) -> list[dict[str, Any]]:
+    """The runs of findings document ``doc`` that stand for this invocation's: arms of ``arms`` and seeds of ``seeds``
+    measured with ``budget``, and with the arm's changes of today's :data:`ARMS` (where ``doc`` records them, in
+    ``meta.arm_changes``). Returned as :func:`run_arm` results (no time of their own; ``"reused": True``)."""
+    if json.loads(json.dumps(doc["meta"]["budget"])) != json.loads(json.dumps(asdict(budget))):
+        raise ValueError(f"reuse: the document's budget {doc['meta']['budget']} is not this run's {asdict(budget)}")
+    changes = doc["meta"].get("arm_changes", {})
+    out = []
+    for arm in arms:
+        if arm in changes and changes[arm] != json.loads(json.dumps(ARMS.get(arm, {}))):
+            continue  # the arm means something else now: train it again
+        for r in doc["runs"].get(arm, []):
+            if r["seed"] in seeds:
+                flat = {k: v for k, v in r.items() if k != "seed"}
+                out.append({"arm": arm, "seed": r["seed"], "flat": flat, "train_seconds": 0.0, "eval_seconds": 0.0,
+                            "reused": True})  # fmt: skip
+    return out
 
 
 def arm_summary(runs: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, dict[str, float]]]:

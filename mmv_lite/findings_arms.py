@@ -51,7 +51,8 @@ ARMS: dict[str, dict[str, Any]] = {
     "vat_shared_narrow": {"model.graph": "shared", "model.d_vat": 8},
     "s3dg_vat_fac": {"model.video_backbone": "s3dg", "model.video_width": 0.25, "model.video_stem_stride": 2},
 }
-IMAGE_ARMS = ("vat_fac", RANDOM_INIT, "s3dg_vat_fac")  # arms whose single-frame (deflation) probes are measured
+# The arms whose single-frame (deflation) probes are measured.
+IMAGE_ARMS = ("vat_fac", RANDOM_INIT, "s3dg_vat_fac")
 PROBED = ("kind", "motion", "colour", "size")  # ground-truth factors read by the linear probes
 PROBE_FEATURES = ("f_v", "z_v_va", "z_v_vat")
 

@@ -2,7 +2,8 @@
 
 Three ways to read an image ``(N, 3, H, W)`` with a video network (:data:`IMAGE_MODES`):
 
-- ``naive``: :func:`~mmv_lite.models.deflation.deflate` of the video backbone, on the image;
+- ``naive``: :func:`~mmv_lite.models.deflation.deflate` of the video backbone (the config's
+  ``model.deflation_alpha``), on the image;
 - ``calibrated``: the same, with BatchNorm gamma/beta learned by
   :func:`~mmv_lite.models.deflation.calibrate_deflated_bn`;
 - ``static``: the video backbone on the image repeated as a static clip.
@@ -61,10 +62,10 @@ def image_features(
     """
     device = torch.device(device)
     video_backbone = model.video_backbone
-    num_frames = model.cfg.data.num_frames
+    num_frames, alpha = model.cfg.data.num_frames, model.cfg.model.deflation_alpha
     with eval_mode(video_backbone):
-        naive = deflate(video_backbone).eval()
-        calibrated = deflate(video_backbone).eval()
+        naive = deflate(video_backbone, alpha).eval()
+        calibrated = deflate(video_backbone, alpha).eval()
         report = calibrate_deflated_bn(
             calibrated,
             video_backbone,

@@ -6,8 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mmv_lite import build_model, get_config
 from mmv_lite.models import S3DG, ResNetV2, deflate, s3dg, tsm_resnet
 from mmv_lite.models.deflation import calibrate_deflated_bn, deflation_gap, static_clip
+from mmv_lite.models.tsm_resnet import deflated_shift
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -98,6 +100,39 @@ def test_tsm_deflated_is_the_resnet_without_shift():
         assert torch.allclose(image_net(img), no_shift(static_clip(img, 5)), atol=1e-5)
         # A one-frame clip with the shift on is NOT the deflated network (a quarter of the channels are zeroed).
         assert not torch.allclose(image_net(img), video(static_clip(img, 1)), atol=1e-3)
+
+
+def test_tsm_deflation_alpha_scales_the_shifted_channels():
+    torch.manual_seed(0)
+    video = tsm_resnet(depth=10, width=0.25).eval()
+    _randomise_bn(video)
+    img = torch.rand(3, 3, 24, 24)
+    with torch.no_grad():
+        # alpha = 0: a one-frame clip through the video network, whose shift brings in zeros.
+        assert torch.allclose(deflate(video, alpha=0.0)(img), video(static_clip(img, 1)), atol=1e-5)
+        # alpha = 1 (default): the shift switched off, as before.
+        assert torch.equal(deflate(video, alpha=1.0)(img), deflate(video)(img))
+        between = deflate(video, alpha=0.3)(img)
+        assert not torch.allclose(between, deflate(video)(img), atol=1e-3)
+        assert not torch.allclose(between, deflate(video, alpha=0.0)(img), atol=1e-3)
+    # The scaled channels are the shifted ones: the first and last n = int(C / 8).
+    x = torch.ones(1, 16, 2, 2)
+    scale = deflated_shift(x, 0.125, 0.3)[0, :, 0, 0]
+    assert torch.equal(scale, torch.tensor([0.3, 0.3] + [1.0] * 12 + [0.3, 0.3]))
+    assert torch.equal(deflated_shift(x, 0.125, 1.0), x)
+
+
+def test_deflation_alpha_is_checked_and_follows_the_config():
+    with pytest.raises(ValueError, match="alpha must be in"):
+        deflate(tsm_resnet(depth=10, width=0.25), alpha=1.5)
+    with pytest.raises(ValueError, match="S3D-G has none"):
+        deflate(s3dg(width=0.125), alpha=0.3)
+    torch.manual_seed(0)
+    model = build_model(get_config("lite", **{"model.deflation_alpha": 0.0}), vocab_size=10).eval()
+    model.set_image_mode(True)
+    img = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model.image_backbone(img), model.video_backbone(static_clip(img, 1)), atol=1e-5)
 
 
 def test_calibration_learns_only_new_batchnorm_affine_and_shrinks_the_gap():

@@ -116,6 +116,23 @@ def test_quick_findings_run_end_to_end(tmp_path):
     assert again["runs"] == {arm: doc["runs"][arm] for arm in arms_of(list(FINDINGS))} and not again["conditions"]
 
 
+def test_a_run_takes_the_runs_of_an_earlier_document_and_trains_only_the_others(tmp_path):
+    quiet = {"seeds": (0,), "budget": findings.QUICK, "log": lambda *_: None}
+    first = run_findings(["mil_nce"], out_dir=tmp_path / "a", **quiet)
+    again = run_findings(["mil_nce"], out_dir=tmp_path / "b", reuse=first, **quiet)
+    assert again["runs"] == first["runs"] and again["findings"] == first["findings"]
+    assert again["meta"]["seconds"]["runs"] == 0 and again["meta"]["seconds"]["reused"]["runs"] == 4
+    assert not (tmp_path / "b" / "runs").exists()  # nothing was trained
+    # an arm whose changes differ from today's is trained again; the others are taken
+    changed = json.loads(json.dumps(first))
+    changed["meta"]["arm_changes"]["vat_fac_nce"] = {"data.num_candidates": 2}
+    third = run_findings(["mil_nce"], out_dir=tmp_path / "c", reuse=changed, **quiet)
+    assert third["meta"]["seconds"]["runs"] == 1 and third["meta"]["seconds"]["reused"]["runs"] == 3
+    assert (tmp_path / "c" / "runs" / "vat_fac_nce-seed0" / "result.json").exists()
+    with pytest.raises(ValueError, match="budget"):
+        run_findings(["mil_nce"], out_dir=tmp_path / "d", reuse=first, **{**quiet, "budget": findings.FULL})
+
+
 def test_the_stored_findings_are_complete_and_shown_in_the_results_page():
     """docs/results/findings.json is a full run (every finding, three seeds or more, every arm measured per seed)
     and docs/RESULTS.md shows its tables as they are."""

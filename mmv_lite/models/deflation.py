@@ -5,8 +5,11 @@
   conv of a separable unit (``kT x 1 x 1``) becomes a 1x1 conv; self-gating averages over H, W.
   On a static clip (one image repeated over time), each 3D conv equals its deflated 2D conv at every frame far
   enough from the clip ends that its temporal window sees no padding.
-* TSM-ResNet: the same ResNet with the temporal shift switched off (feeding a one-frame clip instead would zero the
-  shifted quarter of the channels).
+* TSM-ResNet: the same ResNet without the temporal shift; the channels it shifts are scaled by ``alpha``
+  (``deflate(..., alpha)``, config ``model.deflation_alpha``). ``alpha = 1`` (default) switches the shift off: on a
+  static clip the shifted channels carry the same image, so the image network equals the video network away from
+  the clip's ends. ``alpha = 0`` is a one-frame clip through the video network (the shift brings in zeros).
+  DeepMind's later TSM code (not the MMV release, which has no deflation) has a deflated mode with ``alpha = 0.3``.
 
 Naive deflation loses accuracy because the video network's outputs include the clip borders (temporal zero padding).
 :func:`calibrate_deflated_bn` keeps every weight and learns new BatchNorm scale and offset (gamma, beta) of the
@@ -48,8 +51,10 @@ class DeflatedConv3d(nn.Module):
         return self.conv3d(x.unsqueeze(2))[:, :, 0]
 
 
-def deflate(video_backbone: nn.Module) -> nn.Module:
+def deflate(video_backbone: nn.Module, alpha: float = 1.0) -> nn.Module:
     """A new image network ``(B, 3, H, W) -> (B, out_dim)`` from a video backbone (or an ``MMV`` model's).
+
+    ``alpha``: TSM only, the scale of the shifted channels in every block (module docstring); must be 1 for S3D-G.
 
     The video backbone is not modified; the result has its own copies of every weight and BatchNorm (statistics
     included) and the same train/eval mode, device and dtype.
@@ -57,6 +62,10 @@ def deflate(video_backbone: nn.Module) -> nn.Module:
     if hasattr(video_backbone, "video_backbone") and isinstance(video_backbone.video_backbone, nn.Module):
         video_backbone = video_backbone.video_backbone  # an MMV model
     ref = next(video_backbone.parameters())
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"deflate: alpha must be in [0, 1], got {alpha}")
+    if isinstance(video_backbone, S3DG) and alpha != 1.0:
+        raise ValueError(f"deflate: alpha scales a TSM's shifted channels; an S3D-G has none (got alpha={alpha})")
     if isinstance(video_backbone, S3DG):
         if video_backbone.dims != 3:
             raise ValueError("deflate: this S3DG is already a 2D (deflated) network")
@@ -83,6 +92,10 @@ def deflate(video_backbone: nn.Module) -> nn.Module:
             stem_stride=video_backbone.stem_stride,
         )
         state = video_backbone.state_dict()
+        if alpha != 1.0 and video_backbone.shift_fraction > 0:
+            for unit in net.units:
+                for block in unit:
+                    block.deflated_shift = (video_backbone.shift_fraction, alpha)
     else:
         raise TypeError(
             "deflate: expected an S3DG or TSMResNet video backbone (or an MMV model), "

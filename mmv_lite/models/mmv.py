@@ -197,7 +197,8 @@ class MMV(nn.Module):
     def set_image_mode(self, image_backbone: nn.Module | bool | None = True) -> MMV:
         """Switch the video input between clips and images; one call toggles it.
 
-        ``True``: images go through a naive deflation of ``video_backbone`` (``deflation.deflate``);
+        ``True``: images go through a naive deflation of ``video_backbone`` (``deflation.deflate``, with the config's
+        ``model.deflation_alpha``);
         a module: that image network (e.g. one tuned with ``calibrate_deflated_bn``);
         ``None`` / ``False``: back to video. In image mode ``forward(video=images)`` takes ``(B, 3, H, W)`` and
         returns the same keys as for video. The image network is a registered sub-module (it follows
@@ -205,7 +206,7 @@ class MMV(nn.Module):
         """
         if image_backbone is True:
             ref = next(self.video_backbone.parameters())
-            image_backbone = deflate(self.video_backbone).to(ref.device)
+            image_backbone = deflate(self.video_backbone, alpha=self.cfg.model.deflation_alpha).to(ref.device)
             image_backbone.train(self.training)
         elif image_backbone is False:
             image_backbone = None

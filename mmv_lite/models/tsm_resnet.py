@@ -121,11 +121,29 @@ def temporal_shift(x: torch.Tensor, num_frames: int, fraction: float = 0.125) ->
     return _TemporalShift.apply(x, num_frames, n)
 
 
+def deflated_shift(x: torch.Tensor, fraction: float, alpha: float) -> torch.Tensor:
+    """The temporal shift of a deflated TSM (one image, no time): the ``n = int(C * fraction)`` channels that the
+    video network shifts each way are scaled by ``alpha``, the others kept. ``x``: ``(N, C, H, W)``, same shape out.
+
+    ``alpha = 1`` is the shift switched off (on a static clip, shifted channels carry the same image); ``alpha = 0``
+    is what a one-frame clip's shift brings in (zeros); DeepMind's later TSM code (``temporal_shift_image_mode``)
+    uses 0.3, "to emulate the effect of the padding". Same channels as :func:`temporal_shift` (positions kept)."""
+    n = int(x.shape[1] * fraction)
+    if n == 0 or alpha == 1.0:
+        return x
+    scale = torch.ones(x.shape[1], dtype=x.dtype, device=x.device)
+    scale[:n] = alpha
+    scale[-n:] = alpha
+    return x * scale.view(1, -1, 1, 1)
+
+
 class PreActBlock(nn.Module):
     """Pre-activation residual block, bottleneck (1x1, 3x3/stride, 1x1) or basic (3x3/stride, 3x3).
 
     ``forward(x, num_frames)``: ``x (N, C_in, H, W) -> (N, C_out, H / stride, W / stride)``; with
     ``shift_fraction > 0`` and ``num_frames`` given, the pre-activated residual input is temporally shifted.
+    ``deflated_shift = (fraction, alpha)`` (set by ``deflation.deflate`` on an image network): its shifted channels
+    are scaled by ``alpha`` instead (:func:`deflated_shift`).
     """
 
     def __init__(
@@ -140,6 +158,7 @@ class PreActBlock(nn.Module):
     ):
         super().__init__()
         self.shift_fraction = shift_fraction
+        self.deflated_shift: tuple[float, float] | None = None
         self.bottleneck = bottleneck
         self.bn_0 = norm_layer(in_channels)
         self.shortcut_conv = Conv2dSame(in_channels, out_channels, 1, stride) if projection else None
@@ -160,6 +179,8 @@ class PreActBlock(nn.Module):
         shortcut = x if self.shortcut_conv is None else self.shortcut_conv(preact)
         if self.shift_fraction > 0 and num_frames is not None:
             preact = temporal_shift(preact, num_frames, self.shift_fraction)
+        elif self.deflated_shift is not None:
+            preact = deflated_shift(preact, *self.deflated_shift)
         r = self.conv_0(preact)
         r = self.conv_1(F.relu(self.bn_1(r), inplace=True))
         if self.bottleneck:
