@@ -459,7 +459,7 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
         "--conditions",
         action="store_true",
         help="findings: also measure the conditions (each finding's checks in another world, mmv_lite.findings."
-        "CONDITIONS; 4 more arms)",
+        "CONDITIONS; 5 more arms)",
     )
     ap.add_argument("--data", default="data_samples", help="design/deflation: folder of clips (default data_samples)")
     ap.add_argument("--out", default=None, help="where runs and tables go (default runs/experiments, runs/findings)")

@@ -256,6 +256,16 @@ CONDITIONS: dict[str, Condition] = {
                 ),
             ),
         ),
+        Condition(
+            "deflation_alpha",
+            "deflation",
+            (("vat_fac", "vat_fac_alpha03"),),
+            "the TSM deflated with its shifted channels scaled by 0.3 (model.deflation_alpha=0.3, the deflated mode of "
+            "DeepMind's later TSM code) instead of kept; the network is trained exactly as vat_fac",
+            "Switching the shift off leaves the image network almost the video network on a static clip, so naive "
+            "deflation has nothing to lose. Scaled as in DeepMind's later TSM code, does naive deflation lose, and "
+            "does calibration win it back, as in Table 3's TSM rows?",
+        ),
     )
 }
 

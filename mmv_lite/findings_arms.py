@@ -50,9 +50,11 @@ ARMS: dict[str, dict[str, Any]] = {
     "vat_fac_narrow": {"model.d_vat": 8},
     "vat_shared_narrow": {"model.graph": "shared", "model.d_vat": 8},
     "s3dg_vat_fac": {"model.video_backbone": "s3dg", "model.video_width": 0.25, "model.video_stem_stride": 2},
+    # Trained as vat_fac; deflated with the shifted channels scaled by 0.3 (DeepMind's later TSM code) instead of 1.
+    "vat_fac_alpha03": {"model.deflation_alpha": 0.3},
 }
 # The arms whose single-frame (deflation) probes are measured.
-IMAGE_ARMS = ("vat_fac", RANDOM_INIT, "s3dg_vat_fac")
+IMAGE_ARMS = ("vat_fac", RANDOM_INIT, "s3dg_vat_fac", "vat_fac_alpha03")
 PROBED = ("kind", "motion", "colour", "size")  # ground-truth factors read by the linear probes
 PROBE_FEATURES = ("f_v", "z_v_va", "z_v_vat")
 

@@ -295,7 +295,14 @@ plt.show()
 # network already *is* the video network except at the clip's two border frames, and calibration has nothing left to
 # recover (it stays within 5 points of the video network, the second check). The paper's S3D-G, whose 3D kernels are
 # summed over time, loses more than half of its ImageNet accuracy to naive deflation; the paper reports a large loss
-# for its TSM-ResNet50 too, which this implementation does not reproduce.
+# for its TSM-ResNet50 too. The MMV code release has no deflation code; DeepMind's later TSM code deflates
+# differently: it scales the shifted channels by 0.3 instead of keeping them (`deflate(net, alpha=0.3)` here). A
+# second condition measures that deflation on the same network: naive deflation then moves four times further from
+# the video network (L1 [0.127](../docs/results/findings.json "arms.vat_fac_alpha03.deflation_l1_before.mean") against
+# [0.029](../docs/results/findings.json "arms.vat_fac.deflation_l1_before.mean")), yet reads the kind at
+# [42.0](../docs/results/findings.json "conditions.deflation_alpha.checks.0.b.mean") % against
+# [43.2](../docs/results/findings.json "conditions.deflation_alpha.checks.0.a.mean") % calibrated: a linear probe refitted on the deflated
+# features reads what the rescaled channels still carry.
 #
 # A *condition* (notebook 07) repeats the checks on a 3D CNN, an S3D-G whose 7-frame stem sees the padding of an
 # 8-frame clip at every frame, reading the colour from one frame (this small S3D-G reads the kind poorly in the
@@ -325,6 +332,9 @@ display(app.widget)
 # * Re-run section 7 with the fine-space embeddings (`"z_v_va"`) instead of `"f_v"`: do the heads keep the shape?
 # * Deflate an *untrained* network (`build_model(cfg, word_vectors=...)`): is the boundary effect (section 3)
 #   a property of training or of the architecture?
+# * Deflate the TSM as DeepMind's later code does, `deflate(video_net, alpha=0.3)` (`alpha=0.0` is a one-frame clip
+#   through the video network), and draw section 3's profile again: where is the gap now, and does calibration
+#   close it?
 #
 # ## What we learned
 # * Summing a 3D kernel over time (S3D-G) or switching off the temporal shift (TSM-ResNet) gives the network a static

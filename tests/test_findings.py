@@ -133,6 +133,17 @@ def test_a_run_takes_the_runs_of_an_earlier_document_and_trains_only_the_others(
         run_findings(["mil_nce"], out_dir=tmp_path / "d", reuse=first, **{**quiet, "budget": findings.FULL})
 
 
+def test_the_deflation_alpha_arm_trains_as_vat_fac_and_differs_only_in_its_single_frame_metrics(tmp_path):
+    held = findings.HeldOut(findings.QUICK)
+    quiet = {"budget": findings.QUICK, "held": held, "out_dir": tmp_path, "log": lambda *_: None}
+    base = findings.run_arm("vat_fac", 0, **quiet)["flat"]
+    alpha = findings.run_arm("vat_fac_alpha03", 0, **quiet)["flat"]
+    assert base.keys() == alpha.keys()
+    differ = {k for k in base if base[k] != alpha[k]}
+    assert "deflation_l1_before" in differ  # the naive image network is another one
+    assert all("image" in k or k.startswith("deflation_l1") for k in differ), differ
+
+
 def test_the_stored_findings_are_complete_and_shown_in_the_results_page():
     """docs/results/findings.json is a full run (every finding, three seeds or more, every arm measured per seed)
     and docs/RESULTS.md shows its tables as they are."""
