@@ -19,6 +19,7 @@ import argparse
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ import torch
 
 from .checkpoints import load_checkpoint, model_from_state
 from .cli import check_at_least
+from .config import Config
 from .data.clips import ClipDataset, hash_split, media_files
 from .data.text import WordVectors
 from .data.world import WorldClips
@@ -128,8 +130,9 @@ def format_report(result: dict[str, Any]) -> str:
         parts.append(format_probes(result["probes"], result["split"]))
         if result.get("deflation"):
             d = result["deflation"]
+            how = f", shifted channels x {d['alpha']:g}" if d.get("alpha", 1.0) != 1.0 else ""
             parts.append(
-                f"deflation L1 gap to the video network on static clips (train frames): "
+                f"deflation{how}: L1 gap to the video network on static clips (train frames): "
                 f"{d['before']:.4f} naive -> {d['after']:.4f} calibrated"
             )
     if result.get("factors"):
@@ -281,6 +284,14 @@ def _parser() -> argparse.ArgumentParser:
         "--calib-steps", type=int, default=CALIB_STEPS, help=f"BatchNorm calibration steps (default {CALIB_STEPS})"
     )
     ap.add_argument(
+        "--deflation-alpha",
+        type=float,
+        default=None,
+        metavar="A",
+        help="TSM-ResNet checkpoints: the image network scales the shifted channels by A (default: the checkpoint's "
+        "model.deflation_alpha; 1 = the shift switched off, 0.3 = DeepMind's later TSM code, 0 = a one-frame clip)",
+    )
+    ap.add_argument(
         "--windows", type=int, default=3, help="windows per segment of the scored split, averaged by the probes"
     )
     ap.add_argument("--max-segments", type=int, default=None, help="evenly spaced segments per split (quick look)")
@@ -292,6 +303,18 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _with_deflation_alpha(cfg: Config, alpha: float) -> Config:
+    """``cfg`` with ``model.deflation_alpha = alpha``, checked: in [0, 1], and only for a TSM-ResNet video backbone."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"--deflation-alpha must be in [0, 1], got {alpha}")
+    if cfg.model.video_backbone != "tsm_resnet":
+        raise ValueError(
+            f"--deflation-alpha scales a TSM-ResNet's shifted channels; this checkpoint's video backbone is "
+            f"{cfg.model.video_backbone!r}"
+        )
+    return replace(cfg, model=replace(cfg.model, deflation_alpha=alpha))
+
+
 def cli_main(argv: Sequence[str] | None = None) -> int:
     """``python -m mmv_lite evaluate --checkpoint PATH --data DIR [--split test] [--json OUT]``."""
     args = _parser().parse_args(list(argv) if argv is not None else None)
@@ -300,6 +323,9 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
     device = select_device(args.device)
     state = load_checkpoint(args.checkpoint)
     model, cfg, vocab = model_from_state(state, args.checkpoint, args.seed if args.random_init else None)
+    if args.deflation_alpha is not None:
+        cfg = _with_deflation_alpha(cfg, args.deflation_alpha)
+        model.cfg = cfg
     model.to(device).eval()
     data = _data_of(args, state)
     probes, note = not args.no_probes, None

@@ -58,7 +58,8 @@ def image_features(
     ``calib_images`` evenly spaced frames of the ``calibrate_on`` split (never the scored split); the static clips
     have ``data.num_frames`` frames.
 
-    Returns the calibration report (``{"before": L1, "after": L1, ...}`` on the calibration frames, no history).
+    Returns the calibration report (``{"before": L1, "after": L1, ...}`` on the calibration frames, no history) and
+    the TSM deflation's ``"alpha"`` (the config's ``model.deflation_alpha``).
     """
     device = torch.device(device)
     video_backbone = model.video_backbone
@@ -79,7 +80,7 @@ def image_features(
         for emb in splits.values():
             for mode, net in nets.items():
                 emb[f"f_image_{mode}"] = batched(net, emb["frames"], batch_size, device).float().cpu()
-    return {k: v for k, v in report.items() if k != "history"}
+    return {**{k: v for k, v in report.items() if k != "history"}, "alpha": alpha}
 
 
 @torch.no_grad()

@@ -302,7 +302,12 @@ plt.show()
 # [0.029](../docs/results/findings.json "arms.vat_fac.deflation_l1_before.mean")), yet reads the kind at
 # [42.0](../docs/results/findings.json "conditions.deflation_alpha.checks.0.b.mean") % against
 # [43.2](../docs/results/findings.json "conditions.deflation_alpha.checks.0.a.mean") % calibrated: a linear probe refitted on the deflated
-# features reads what the rescaled channels still carry.
+# features reads what the rescaled channels still carry. Networks differ, though: the checkpoint this notebook
+# loads, deflated that way, reads the kind at [43.0](../docs/results/deflation_alpha/shipped_checkpoint_alpha0.3.json "probes.image_naive.accuracy") % naive and
+# [55.0](../docs/results/deflation_alpha/shipped_checkpoint_alpha0.3.json "probes.image_calibrated.accuracy") % calibrated, against
+# [54.2](../docs/results/deflation_alpha/shipped_checkpoint_alpha0.3.json "probes.image_static.accuracy") % for the video network on static clips: Table 3's pattern
+# (`python -m mmv_lite evaluate --checkpoint data_samples/mmv_lite_fac.pt --deflation-alpha 0.3`; docs/RESULTS.md
+# has the table for three deflations).
 #
 # A *condition* (notebook 07) repeats the checks on a 3D CNN, an S3D-G whose 7-frame stem sees the padding of an
 # 8-frame clip at every frame, reading the colour from one frame (this small S3D-G reads the kind poorly in the

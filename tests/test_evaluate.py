@@ -130,3 +130,33 @@ def test_evaluate_cli_on_a_checkpoint(tmp_path, capsys, tiny_model):
     assert set(result["retrieval"]) == set(DIRECTIONS)  # shared: every pair in one space
     assert result["num_clips"]["test"] == 16 and result["num_clips"]["train"] == 8
     assert result["probes"]["action"]["num_test"] <= 8
+
+
+def test_evaluate_deflation_alpha_is_checked_and_changes_the_naive_image_network(tmp_path, capsys):
+    """--deflation-alpha: TSM checkpoints only, in [0, 1]; it reaches the image network and the JSON says which."""
+    import json
+
+    from mmv_lite.checkpoints import make_state, save_checkpoint
+    from mmv_lite.config import get_config
+    from mmv_lite.data.text import WordVectors
+    from mmv_lite.models.mmv import build_model
+
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        ev._with_deflation_alpha(get_config("lite"), -0.5)
+    with pytest.raises(ValueError, match="video backbone is 's3dg'"):
+        ev._with_deflation_alpha(get_config("lite", **{"model.video_backbone": "s3dg"}), 0.3)
+    wv = WordVectors.load("data_samples/word_vectors.bin")
+    torch.manual_seed(0)
+    model = build_model("lite", word_vectors=wv.as_tensor(), **{"data.num_frames": 4, "data.crop_size": 32})
+    ckpt = save_checkpoint(tmp_path / "tiny.pt", make_state(model, model.cfg, wv.vocab))
+    before = {}
+    for alpha in (None, 0.0):
+        out = tmp_path / f"eval{alpha}.json"
+        argv = ["--checkpoint", str(ckpt), "--data", "data_samples", "--json", str(out), "--max-segments", "8"]
+        argv += ["--windows", "1", "--calib-steps", "1"]
+        argv += ["--deflation-alpha", str(alpha)] if alpha is not None else []
+        assert ev.cli_main(argv) == 0
+        deflation = json.loads(out.read_text())["deflation"]
+        before[deflation["alpha"]] = deflation["before"]
+    assert "shifted channels x 0" in capsys.readouterr().out
+    assert set(before) == {1.0, 0.0} and before[0.0] > before[1.0]  # zeroed channels: further from the video network
