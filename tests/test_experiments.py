@@ -58,8 +58,11 @@ def test_the_findings_command_writes_the_documented_results_only_with_the_condit
     """docs/results/findings.json is cited for its conditions too: a run without them must not replace it."""
     calls = []
 
-    def fake_run(names, seeds, budget, out, jobs, force, conditions):
+    reused = []
+
+    def fake_run(names, seeds, budget, out, jobs, force, conditions, reuse):
         calls.append(conditions)
+        reused.append(reuse)
         seconds = {"total": 1.0, "train": 0.0, "eval": 0.0, "runs_from_cache": 0, "runs": 0}
         return {"findings": {}, "conditions": {}, "meta": {"seconds": seconds}, "runs": {}}
 
@@ -70,3 +73,8 @@ def test_the_findings_command_writes_the_documented_results_only_with_the_condit
     assert not (results / "findings.json").exists() and "add --conditions" in capsys.readouterr().out
     assert ex.cli_main([*base, "--conditions"]) == 0
     assert json.loads((results / "findings.json").read_text())["conditions"] == {} and calls == [False, True]
+    # --reuse hands the document it names to the run
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps({"meta": {"note": "earlier"}, "runs": {}}))
+    assert ex.cli_main([*base, "--reuse", str(earlier)]) == 0
+    assert reused == [None, None, {"meta": {"note": "earlier"}, "runs": {}}]
