@@ -168,6 +168,31 @@ plt.show()
 # The network was trained on 8-frame clips: the function it learned, heads and downstream uses included, is the
 # one *with* those borders. Naive deflation hands the heads features of another scale and offset per channel.
 #
+# ### Another way to deflate a TSM
+#
+# Switching the shift off is one reading of the paper; the MMV code release has no deflation code. DeepMind's later
+# TSM code deflates another way: it keeps the channels the shift would move, but scales them by $\alpha = 0.3$, "to
+# emulate the effect of the padding". With $\alpha = 0$ the image network is the video network on a one-frame clip,
+# where the shift brings in only zeros. `deflate(video_net, alpha=...)` builds each; here is how far each lands from
+# the video network on static clips of the test frames (the L1 gap of section 5):
+
+# %%
+from mmv_lite.models.tsm_resnet import TSMResNet
+
+if isinstance(video_net, TSMResNet):  # an S3D-G has no shift: its deflation has no alpha
+    alphas = {"α = 1 (shift off)": 1.0, "α = 0.3": 0.3, "α = 0 (one frame)": 0.0}
+    alpha_gap = {
+        name: deflation_gap(deflate(video_net, alpha=a).eval(), video_net, test_frames.to(DEVICE), num_frames=T)
+        for name, a in alphas.items()
+    }
+    title = "naive deflation, three ways"
+    fig = viz.show_mode_bars(alpha_gap, "L1 gap to the video network", title=title, fmt="{:.3f}")
+    plt.show()
+
+# %% [markdown]
+# The smaller $\alpha$, the further the naive image network is from the video network, and the more calibration has
+# to repair. Section 7 and `docs/RESULTS.md` say what the probes make of it.
+#
 # ## 4. Switching the model between video and image mode
 #
 # One call switches an MMV model's video input to images: `model.set_image_mode(True)` plugs in a naive deflation
@@ -347,6 +372,8 @@ display(app.widget)
 #   input in one call.
 # * The deflated network equals the video network on an endless static clip; on the 8-frame clips of training, zero
 #   padding in time at the borders (S3D-G's kernels and gates, TSM's shift) makes the two differ, more with depth.
+# * A TSM can be deflated more than one way (`deflate(net, alpha)`: the shift off, or its channels scaled as in
+#   DeepMind's later code); the choice sets how far the naive image network lands from the video network.
 # * Learning only BatchNorm's scale and offset on a few unlabelled frames closes most of that gap, on held-out
 #   frames too, and brings image embeddings back next to the videos they came from.
 #
