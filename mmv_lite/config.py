@@ -318,6 +318,12 @@ def validate(cfg: Config) -> None:
         raise ValueError("model.video_stem_stride must be 1 or 2 and model.video_stem_frames 1, 3, 5 or 7")
     if m.video_stem == "space_to_depth" and (m.video_stem_stride, m.video_stem_frames) != (2, 7):
         raise ValueError("model.video_stem='space_to_depth' is the released stride-2 stem: keep the stem defaults")
+    if m.deflation_alpha != 1.0 and m.video_backbone != "tsm_resnet":
+        # Checked before training, not when the image network is first made (after it).
+        raise ValueError(
+            f"model.deflation_alpha={m.deflation_alpha!r} scales a TSM-ResNet's shifted channels; "
+            f"model.video_backbone={m.video_backbone!r} has none (keep 1.0)"
+        )
     _validate_world(cfg.world)
 
 
@@ -336,6 +342,7 @@ _RANGES: dict[str, dict[str, tuple[float, float, bool]]] = {
         **dict.fromkeys(("video_depth", "audio_depth", "text_dim", "d_va", "d_vt", "d_vat"), (1, inf, True)),
         **dict.fromkeys(("video_width", "audio_width", "bn_eps"), (0, inf, False)),
         "shift_fraction": (0, 0.5, True),
+        "deflation_alpha": (0, 1, True),
         "bn_momentum": (0, 1, True),
     },
     "train": {

@@ -28,7 +28,7 @@ import torch
 
 from .checkpoints import load_checkpoint, model_from_state
 from .cli import check_at_least
-from .config import Config
+from .config import Config, validate
 from .data.clips import ClipDataset, hash_split, media_files
 from .data.text import WordVectors
 from .data.world import WorldClips
@@ -304,15 +304,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _with_deflation_alpha(cfg: Config, alpha: float) -> Config:
-    """``cfg`` with ``model.deflation_alpha = alpha``, checked: in [0, 1], and only for a TSM-ResNet video backbone."""
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"--deflation-alpha must be in [0, 1], got {alpha}")
-    if cfg.model.video_backbone != "tsm_resnet":
-        raise ValueError(
-            f"--deflation-alpha scales a TSM-ResNet's shifted channels; this checkpoint's video backbone is "
-            f"{cfg.model.video_backbone!r}"
-        )
-    return replace(cfg, model=replace(cfg.model, deflation_alpha=alpha))
+    """``cfg`` with ``model.deflation_alpha = alpha``, checked by :func:`mmv_lite.config.validate` (in [0, 1], only
+    for a TSM-ResNet) before any data is loaded."""
+    new = replace(cfg, model=replace(cfg.model, deflation_alpha=alpha))
+    try:
+        validate(new)
+    except ValueError as e:
+        raise ValueError(f"--deflation-alpha {alpha}: {e}") from None
+    return new
 
 
 def cli_main(argv: Sequence[str] | None = None) -> int:

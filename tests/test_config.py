@@ -42,6 +42,8 @@ def test_overrides_plain_and_dotted():
         ({"nonsense": 1}, "nonsense"),
         ({"optim.lr": 1.0}, "section"),
         ({"batch_size": 1}, "batch_size"),
+        ({"model.deflation_alpha": 1.5}, r"model.deflation_alpha=1.5: expected a number >= 0 and <= 1"),
+        ({"model.video_backbone": "s3dg", "model.deflation_alpha": 0.3}, "TSM-ResNet's shifted channels"),
     ],
 )
 def test_bad_overrides_name_the_field(overrides, message):
