@@ -40,6 +40,7 @@ from .config import Config
 from .files import atomic_write
 from .models.mmv import build_model
 from .official import load_official  # noqa: F401  (the released weights load from here too)
+from .runtime import machine
 
 FORMAT = "mmv_lite.checkpoint"
 FORMAT_VERSION = 1
@@ -54,6 +55,7 @@ INFERENCE_KEYS = (
     "metrics",
     "mmv_lite_version",
     "data",
+    "machine",
 )
 
 
@@ -97,6 +99,7 @@ def make_state(
         "step": int(step),
         "metrics": _plain(metrics or {}),
         "data": data,
+        "machine": machine(),  # the one that wrote it: runs on other CPUs differ in their last bits
     }
     if optimizer is not None:
         state["optimizer"] = optimizer.state_dict()

@@ -38,7 +38,7 @@ from .images import IMAGE_MODES, image_features
 from .models.deflation import CALIB_STEPS
 from .probes import attach_factors, factor_probes, format_factor_table, format_probes, probe_suite
 from .retrieval import chance_levels, format_retrieval, zero_shot_retrieval
-from .runtime import select_device
+from .runtime import machine, select_device
 
 
 def evaluate_model(
@@ -355,6 +355,7 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
     if probes and not result.get("probes"):
         note = "linear probes: none ran, the clips carry no action, sound or image labels (metadata.json gives them)"
     result.update(checkpoint=str(args.checkpoint), data=str(data), random_init=bool(args.random_init))
+    result["machine"] = machine()
     result["notes"] = [note] if note else []
     result["seconds"]["total"] = time.perf_counter() - t0
     print(format_report(result))

@@ -69,6 +69,7 @@ from .findings_arms import (  # noqa: F401  (re-exported: the findings' arms and
     run_arm,
     run_key,
 )
+from .runtime import machine
 
 # --------------------------------------------------------------------------------------------------------------------
 # The findings: checks over seeds
@@ -441,6 +442,7 @@ def run_findings(
             "budget": asdict(budget),
             "jobs": jobs,
             "threads": torch.get_num_threads(),
+            "machine": machine(),  # this invocation's; each run's own is in runs/<arm>-seed<s>/result.json
             "seconds": seconds,
             "command": "python -m mmv_lite experiment findings"
             + (" --conditions" if conditions else "")

@@ -22,6 +22,7 @@ from .models.deflation import CALIB_STEPS
 from .models.mmv import build_model
 from .probes import attach_factors, factor_probes, probe_suite
 from .retrieval import chance_levels, zero_shot_retrieval
+from .runtime import machine
 from .train import WORLD, train
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -206,6 +207,7 @@ def run_arm(
         "flat": flat,
         "train_seconds": train_seconds,
         "eval_seconds": time.perf_counter() - t0,
+        "machine": machine(),
     }
     atomic_write(cache, json.dumps(result, indent=2))
     log(f"  {arm} seed {seed}: train {train_seconds:.0f} s, eval {result['eval_seconds']:.0f} s")

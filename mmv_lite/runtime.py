@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -70,6 +71,25 @@ def setup_runtime(device: str | torch.device | None = None) -> Runtime:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     return Runtime(dev, rank=rank, world=world, local_rank=local_rank)
+
+
+def machine() -> dict[str, object]:
+    """What a measurement was made on, for the files that keep it: the CPU's model name, its core count, the vector
+    instructions PyTorch's CPU kernels use (``AVX2``, ``AVX512``, ...: enough to change the last bits of a run),
+    the CUDA device's name (``None`` without one) and the PyTorch version."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass  # not Linux: platform's name will do
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "torch": str(torch.__version__),  # a plain str: TorchVersion is not allowed in a weights-only checkpoint
+    }
 
 
 def default_cpu_threads() -> int:

@@ -30,6 +30,7 @@ from mmv_lite.checkpoints import (
     set_rng_state,
 )
 from mmv_lite.config import get_config
+from mmv_lite.runtime import machine
 
 
 def _tiny():
@@ -74,6 +75,8 @@ def test_round_trip_is_weights_only_loadable(tmp_path):
     # The inference-only form keeps what a model needs and is smaller.
     small = save_checkpoint(tmp_path / "small.pt", inference_only(got))
     assert load_checkpoint(small)["kind"] == "inference"
+    # Both forms say which machine wrote them (runs on other CPUs differ in their last bits).
+    assert got["machine"] == load_checkpoint(small)["machine"] == machine()
     assert "optimizer" not in load_checkpoint(small) and small.stat().st_size < path.stat().st_size
 
 

@@ -18,6 +18,7 @@ from mmv_lite.findings import (
     evaluate_finding,
     run_findings,
 )
+from mmv_lite.runtime import machine
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -110,6 +111,8 @@ def test_quick_findings_run_end_to_end(tmp_path):
     assert set(saved["runs"]) == set(arms_of(list(FINDINGS), conditions=True))
     md = (tmp_path / "findings.md").read_text()
     assert all(f"### {name}" in md for name in FINDINGS)
+    run = json.loads((tmp_path / "runs" / "vat_fac-seed0" / "result.json").read_text())
+    assert saved["meta"]["machine"] == run["machine"] == machine()  # what the numbers were measured on
     # a second run reads every arm from the cache
     again = run_findings(seeds=(0, 1), budget=findings.QUICK, out_dir=tmp_path, log=lambda *_: None)
     assert again["meta"]["seconds"]["runs_from_cache"] == again["meta"]["seconds"]["runs"]

@@ -8,6 +8,7 @@ import os
 import pytest
 
 from mmv_lite.__main__ import main
+from mmv_lite.runtime import machine
 from mmv_lite.tools import render_notebooks
 
 
@@ -39,6 +40,7 @@ def test_render_one_notebook_in_quick_mode(tmp_path):
     index = (tmp_path / "course" / "index.html").read_text()
     assert "02_losses.html" in index and "ok" in index
     timings = json.loads((tmp_path / "course" / "timings.json").read_text())
+    assert timings["machine"] == machine()  # the times are this machine's
     sections = timings["notebooks"]["02_losses"]["sections"]
     assert [s["section"] for s in sections][:2] == ["set-up", "1. A batch as a similarity matrix"]
     assert all(s["seconds"] >= 0 for s in sections) and sum(s["seconds"] for s in sections) > 0

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from mmv_lite.cli import check_at_least
 from mmv_lite.colab import MODE_ENV, SOLUTIONS_ENV, run_mode
+from mmv_lite.runtime import machine
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
@@ -170,6 +171,7 @@ def render(
         "mode": mode,
         "command": "python -m mmv_lite render-notebooks --out DIR --mode " + mode,
         "total_seconds": round(sum(r.seconds for r in results), 1),
+        "machine": machine(),
         "notebooks": {Path(r.notebook).stem: {"seconds": round(r.seconds, 1), "sections": r.sections} for r in results},
     }
     (out / "timings.json").write_text(json.dumps(timings, indent=2))
