@@ -14,7 +14,7 @@
 #
 # We train on the **sample world's stream**: an unlimited supply of synthetic clips (a coloured object that moves and
 # makes a sound, on a background, narrated like a how-to video about every 1.5 s, and about half the time about
-# another moment). In **quick** mode (a CPU, the tests) we train about a minute, enough to see the losses fall and
+# another moment). In **quick** mode (a CPU, the tests) we train for one to two minutes, enough to see the losses fall and
 # retrieval leave chance, then load the shipped checkpoint, trained with the full budget (800 steps). In **full**
 # mode (a GPU session) we train the full budget here, with the shipped checkpoint's own configuration.
 
@@ -57,7 +57,7 @@ RUN_DIR = Path("runs") / f"03_pretraining_{MODE}"
 
 # The shipped checkpoint carries the configuration it was trained with: we train with the same one.
 cfg = config_from_checkpoint(load_checkpoint(SHIPPED), SHIPPED)
-if QUICK:  # about a minute on 2 CPU cores: the losses fall and retrieval leaves chance
+if QUICK:  # one to two minutes on 2 CPU cores: the losses fall and retrieval leaves chance
     cfg.train.steps, cfg.train.warmup_steps = 150, 10
     cfg.train.eval_every, cfg.train.log_every, cfg.train.checkpoint_every = 75, 5, 150
     cfg.world.num_probe, cfg.world.num_eval = 300, 200  # smaller held-out sets (the first clips of the full ones)
@@ -167,7 +167,7 @@ plt.show()
 # Read the bars direction by direction. *text→video* and *video→audio* were trained directly. **audio→text** was
 # never trained: no loss ever compared a sound with a narration. In the FAC graph, audio reaches the text space only
 # through the video's path $g_{va\to vat}$, so its bar measures whether that path carries sounds to the matching
-# narrations. Compare each bar with its dash, and the run you just trained with random weights: a minute of training
+# narrations. Compare each bar with its dash, and the run you just trained with random weights: a minute or two of training
 # already lifts the trained directions off chance.
 #
 # On the world's 500 test clips the shipped checkpoint reaches text→video R@10
@@ -188,7 +188,7 @@ plt.show()
 #
 # In **full** mode the cell above trained with exactly that configuration, so "this run" and "shipped" should be
 # close (seeds make the run deterministic on one device; a different device or library version changes the last
-# digits, not the picture). In **quick** mode "this run" is a minute in.
+# digits, not the picture). In **quick** mode "this run" is a minute or two in.
 
 # %%
 key = "t2v"
@@ -283,14 +283,14 @@ plt.show()
 # * Set `cfg.world.misalignment = 0.0` and train again: does text→video improve, and by how much compared with the
 #   findings' control above?
 # * Set `cfg.data.num_candidates = 1` (NCE on the nearest narration): what happens to text→video in this run?
-# * Probe the model you trained in section 2 (`ours`) with `factor_probes`: after a minute, does it read the motion
+# * Probe the model you trained in section 2 (`ours`) with `factor_probes`: after a minute or two, does it read the motion
 #   better than random weights? The kind?
 #
 # ## What we learned
 # * Pretraining needs no labels: the loss pulls together the modalities of the same moment and pushes apart the
 #   others in the batch.
 # * The learning rate warms up, then decays along half a cosine; both loss terms fall.
-# * Retrieval on held-out clips leaves chance within a minute for the trained directions; audio→text, a direction no
+# * Retrieval on held-out clips leaves chance within a minute or two for the trained directions; audio→text, a direction no
 #   loss ever trained, is a different story (notebook 06).
 # * The shipped checkpoint is reproducible with `python -m mmv_lite train` and the configuration stored inside it.
 # * A probe means something only beside the same network at random weights: random features are not blind.
