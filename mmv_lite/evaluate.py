@@ -355,7 +355,8 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
     if probes and not result.get("probes"):
         note = "linear probes: none ran, the clips carry no action, sound or image labels (metadata.json gives them)"
     result.update(checkpoint=str(args.checkpoint), data=str(data), random_init=bool(args.random_init))
-    result["machine"] = machine()
+    result["machine"] = machine()  # what this evaluation ran on; the checkpoint's own is where it was written
+    result["checkpoint_machine"] = state.get("machine")  # None for checkpoints older than the field
     result["notes"] = [note] if note else []
     result["seconds"]["total"] = time.perf_counter() - t0
     print(format_report(result))

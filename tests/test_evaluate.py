@@ -130,7 +130,7 @@ def test_evaluate_cli_on_a_checkpoint(tmp_path, capsys, tiny_model):
     assert "kind" in result["factors"]["f_v"] and "motion" in result["factors"]["z_t_vat"]
     assert set(result["retrieval"]) == set(DIRECTIONS)  # shared: every pair in one space
     assert result["num_clips"]["test"] == 16 and result["num_clips"]["train"] == 8
-    assert result["machine"] == machine()
+    assert result["machine"] == result["checkpoint_machine"] == machine()
     assert result["probes"]["action"]["num_test"] <= 8
 
 
