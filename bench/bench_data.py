@@ -18,8 +18,6 @@ mp4 and first-epoch rows include starting the workers, as a first epoch does.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -30,6 +28,7 @@ import torch
 
 from mmv_lite.config import get_config
 from mmv_lite.data.clips import ClipDataset
+from mmv_lite.runtime import machine
 
 
 def epoch_rate(ds: ClipDataset, workers: int, batch_size: int, skip_first_epoch: bool = False) -> float:
@@ -82,10 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         f"python bench/bench_data.py --root {args.root} --preset {args.preset} --split {args.split} "
         f"--batch-size {args.batch_size} --repeats {args.repeats}"
     )
-    print(
-        f"{n_clips} clips per epoch, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"torch {torch.__version__}\n"
-    )
+    m = machine()
+    print(f"{n_clips} clips per epoch, {m['cpu']} ({m['cpu_capability']}), {m['cores']} CPUs, torch {m['torch']}\n")
     print("| setting | clips/s (median) | min-max | vs mp4, 0 workers | ms per batch of 32 |")
     print("|---|---|---|---|---|")
     for name in order:
