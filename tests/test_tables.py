@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mmv_lite import tables as tb
+from mmv_lite.experiments import tables as tb
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 

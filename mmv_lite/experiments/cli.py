@@ -18,7 +18,7 @@ with the same protocol, i.e. what the labels alone can teach these backbones in 
 
 Runs are cached: ``<out>/runs/<run>-seed<seed>/result.json`` is reused when its budget and specification match, so an
 interrupted grid resumes and ``deflation`` reuses the FAC runs of ``design``. Tables are written as markdown and JSON
-(mean +- sample std over seeds) to ``<out>/table1a.md``, ``table1a.json``, etc. (:mod:`mmv_lite.tables`).
+(mean +- sample std over seeds) to ``<out>/table1a.md``, ``table1a.json``, etc. (:mod:`mmv_lite.experiments.tables`).
 """
 
 from __future__ import annotations
@@ -39,22 +39,22 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from ..checkpoints import load_model
+from ..cli import check_at_least
+from ..config import Config, budget_overrides, get_config
+from ..data.clips import ClipDataset
+from ..data.sampling import step_loader
+from ..data.text import WordVectors
+from ..embedding import window_groups
+from ..evaluate import evaluate_model, load_eval_datasets
+from ..files import atomic_write
+from ..models.deflation import CALIB_STEPS
+from ..models.mmv import build_model
+from ..optim import build_optimiser, train_step
+from ..train import train
 from . import findings
-from .checkpoints import load_model
-from .cli import check_at_least
-from .config import Config, budget_overrides, get_config
-from .data.clips import ClipDataset
-from .data.sampling import step_loader
-from .data.text import WordVectors
-from .embedding import window_groups
-from .evaluate import evaluate_model, load_eval_datasets
-from .files import atomic_write
 from .findings import FINDINGS
-from .models.deflation import CALIB_STEPS
-from .models.mmv import build_model
-from .optim import build_optimiser, train_step
 from .tables import EXPERIMENTS, TABLES, load_tables, row_differences, write_tables
-from .train import train
 
 __all__ = [
     "EXPERIMENTS",
@@ -458,8 +458,8 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--conditions",
         action="store_true",
-        help="findings: also measure the conditions (each finding's checks in another world, mmv_lite.findings."
-        "CONDITIONS; 5 more arms)",
+        help="findings: also measure the conditions (each finding's checks in another world, "
+        "mmv_lite.experiments.findings.CONDITIONS; 5 more arms)",
     )
     ap.add_argument("--data", default="data_samples", help="design/deflation: folder of clips (default data_samples)")
     ap.add_argument("--out", default=None, help="where runs and tables go (default runs/experiments, runs/findings)")

@@ -1,6 +1,6 @@
-"""The arms of the findings (:mod:`mmv_lite.findings`): pretraining runs of the ``lite`` preset on the world stream
-that differ in one thing, trained with one equal :class:`Budget`, measured on the world's fixed held-out sets
-(:func:`measure`) and cached per arm and seed (:func:`run_arm`)."""
+"""The arms of the findings (:mod:`mmv_lite.experiments.findings`): pretraining runs of the ``lite`` preset on the
+world stream that differ in one thing, trained with one equal :class:`Budget`, measured on the world's fixed
+held-out sets (:func:`measure`) and cached per arm and seed (:func:`run_arm`)."""
 
 from __future__ import annotations
 
@@ -12,18 +12,18 @@ from typing import Any
 
 import torch
 
-from .checkpoints import load_model
-from .config import Config, budget_overrides, get_config
-from .data.world import WorldClips, world_word_vectors
-from .embedding import embed_dataset
-from .files import atomic_write
-from .images import image_features
-from .models.deflation import CALIB_STEPS
-from .models.mmv import build_model
-from .probes import attach_factors, factor_probes, probe_suite
-from .retrieval import chance_levels, zero_shot_retrieval
-from .runtime import machine
-from .train import WORLD, train
+from ..checkpoints import load_model
+from ..config import Config, budget_overrides, get_config
+from ..data.world import WorldClips, world_word_vectors
+from ..embedding import embed_dataset
+from ..files import atomic_write
+from ..images import image_features
+from ..models.deflation import CALIB_STEPS
+from ..models.mmv import build_model
+from ..probes import attach_factors, factor_probes, probe_suite
+from ..retrieval import chance_levels, zero_shot_retrieval
+from ..runtime import machine
+from ..train import WORLD, train
 
 # --------------------------------------------------------------------------------------------------------------------
 # What is trained: the arms

@@ -2,7 +2,7 @@
 
     python -m mmv_lite experiment findings [--only mil_nce ...] [--seeds 0 1 2] [--jobs 2] [--conditions] [--quick]
 
-Every finding compares *arms* (:mod:`mmv_lite.findings_arms`): pretraining runs of the ``lite`` preset on the world
+Every finding compares *arms* (:mod:`mmv_lite.experiments.arms`): pretraining runs of the ``lite`` preset on the world
 stream (:mod:`mmv_lite.data.world`) that differ in one thing (the loss, the embedding graph, the modalities, or one
 dial of the world), trained with one equal budget and scored on the world's fixed held-out sets. A finding *holds*
 when each of its checks passes on the test set over the seeds: a gap larger than twice the pooled seed standard
@@ -53,8 +53,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .files import atomic_write
-from .findings_arms import (  # noqa: F401  (re-exported: the findings' arms and budget are part of its API)
+from ..files import atomic_write
+from ..runtime import machine
+from .arms import (  # noqa: F401  (re-exported: the findings' arms and budget are part of its API)
     ARMS,
     FULL,
     IMAGE_ARMS,
@@ -69,7 +70,6 @@ from .findings_arms import (  # noqa: F401  (re-exported: the findings' arms and
     run_arm,
     run_key,
 )
-from .runtime import machine
 
 # --------------------------------------------------------------------------------------------------------------------
 # The findings: checks over seeds
@@ -508,7 +508,7 @@ def _side(s: dict[str, Any]) -> str:
     return f"{s['mean']:.1f} ± {s['std']:.1f}"
 
 
-STORED = Path(__file__).resolve().parents[1] / "docs" / "results" / "findings.json"
+STORED = Path(__file__).resolve().parents[2] / "docs" / "results" / "findings.json"
 
 
 def load_findings(path: str | Path = STORED) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .files import atomic_write
+from ..files import atomic_write
 
 
 @dataclass(frozen=True)
