@@ -27,6 +27,8 @@ import copy
 import torch
 from torch import nn
 
+from ..config import TrainConfig
+from ..optim import build_optimiser, train_step
 from .layers import Conv3dSame, batched, eval_mode
 from .s3dg import S3DG
 from .tsm_resnet import ResNetV2, TSMResNet
@@ -138,8 +140,9 @@ def calibrate_deflated_bn(
 ) -> dict:
     """Learn the deflated network's BatchNorm gamma/beta so that it matches the video network on static clips.
 
-    Minimises ``mean |deflated(image) - video_backbone(image repeated num_frames times)|`` with Adam over random
-    mini-batches of ``images (N, 3, H, W)``. Only the BatchNorm ``weight``/``bias`` of ``deflated`` change; every
+    Minimises ``mean |deflated(image) - video_backbone(image repeated num_frames times)|`` with Adam at a constant rate
+    (:func:`~mmv_lite.optim.build_optimiser` and the one :func:`~mmv_lite.optim.train_step`) over random mini-batches
+    of ``images (N, 3, H, W)``. Only the BatchNorm ``weight``/``bias`` of ``deflated`` change; every
     other weight is frozen and the video backbone is untouched. BatchNorm running statistics: both networks run in
     eval mode, so the deflated copy keeps the statistics copied from the video network and the correction is a pure
     per-channel affine one (a few images give poor batch statistics, and the result must not depend on the batch).
@@ -167,17 +170,18 @@ def calibrate_deflated_bn(
             p.requires_grad_(False)
         for p in bn_params:
             p.requires_grad_(True)
-        opt = torch.optim.Adam(bn_params, lr=lr)
+        # A training step like any other (the one step of mmv_lite.optim): Adam at a constant rate, in float32.
+        tc = TrainConfig(steps=steps, lr=lr, warmup_steps=0, weight_decay=0.0, amp=False)
+        opt = build_optimiser(bn_params, tc, images.device, schedule=False)
         gen = torch.Generator().manual_seed(seed)
         history = []
         try:
             for _ in range(steps):
                 idx = torch.randperm(len(images), generator=gen)[:batch_size].to(images.device)
-                loss = (deflated(images[idx]) - targets[idx]).abs().mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                history.append(loss.item())
+                losses = train_step(
+                    deflated, images[idx], lambda out, t=targets[idx]: {"loss": (out - t).abs().mean()}, opt
+                )
+                history.append(losses["loss"].item())
         finally:
             for p, flag in flags:
                 p.requires_grad_(flag)
