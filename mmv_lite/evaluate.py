@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,8 @@ def evaluate_model(
     device: str | torch.device = "cpu",
     modalities: str = "vat",
     seed: int = 0,
-    factors: bool = False,
+    factors: bool | Mapping[tuple[str, ...], tuple[str, ...] | None] = False,
+    tasks: Sequence[str] = ("action", "sound"),
 ) -> dict[str, Any]:
     """Zero-shot retrieval on ``datasets[split]``; linear probes fitted on "train", tuned on "val", scored on ``split``.
 
@@ -67,7 +68,9 @@ def evaluate_model(
     Returns ``{"graph", "split", "retrieval": {direction: metrics}, "chance": {direction: chance metrics},
     "probes": {task: linear_probe result}, "deflation": calibration report, "num_clips": {split: N},
     "seconds": {stage: s}}``; with ``factors`` (and ``probes``) also ``"factors"``: :func:`factor_probes` of the
-    backbone features and the narrations on each segment's centre window.
+    backbone features and the narrations on each segment's centre window (``factors`` may name them:
+    ``{(feature, ...): (factor, ...) or None for all}``, single-frame features such as ``f_image_naive`` included).
+    ``tasks``: the label probes of :data:`~mmv_lite.probes.PROBE_TASKS` beside the image probes.
     """
     graph = model.cfg.model.graph
     needed = list(dict.fromkeys([split] + (["train", "val"] if probes else [])))
@@ -100,7 +103,7 @@ def evaluate_model(
         result["chance"] = chance_levels(centres[split], graph)
     if probes:
         t0 = time.perf_counter()
-        result["probes"] = probe_suite(embs["train"], embs["val"], embs[split], tasks=("action", "sound"), seed=seed)
+        result["probes"] = probe_suite(embs["train"], embs["val"], embs[split], tasks, seed) if tasks else {}
         times["probes"] = time.perf_counter() - t0
         if images:
             t0 = time.perf_counter()
@@ -114,7 +117,14 @@ def evaluate_model(
             t0 = time.perf_counter()
             for s in needed:
                 attach_factors(centres[s], datasets[s])
-            result["factors"] = factor_probes(centres["train"], centres["val"], centres[split], seed=seed)
+            asked = {None: None} if factors is True else dict(factors)  # type: ignore[arg-type]
+            result["factors"] = {}
+            for features, names in asked.items():
+                feats = {} if features is None else {"features": features}
+                found = factor_probes(
+                    centres["train"], centres["val"], centres[split], **feats, factors=names, seed=seed
+                )
+                result["factors"].update(found)
             times["factors"] = time.perf_counter() - t0
     result["seconds"] = times
     return result

@@ -42,10 +42,8 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing as mp
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,21 +53,20 @@ import torch
 
 from ..files import atomic_write
 from ..runtime import machine
-from .arms import (  # noqa: F401  (re-exported: the findings' arms and budget are part of its API)
-    ARMS,
-    FULL,
+from ..train import WORLD
+from .arms import ARMS as ALL_ARMS
+from .arms import (  # noqa: F401  (re-exported: the findings' arms are part of its API)
     IMAGE_ARMS,
     PROBE_FEATURES,
     PROBED,
-    QUICK,
     RANDOM_INIT,
-    Budget,
-    HeldOut,
     arm_config,
-    measure,
-    run_arm,
     run_key,
 )
+from .budget import FULL, QUICK, Budget  # noqa: F401  (re-exported: the budget the findings are measured with)
+from .measure import measure  # noqa: F401
+from .runs import run_arm, run_arms  # noqa: F401
+from .sources import HeldOut  # noqa: F401
 
 # --------------------------------------------------------------------------------------------------------------------
 # The findings: checks over seeds
@@ -291,6 +288,10 @@ def arms_of(names: Sequence[str], conditions: bool = False) -> list[str]:
     return out
 
 
+# The arms the findings and their conditions compare, and their changes (the design tables add vat_disjoint).
+ARMS = {arm: changes for arm, changes in ALL_ARMS.items() if arm in arms_of(list(FINDINGS), conditions=True)}
+
+
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single value)."""
     v = np.asarray(values, dtype=float)
@@ -411,17 +412,7 @@ def run_findings(
     tasks = [(arm, seed) for seed in seeds for arm in arms if (arm, seed) not in have]
     log(f"findings {names}: {len(tasks) + len(have)} runs ({len(arms)} arms x {len(seeds)} seeds), {len(have)} "
         f"from the document reused, {jobs} at a time")  # fmt: skip
-    if jobs > 1:
-        init = (budget, torch.get_num_threads())
-        # spawn, not fork: forking a process whose torch thread pools are running can deadlock
-        with ProcessPoolExecutor(jobs, mp.get_context("spawn"), initializer=_init_worker, initargs=init) as pool:
-            futures = [pool.submit(_worker_run, arm, s, budget, str(out_dir), force) for arm, s in tasks]
-            done = [f.result() for f in futures]
-    elif tasks:
-        held = HeldOut(budget)
-        done = [run_arm(arm, s, budget, held, out_dir, force, log) for arm, s in tasks]
-    else:
-        done = []
+    done = run_arms(tasks, budget, WORLD, out_dir, jobs, force, log)
     by_arm: dict[str, list[dict[str, Any]]] = {}
     for r in sorted(done + reused, key=lambda r: r["seed"]):
         by_arm.setdefault(r["arm"], []).append({"seed": r["seed"], **r["flat"]})
@@ -488,20 +479,6 @@ def arm_summary(runs: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, 
         metrics = [m for m in per_seed[0] if m != "seed" and all(m in r for r in per_seed)]
         out[arm] = {m: dict(zip(("mean", "std"), mean_std([r[m] for r in per_seed]))) for m in metrics}
     return out
-
-
-_HELD: HeldOut | None = None
-
-
-def _init_worker(budget: Budget, threads: int) -> None:
-    global _HELD
-    torch.set_num_threads(threads)
-    _HELD = HeldOut(budget)
-
-
-def _worker_run(arm: str, seed: int, budget: Budget, out: str, force: bool) -> dict[str, Any]:
-    assert _HELD is not None, "worker not initialised"
-    return run_arm(arm, seed, budget, _HELD, out, force, log=lambda m: print(m, flush=True))
 
 
 def _side(s: dict[str, Any]) -> str:
