@@ -1,5 +1,7 @@
 """Deflation: turn a video backbone into an image network (MMV paper, section 3.3 and Table 3).
 
+Each backbone's rule is its entry's ``deflate`` in :data:`mmv_lite.backbones.BACKBONES`, written beside the network:
+
 * S3D-G: every 3D kernel is summed over its temporal axis to a 2D kernel; temporal strides, temporal padding and
   the temporal axis of the pools disappear, so the result is a true 2D network on ``(B, 3, H, W)``. The temporal
   conv of a separable unit (``kT x 1 x 1``) becomes a 1x1 conv; self-gating averages over H, W.
@@ -27,11 +29,10 @@ import copy
 import torch
 from torch import nn
 
+from ..backbones import BACKBONES, resolve
 from ..config import TrainConfig
 from ..optim import build_optimiser, train_step
-from .layers import Conv3dSame, batched, eval_mode
-from .s3dg import S3DG
-from .tsm_resnet import ResNetV2, TSMResNet
+from .layers import batched, eval_mode
 
 
 class DeflatedConv3d(nn.Module):
@@ -54,7 +55,8 @@ class DeflatedConv3d(nn.Module):
 
 
 def deflate(video_backbone: nn.Module, alpha: float = 1.0) -> nn.Module:
-    """A new image network ``(B, 3, H, W) -> (B, out_dim)`` from a video backbone (or an ``MMV`` model's).
+    """A new image network ``(B, 3, H, W) -> (B, out_dim)`` from a video backbone (or an ``MMV`` model's), by the
+    deflation rule of its :data:`mmv_lite.backbones.BACKBONES` entry.
 
     ``alpha``: TSM only, the scale of the shifted channels in every block (module docstring); must be 1 for S3D-G.
 
@@ -66,44 +68,13 @@ def deflate(video_backbone: nn.Module, alpha: float = 1.0) -> nn.Module:
     ref = next(video_backbone.parameters())
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"deflate: alpha must be in [0, 1], got {alpha}")
-    if isinstance(video_backbone, S3DG) and alpha != 1.0:
-        raise ValueError(f"deflate: alpha scales a TSM's shifted channels; an S3D-G has none (got alpha={alpha})")
-    if isinstance(video_backbone, S3DG):
-        if video_backbone.dims != 3:
-            raise ValueError("deflate: this S3DG is already a 2D (deflated) network")
-        net = S3DG(
-            width=video_backbone.width,
-            first_temporal_kernel=video_backbone.first_temporal_kernel,
-            gating=video_backbone.gating,
-            dims=2,
-            stem_stride=video_backbone.stem_stride,
-        )
-        # Conv3d weight (out, in, kT, kH, kW) -> Conv2d (out, in, kH, kW): sum over time. Names are identical.
-        state = {k: (v.sum(dim=2) if v.dim() == 5 else v) for k, v in video_backbone.state_dict().items()}
-        stem = video_backbone.Conv2d_1a_7x7.conv
-        if type(stem) is not Conv3dSame:  # a replaced stem, e.g. the released space-to-depth one
-            net.Conv2d_1a_7x7.conv = DeflatedConv3d(stem)
-            state = {k: v for k, v in state.items() if not k.startswith("Conv2d_1a_7x7.conv.")}
-            state.update({k: v for k, v in net.state_dict().items() if k.startswith("Conv2d_1a_7x7.conv.")})
-    elif isinstance(video_backbone, TSMResNet):
-        net = ResNetV2(
-            in_channels=3,
-            depth=video_backbone.depth,
-            width=video_backbone.width,
-            shift_fraction=0.0,
-            stem_stride=video_backbone.stem_stride,
-        )
-        state = video_backbone.state_dict()
-        if alpha != 1.0 and video_backbone.shift_fraction > 0:
-            for unit in net.units:
-                for block in unit:
-                    block.deflated_shift = (video_backbone.shift_fraction, alpha)
-    else:
+    entry = next((b for b in BACKBONES.values() if isinstance(video_backbone, resolve(b.network))), None)
+    if entry is None:
         raise TypeError(
-            "deflate: expected an S3DG or TSMResNet video backbone (or an MMV model), "
-            f"got {type(video_backbone).__name__}"
+            f"deflate: {type(video_backbone).__name__} is no video backbone of mmv_lite.backbones.BACKBONES "
+            f"(expected one of {[resolve(b.network).__name__ for b in BACKBONES.values()]}, or an MMV model)"
         )
-    net.load_state_dict({k: v.detach().clone() for k, v in state.items()})
+    net = resolve(entry.deflate)(video_backbone, alpha)
     return net.to(device=ref.device, dtype=ref.dtype).train(video_backbone.training)
 
 
