@@ -104,3 +104,15 @@ def test_steps_shorten_the_warm_up_of_every_experiment(tmp_path, monkeypatch):
 def test_an_unknown_arm_is_named():
     with pytest.raises(ValueError, match="unknown arm 'vat_nothing'"):
         ex.arm_config("vat_nothing", 0, ex.QUICK)
+
+
+def test_the_supervised_reference_is_an_arm_of_the_world_too(tmp_path, one_thread):
+    """Trained on the world's labels with the quick budget, measured like every arm (no embedding space to
+    retrieve in), and cached like every arm."""
+    world = ex.make_source("world", ex.QUICK)
+    quiet = {"log": lambda s: None}
+    first = ex.run_arm(ex.SUPERVISED, 0, ex.QUICK, world, tmp_path, **quiet)
+    assert {"f_v.kind", "f_v.motion", "chance_f_v.kind"} <= set(first["flat"])
+    assert not any("R@" in k for k in first["flat"]) and first["key"]["arm"] == "supervised"
+    again = ex.run_arm(ex.SUPERVISED, 0, ex.QUICK, world, tmp_path, **quiet)
+    assert again.get("cached") and again["flat"] == first["flat"]
