@@ -422,6 +422,7 @@ def test_default_cache_dir_follows_the_environment(tmp_path, monkeypatch):
     from mmv_lite.data.decode_cache import CACHE_ENV, default_cache_dir
 
     a, b = tmp_path / "a" / "videos", tmp_path / "b" / "videos"
+    a.mkdir(parents=True), b.mkdir(parents=True)
     monkeypatch.delenv(CACHE_ENV, raising=False)
     assert default_cache_dir(a) == a / ".cache"
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "caches"))
