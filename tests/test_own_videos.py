@@ -139,7 +139,7 @@ def test_search_the_sample_videos_for_their_narrations(data_samples, tmp_path, c
     emb = tmp_path / "samples.npz"
     videos = data_samples / "videos"
     common = ["--checkpoint", str(CHECKPOINT), "--videos", str(videos), "--embeddings", str(emb)]
-    common += ["--cache", str(data_samples / ".cache"), "--no-progress"]  # the training cache: same clips
+    common += ["--no-progress"]  # the default decode cache: a temp folder under the test suite (tests/conftest.py)
     captions = json.loads((data_samples / "captions.json").read_text())
     split = {v: m["split"] for v, m in json.loads((data_samples / "metadata.json").read_text())["videos"].items()}
     train = sorted(v for v in captions if split[v] == "train")
