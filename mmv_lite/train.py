@@ -35,7 +35,6 @@ in :mod:`mmv_lite.optim`, devices, threads and DDP in :mod:`mmv_lite.runtime`.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import time
@@ -59,7 +58,7 @@ from .checkpoints import (
     set_rng_state,
 )
 from .cli import check_at_least
-from .config import MODALITY_SETS, PRESETS, Config, apply_overrides, get_config, validate
+from .config import MODALITY_SETS, PRESETS, Config, apply_overrides, get_config, parse_set_options, validate
 from .data.clips import ClipDataset
 from .data.sampling import step_loader
 from .data.text import WordVectors
@@ -450,13 +449,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Config:
     """The run's config: ``base`` (a resumed checkpoint's) or the preset, with the options given on the command line."""
     over: dict[str, Any] = {}
@@ -471,11 +463,7 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Co
     ):
         if getattr(args, name) is not None:
             over[key] = getattr(args, name)
-    for item in args.set:
-        if "=" not in item:
-            raise ValueError(f"--set {item!r}: expected SECTION.NAME=VALUE, e.g. --set model.d_va=64")
-        k, v = item.split("=", 1)
-        over[k.strip()] = _parse_value(v.strip())
+    over.update(parse_set_options(args.set))
     if base is None:
         return get_config(args.preset or "lite", **over)
     if args.preset is not None and args.preset != base.preset:

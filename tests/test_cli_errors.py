@@ -124,6 +124,8 @@ def test_every_command_reports_user_errors_in_one_line(tmp_path, capsys):
         (["evaluate", "--checkpoint", str(CHECKPOINT), "--batch-size", "0"], "--batch-size 0"),
         (["evaluate", "--checkpoint", str(CHECKPOINT), "--data", nowhere], "nowhere"),
         (["evaluate", "--checkpoint", str(CHECKPOINT), "--data", "world", "--split", "all"], "sample world"),
+        (["evaluate", "--checkpoint", str(CHECKPOINT), "--set", "world.seed=abc"], "world.seed='abc': expected int"),
+        (["evaluate", "--checkpoint", str(CHECKPOINT), "--set", "train.lr"], "SECTION.NAME=VALUE"),
         (["experiment", "design", "--data", nowhere, "--out", str(tmp_path / "x")], "nowhere"),
         (["experiment", "design", "--steps", "-1", "--out", str(tmp_path / "x")], "--steps -1"),
         (["experiment", "findings", "--only", "wings", "--out", str(tmp_path / "x")], "wings"),
