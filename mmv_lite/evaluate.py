@@ -31,7 +31,7 @@ import torch
 from .checkpoints import load_checkpoint, model_from_state
 from .cli import check_at_least
 from .config import Config, apply_overrides, override_key, parse_set_options, validate
-from .data.clips import ClipDataset, hash_split, media_files
+from .data.clips import ClipDataset, folder_word_vectors, hash_split, media_files
 from .data.text import WordVectors
 from .data.world import WorldClips
 from .embedding import embed_dataset, subset_embeddings, window_groups
@@ -164,14 +164,14 @@ def load_eval_datasets(
     if not data_dir.is_dir():
         raise FileNotFoundError(f"--data {str(data_dir)!r} is not a folder of clips (videos/, captions.json, ...)")
     if vocab and word_matrix is not None and len(vocab) == word_matrix.shape[0]:
-        wv = WordVectors(list(vocab), word_matrix.detach().cpu().numpy())
-    else:
-        wv = WordVectors.load(data_dir / "word_vectors.bin")
+        wv: WordVectors | None = WordVectors(list(vocab), word_matrix.detach().cpu().numpy())
+    else:  # a checkpoint without a vocabulary (trained on a folder without narrations)
+        wv = folder_word_vectors(data_dir, "t" in cfg.train.modalities)
     out: dict[str, torch.utils.data.Dataset] = {}
     for s in splits:
         w = (windows or {}).get(s, 1)
         ds: torch.utils.data.Dataset = ClipDataset(
-            data_dir, s, cfg.data, train=False, word_vectors=wv, windows_per_segment=w
+            data_dir, s, cfg.data, train=False, word_vectors=wv, windows_per_segment=w, narrations=wv is not None
         )
         info = window_groups(ds)
         if max_segments is not None and info is not None:

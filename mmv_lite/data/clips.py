@@ -167,6 +167,17 @@ def media_files(root: str | os.PathLike) -> dict[str, Path]:
     return files
 
 
+def folder_word_vectors(root: str | os.PathLike, text: bool = True) -> WordVectors | None:
+    """``ROOT/word_vectors.bin`` when the folder's narrations are to be read, else None (no word vectors needed).
+
+    They are needed when the folder has ``captions.json`` and the model reads text (``text``: ``"t"`` in
+    ``train.modalities``); then a missing file raises ``FileNotFoundError`` naming it. A file that is there is read."""
+    path = Path(root) / "word_vectors.bin"
+    if path.is_file() or (text and (Path(root) / "captions.json").is_file()):
+        return WordVectors.load(path)
+    return None
+
+
 def hash_split(video_id: str) -> str:
     """Deterministic 70 / 15 / 15 split for folders without metadata, from a checksum of the video id."""
     h = zlib.crc32(video_id.encode()) % 100
@@ -190,6 +201,8 @@ class ClipDataset(Dataset):
         windows_per_segment: fixed windows per ground-truth segment (evenly spaced).
         annotations: read ``captions.json`` and ``metadata.json``; False treats ROOT as a plain folder of media files
             (every video tiled with clip-long windows, no narrations, no labels).
+        narrations: False leaves ``captions.json`` unread (no item has text; no word vectors are needed), for a model
+            that never reads text (``train.modalities="va"``). Kinds and splits still come from ``metadata.json``.
     """
 
     def __init__(
@@ -205,6 +218,7 @@ class ClipDataset(Dataset):
         windows_per_segment: int = 1,
         cache: bool = True,
         annotations: bool = True,
+        narrations: bool = True,
     ):
         self.root = Path(root)
         if not self.root.is_dir():
@@ -235,7 +249,7 @@ class ClipDataset(Dataset):
 
         self.skipped: list[str] = []  # what was left out and why (with skip_bad), in the order it happened
         metadata = self._load_metadata() if annotations else None
-        captions = self._load_captions() if annotations else {}
+        captions = self._load_captions() if annotations and narrations else {}
         self.class_names: dict[str, list[str]] = dict(metadata.get("classes", {})) if metadata else {}
         self.videos: dict[str, VideoRecord] = self._index_videos(metadata, captions, kinds)
 
