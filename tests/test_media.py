@@ -97,7 +97,8 @@ def test_audio_starting_one_second_late_stays_in_sync(tmp_path, cfg):
     fresh, cached = both_paths(root, cfg)
     rec = fresh.videos["late"]
     for ds in (fresh, cached):
-        for start in (0.0, 0.8, 1.2):  # 2.0 s is one of the clip's instants
+        assert ds.load_clip(rec, 0.0)[1] is None  # the sound track spans 0.6 s of the 1.6: no sound (has_audio)
+        for start in (0.8, 1.2):  # 2.0 s is one of the clip's instants
             frames_, wave = ds.load_clip(rec, start)
             bright = np.nonzero(frames_.reshape(cfg.num_frames, -1).mean(1) > 128)[0]
             v_onset = start + bright[0] / cfg.fps if len(bright) else None
@@ -107,8 +108,24 @@ def test_audio_starting_one_second_late_stays_in_sync(tmp_path, cfg):
                 assert v_onset is None and a_onset is None
             else:
                 assert v_onset == pytest.approx(2.0, abs=1e-6) and a_onset == pytest.approx(2.0, abs=1e-3)
-        _, wave = ds.load_clip(rec, 0.0)
-        assert np.abs(wave[: int(0.9 * SR)]).max() < 1e-3  # before the sound track starts: silence
+        _, wave = ds.load_clip(rec, 0.8)
+        assert np.abs(wave[: int(0.1 * SR)]).max() < 1e-3  # before the sound track starts: silence
+    assert_identical(fresh, cached)
+
+
+def test_windows_after_the_sound_ends_have_no_audio(tmp_path, cfg, caplog):
+    """The sound track ends at 2.0 s, the picture runs on to 6.7 s: the windows the sound spans for less than half
+    are marked has_audio=False on both paths (the masks of the losses and of retrieval then leave their sound out)."""
+    root = tmp_path / "videos"
+    write_media(root / "short_sound.mp4", grey_frames(25).repeat(2, 0), fps=7.5, audio=tone(2.0))
+    with caplog.at_level(logging.WARNING):
+        fresh, cached = both_paths(root, cfg)
+        assert len(fresh) == 4 and fresh.windows[1].start > 2.0 - 0.5 * 1.6  # the sound spans under half of it
+        for ds in (fresh, cached):
+            items = [ds[i] for i in range(len(ds))]
+            assert [bool(it["has_audio"]) for it in items] == [True, False, False, False]
+            assert items[0]["audio"].abs().sum() > 0 and not any(it["audio"].any() for it in items[1:])
+    assert "the audio stream spans" in caplog.text and "has_audio=False" in caplog.text
     assert_identical(fresh, cached)
 
 

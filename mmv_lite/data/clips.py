@@ -37,13 +37,15 @@ user cache folder when ROOT is read-only); later reads memory-map it (``mmv_lite
 
 Bad input. A damaged packet costs only its own stream and span: frames that decode are used (the previous frame is
 held over a damaged one); a clip that overlaps damaged or cut-off audio gets ``has_audio = False`` and a warning naming
-the file, the stream and the span. A truncated file (its index lists packets past the end of the data) serves the
-clips its data covers; a clip that needs the video past the end raises :class:`TruncatedClipError` saying which
-stream ends where. A file with nothing usable (no stream opens, no frame decodes), or a caption entry that does not
-parse, raises :class:`BadClipError` naming the file and the problem. With ``skip_bad=True`` these are logged as
-warnings instead: a bad video found at construction is left out, a clip that fails while loading is replaced by the
-next good window (its ``index`` says which; a truncated clip leaves the file's other clips in), a bad caption entry
-leaves that video without narration. No other item is lost.
+the file, the stream and the span; so does a clip that the audio stream spans for less than half of its part inside
+the file (``MIN_AUDIO_COVER``): windows after the sound ends, or before a late sound starts, are silence, not sound. A
+truncated file (its index lists packets past the end of the data) serves the clips its data covers; a clip that needs
+the video past the end raises :class:`TruncatedClipError` saying which stream ends where. A file with nothing usable
+(no stream opens, no frame decodes), or a caption entry that does not parse, raises :class:`BadClipError` naming the
+file and the problem. With ``skip_bad=True`` these are logged as warnings instead: a bad video found at construction
+is left out, a clip that fails while loading is replaced by the next good window (its ``index`` says which; a
+truncated clip leaves the file's other clips in), a bad caption entry leaves that video without narration. No other
+item is lost.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ from .media import (
     BadClipError,
     MediaInfo,
     TruncatedClipError,
+    audio_cover,
     cut_clip,
     damage_in,
     decode,
@@ -84,6 +87,7 @@ VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".aac")
 SPLITS = ("train", "val", "test", "all")
 KINDS = ("narrated", "sound")
+MIN_AUDIO_COVER = 0.5  # a clip has sound (has_audio) when the audio stream spans at least this fraction of it
 # Ground-truth factors of the sample world (metadata.json): per segment, plus the video's background.
 FACTORS = ("kind", "colour", "shade", "size", "motion", "background")
 
@@ -461,9 +465,10 @@ class ClipDataset(Dataset):
     def load_clip(self, rec: VideoRecord, start: float) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Raw frames ``(T, H, W, 3)`` uint8 at ``cfg.fps`` and waveform ``(samples,)`` float32 of one window.
 
-        The waveform is None when the file has no audio stream, or when its audio is damaged or cut off within the
-        window (a warning names the file, the stream and the span). Raises :class:`TruncatedClipError` when the
-        window needs the video of a truncated file past its end.
+        The waveform is None when the file has no audio stream, when its audio is damaged or cut off within the
+        window, or when the audio stream spans less than :data:`MIN_AUDIO_COVER` of the window's part inside the
+        file (the sound starts later or has ended: the rest is silence the file never held); a warning says why.
+        Raises :class:`TruncatedClipError` when the window needs the video of a truncated file past its end.
         """
         end = start + self.clip_seconds
         audio_lost = self._check_truncation(rec, start, end)
@@ -473,6 +478,10 @@ class ClipDataset(Dataset):
             d = decode(rec.path, self.cfg.sample_rate, self.cfg.resize_to, start, end + 0.2, rec.seekable)
         frames, wave = cut_clip(d, start, self.cfg.num_frames, self.cfg.fps, self.num_samples)
         lost = audio_lost + [x.describe() for x in damage_in(d, "audio", start, end)]
+        cover = audio_cover(d, start, min(end, max(rec.duration, start + 1e-3)))  # of the part of it in the file
+        if wave is not None and cover < MIN_AUDIO_COVER:
+            a0, a1 = d.audio_t0, d.audio_t0 + len(d.audio) / d.audio_rate
+            lost.append(f"the audio stream spans {a0:.2f}-{a1:.2f} s, {100 * cover:.0f}% of the clip")
         if wave is not None and lost:
             self._warn_once(rec, f"{'; '.join(lost)}: clip {start:.2f}-{end:.2f} s has no audio (has_audio=False)")
             wave = None

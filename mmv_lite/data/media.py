@@ -523,6 +523,15 @@ def _audio_window(d: Decoded, start: float, num_samples: int) -> np.ndarray:
     return np.ascontiguousarray(y[skip : skip + num_samples], dtype=np.float32)
 
 
+def audio_cover(d: Decoded, start: float, end: float) -> float:
+    """The fraction of ``[start, end)`` that the decoded audio stream spans (0 without one): outside it, before the
+    sound starts or after it ends, a clip's waveform is silence that the file never held."""
+    if d.audio is None or not len(d.audio) or end <= start:
+        return 0.0
+    a0, a1 = d.audio_t0, d.audio_t0 + len(d.audio) / d.audio_rate
+    return max(0.0, min(end, a1) - max(start, a0)) / (end - start)
+
+
 def damage_in(d: Decoded, kind: str, start: float, end: float) -> list[Damage]:
     """The damaged spans of ``kind`` ("audio"/"video") that overlap ``[start, end)``."""
     return [x for x in d.damage if x.kind == kind and x.start < end and x.end > start]
