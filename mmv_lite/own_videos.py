@@ -398,6 +398,8 @@ def search_main(argv: Sequence[str] | None = None) -> int:
     _folder(args.videos)
     if (args.query is None) == (args.sound is None):
         raise ValueError('give either a text query ("a red ball bounces") or --sound FILE')
+    if args.embeddings is not None and not args.embeddings.endswith(".npz"):
+        raise ValueError(f"--embeddings {args.embeddings!r}: the embedding file is a NumPy archive (.npz)")
     embedder = load_embedder(args.checkpoint, args.word_vectors, _device(args.device))
     # the query first: a query that cannot be searched with fails before the folder is embedded
     if args.sound is not None:

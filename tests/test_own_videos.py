@@ -142,6 +142,8 @@ def test_search_checks_the_query_before_embedding_anything(own_folder, tmp_path,
         assert not emb.exists() and not cache.exists(), query
     code, _, stderr = _run(capsys, "search", *base, "--sound", str(tmp_path / "none.wav"))
     assert code == 2 and "none.wav" in stderr and not emb.exists() and not cache.exists()
+    code, _, stderr = _run(capsys, "search", *base, "--embeddings", str(tmp_path / "e.csv"), "square")
+    assert code == 2 and ".npz" in stderr and not cache.exists() and not (tmp_path / "e.csv").exists()
 
 
 def test_search_never_replaces_an_embedding_file_of_other_inputs(tmp_path, capsys):

@@ -290,15 +290,15 @@ class AudioTrack:
     def _run_start(self) -> float:
         """Where the current run starts (s): its first full-size frame's end put on the packets' grid when the
         timestamps are coarser than a sample and that moves it by at most one tick, else its first timestamp."""
-        first = self._frames[0][0]
-        if self.tick * self.rate <= 1:
+        first, rate = self._frames[0][0], self._key[2]  # (the run's frames share one sample rate)
+        if self.tick * rate <= 1:
             return first  # timestamps finer than a sample: exact already
         sizes = [n for _, _, n in self._frames]
         size = self.frame_size or max(set(sizes), key=sizes.count)  # the codec's frame, else the run's usual one
-        step = size / self.rate
+        step = size / rate
         if step <= 4 * self.tick:
             return first  # a grid no finer than the timestamps (AVI counts whole frames): nothing to snap
-        grid0 = self.origin - self.delay / self.rate  # where the stream's first packet starts
+        grid0 = self.origin - self.delay / rate  # where the stream's first packet starts
         for t, offset, n in self._frames:
             if n == size:
                 end = t + step
