@@ -20,8 +20,9 @@ Presets
 from __future__ import annotations
 
 import copy
+import json
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from math import inf, isfinite
 from typing import Any
@@ -267,6 +268,27 @@ def apply_overrides(cfg: Config, overrides: Mapping[str, Any]) -> Config:
         setattr(getattr(new, section), name, _typed(f"{section}.{name}", _FIELD_TYPES[section][name], value))
     validate(new)
     return new
+
+
+def parse_set_options(items: Sequence[str]) -> dict[str, Any]:
+    """The command line's ``--set SECTION.NAME=VALUE`` options as overrides for :func:`apply_overrides`
+    (``train --set`` and ``evaluate --set`` alike). A value is read as JSON (``7``, ``0.5``, ``true``,
+    ``"s3dg"``) and else kept as text (``--set model.graph=mmv``)."""
+    over: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set {item!r}: expected SECTION.NAME=VALUE, e.g. --set model.d_va=64")
+        key, text = (x.strip() for x in item.split("=", 1))
+        try:
+            over[key] = json.loads(text)
+        except json.JSONDecodeError:
+            over[key] = text
+    return over
+
+
+def override_key(key: str) -> str:
+    """The dotted name an override sets (``"lr"`` -> ``"train.lr"``), with :func:`apply_overrides`'s errors."""
+    return ".".join(_field_of(key))
 
 
 def _field_of(key: str) -> tuple[str, str]:

@@ -25,7 +25,7 @@ from .media import BadClipError, Damage, Decoded, decode
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 2  # 2: frames stored with their timestamps, audio placed by its own, salvaged damage listed
+CACHE_VERSION = 3  # 2: frames with their timestamps, audio by its own, damage listed; 3: audio runs on the packet grid
 _ENTRY_ARRAYS = (".frames.npy", ".times.npy", ".audio.npy")  # a cache entry: these and its .json
 
 
