@@ -43,6 +43,14 @@ from .retrieval import chance_levels, format_retrieval, zero_shot_retrieval
 from .runtime import machine, select_device
 
 
+def _labelled(embs: dict[str, dict[str, Any]], key: str) -> bool:
+    """Whether every split's embeddings carry ``key`` with at least one known label (>= 0), two classes in train."""
+    if not all(key in e and bool((torch.as_tensor(e[key]) >= 0).any()) for e in embs.values()):
+        return False
+    train = torch.as_tensor(embs["train"][key])
+    return len(torch.unique(train[train >= 0])) >= 2
+
+
 def evaluate_model(
     model: torch.nn.Module,
     datasets: dict[str, torch.utils.data.Dataset],
@@ -107,7 +115,7 @@ def evaluate_model(
         t0 = time.perf_counter()
         result["probes"] = probe_suite(embs["train"], embs["val"], embs[split], tasks, seed) if tasks else {}
         times["probes"] = time.perf_counter() - t0
-        if images:
+        if images and _labelled(embs, "image_label"):  # calibrating costs minutes: only when a probe can read it
             t0 = time.perf_counter()
             result["deflation"] = image_features(
                 model, centres, calib_steps=calib_steps, batch_size=batch_size, device=device, seed=seed
@@ -115,6 +123,9 @@ def evaluate_model(
             image_tasks = [f"image_{m}" for m in IMAGE_MODES]
             result["probes"].update(probe_suite(centres["train"], centres["val"], centres[split], image_tasks, seed))
             times["images"] = time.perf_counter() - t0
+        elif images:
+            note = "image probes skipped: no image labels in every split, so the deflated network was not calibrated"
+            result.setdefault("notes", []).append(note)
         if factors:
             t0 = time.perf_counter()
             for s in needed:
@@ -400,7 +411,7 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
     result["overrides"] = overrides  # {"world.seed": 7}: the dials the scored data was drawn with, beside the config's
     result["machine"] = machine()  # what this evaluation ran on; the checkpoint's own is where it was written
     result["checkpoint_machine"] = state.get("machine")  # None for checkpoints older than the field
-    result["notes"] = [note] if note else []
+    result["notes"] = ([note] if note else []) + result.get("notes", [])
     result["seconds"]["total"] = time.perf_counter() - t0
     print(format_report(result))
     print(f"\n({result['seconds']['total']:.0f} s)")

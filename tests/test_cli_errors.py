@@ -219,6 +219,7 @@ def test_evaluate_explains_an_empty_split_and_scores_all(four_videos, tmp_path, 
     code, out, _ = _run(capsys, *base, "--split", "train", "--windows", "1")  # train and val exist: probes may run
     assert code == 0 and "zero-shot retrieval on train" in out
     assert "linear probes: none ran" in out  # no metadata, so no labels to probe
+    assert "image probes skipped: no image labels" in out  # and no BatchNorm calibration spent on them
 
 
 def test_train_on_a_folder_without_captions_needs_no_word_vectors(four_videos, tmp_path, capsys):
