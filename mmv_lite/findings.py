@@ -5,10 +5,13 @@
 Every finding compares *arms* (:mod:`mmv_lite.findings_arms`): pretraining runs of the ``lite`` preset on the world
 stream (:mod:`mmv_lite.data.world`) that differ in one thing (the loss, the embedding graph, the modalities, or one
 dial of the world), trained with one equal budget and scored on the world's fixed held-out sets. A finding *holds*
-when each of its checks passes on the test set over the seeds: a gap larger than twice the pooled seed standard
-deviation (and than the claim's own margin where it states one). Its *control* is the same comparison in a world
-where the finding's cause is switched off (aligned narrations, the size said aloud, shuffled sounds and narrations,
-...): there the gap should close.
+when each of its checks passes on the test set over the seeds, and every check has the same noise term, twice the
+pooled seed standard deviation (:data:`RULE`). Its *control* is the same comparison in a world where the finding's
+cause is switched off (aligned narrations, the size said aloud, shuffled sounds and narrations, ...): there the gap
+should close; where the finding shows no gap, the control has none to close and says so.
+
+The findings test three kinds of claim (:data:`GROUPS`): F1 is the premise of any self-supervised method, F2 is
+MIL-NCE's (Miech et al. 2020), F3-F6 are MMV's own (Alayrac et al. 2020).
 
 =========================== =================================================================================
 F1 ``self_supervision``     video features after pretraining read the object's kind and motion >= 15 points
@@ -76,12 +79,24 @@ from .runtime import machine
 # --------------------------------------------------------------------------------------------------------------------
 
 
+# The one rule every check follows: ``noise`` is twice the pooled seed standard deviation of its two sides,
+# sqrt((std_a^2 + std_b^2) / 2) (a chance level has std 0), and every kind of check has it.
+RULE: dict[str, str] = {
+    "beats": "gap > max(noise, margin)",  # a ahead of b beyond the noise (and by the claim's margin)
+    "not_below": "gap >= -noise",  # a not behind b beyond the noise
+    "within": "|gap| + noise <= margin",  # a and b within the margin even at the noise's edge
+    "times_chance": "a >= margin x chance + noise",  # a above margin x chance beyond the noise
+}
+NOISE = "noise = 2 x pooled seed std"
+
+
 @dataclass(frozen=True)
 class Check:
     """One comparison over seeds. ``a``, ``b``: ``"arm:metric"``; ``b`` may be ``"chance"`` (``a``'s chance level).
 
-    ``kind``: ``"beats"`` (a - b > max(2 pooled std, margin)); ``"not_below"`` (a - b >= -2 pooled std: not worse beyond
-    the noise); ``"within"`` (|a - b| <= margin); ``"times_chance"`` (a >= margin x chance).
+    ``kind`` (:data:`RULE`; noise = 2 x pooled std): ``"beats"`` (a - b > max(noise, margin)); ``"not_below"``
+    (a - b >= -noise: not worse beyond the noise); ``"within"`` (|a - b| + noise <= margin: within the margin even at
+    the noise's edge); ``"times_chance"`` (a >= margin x chance + noise).
     """
 
     kind: str
@@ -195,6 +210,55 @@ FINDINGS: dict[str, Finding] = {
 }
 
 
+NUMBER = {name: f"F{i}" for i, name in enumerate(FINDINGS, 1)}  # F1 ... F6, as the pages name them
+
+
+@dataclass(frozen=True)
+class Group:
+    """Findings that test the claim of one author: a verdict on one group says nothing about another's."""
+
+    name: str
+    title: str
+    whose: str
+    findings: tuple[str, ...]
+
+
+GROUPS: dict[str, Group] = {
+    g.name: g
+    for g in (
+        Group(
+            "premise",
+            "the premise of any self-supervised method",
+            "every self-supervised method: pretrained features beat random ones",
+            ("self_supervision",),
+        ),
+        Group("mil_nce", "MIL-NCE", "Miech et al. 2020 (the video-text loss MMV uses)", ("mil_nce",)),
+        Group(
+            "mmv",
+            "MMV's own claims",
+            "Alayrac et al. 2020 (MMV)",
+            ("fac_vs_shared", "modalities", "deflation", "zero_shot_audio_text"),
+        ),
+    )
+}
+
+
+def group_of(name: str) -> str:
+    """The :data:`GROUPS` key of finding ``name``."""
+    return next(g.name for g in GROUPS.values() if name in g.findings)
+
+
+def evaluate_groups(findings: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per group: whose claim, its findings (of those evaluated) and how many of them hold."""
+    out = {}
+    for g in GROUPS.values():
+        names = [n for n in g.findings if n in findings]
+        if names:
+            held = [n for n in names if findings[n]["holds"]]
+            out[g.name] = {"title": g.title, "whose": g.whose, "findings": names, "hold": len(held), "of": len(names)}
+    return out
+
+
 @dataclass(frozen=True)
 class Condition:
     """A finding's checks repeated with some arms swapped for arms of another world: the conditions under which a
@@ -228,9 +292,11 @@ CONDITIONS: dict[str, Condition] = {
             "fac_vs_shared_narrow",
             "fac_vs_shared",
             (("vat_fac", "vat_fac_narrow"), ("vat_shared", "vat_shared_narrow")),
-            "a common space of 8 dimensions instead of 64 (model.d_vat=8) in both graphs; FAC's S_va keeps its 128",
+            "a common space of 8 dimensions instead of 64 (model.d_vat=8) in both graphs; FAC's S_va keeps its 128, "
+            "so the size probe compares a 128-d space with an 8-d one: capacity and graph design are confounded",
             "The size fits in the 64-d shared space beside everything the narrations name. Is it squeezed out when the "
-            "single space is too narrow to hold every factor?",
+            "single space is too narrow to hold every factor? (FAC's S_va is not narrowed: a gap here may come from "
+            "the 16 times wider space alone.)",
         ),
         Condition(
             "deflation_s3dg",
@@ -269,6 +335,38 @@ CONDITIONS: dict[str, Condition] = {
         ),
     )
 }
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Checks, with the findings' rule, of a comparison that no finding states but the arms measure: reported
+    beside the findings (their verdicts do not change)."""
+
+    name: str
+    question: str
+    checks: tuple[Check, ...]
+
+
+OBSERVATIONS: dict[str, Observation] = {
+    o.name: o
+    for o in (
+        Observation(
+            "shared_vs_fac",
+            "Table 1b orders FAC above the shared graph on video and text. Do the arms of F3 and F4 agree, by the "
+            "findings' rule?",
+            (
+                Check("beats", "vat_shared:f_v.motion", "vat_fac:f_v.motion", 0.0, "motion probe: shared vs FAC"),
+                Check("beats", "vat_shared:t2v_R@10", "vat_fac:t2v_R@10", 0.0, "text->video R@10: shared vs FAC"),
+                Check("beats", "vat_shared:f_v.motion", "va:f_v.motion", 0.0, "motion probe: VAT (shared) vs VA"),
+            ),
+        ),
+    )
+}
+
+
+def evaluate_observation(o: Observation, runs: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
+    """The observation's entry of findings.json: its checks, each with its own verdict."""
+    return {"name": o.name, "question": o.question, "checks": [evaluate_check(c, runs) for c in o.checks]}
 
 
 def conditions_of(names: Sequence[str]) -> list[Condition]:
@@ -313,18 +411,19 @@ def evaluate_check(c: Check, runs: dict[str, list[dict[str, float]]]) -> dict[st
     a, b = _series(c.a, runs), _series(c.b, runs, chance_of=c.a)
     (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
     pooled = math.sqrt((sa**2 + sb**2) / 2)
-    gap = ma - mb
+    gap, noise = ma - mb, 2 * pooled
+    # threshold: what the compared value (the gap; |gap| for "within"; a for "times_chance") is held against
     if c.kind == "beats":
-        threshold = max(2 * pooled, c.margin)
+        threshold = max(noise, c.margin)
         passed = gap > threshold
     elif c.kind == "not_below":
-        threshold = -2 * pooled
+        threshold = -noise
         passed = gap >= threshold  # equal is not below
     elif c.kind == "within":
-        threshold = c.margin
+        threshold = c.margin - noise  # |gap| + noise <= margin
         passed = abs(gap) <= threshold
     elif c.kind == "times_chance":
-        threshold = c.margin * mb
+        threshold = c.margin * mb + noise
         passed = ma >= threshold
     else:
         raise ValueError(f"unknown check kind {c.kind!r}")
@@ -335,32 +434,83 @@ def evaluate_check(c: Check, runs: dict[str, list[dict[str, float]]]) -> dict[st
         "b": {"ref": c.b, "per_seed": b, "mean": mb, "std": sb},
         "gap": gap,
         "pooled_std": pooled,
+        "noise": noise,
+        "margin": c.margin,
+        "rule": RULE[c.kind],
         "threshold": threshold,
         "passed": bool(passed),
     }
+
+
+def control_verdict(finding_check: dict[str, Any], control_check: dict[str, Any]) -> str:
+    """What a control's check says about the finding's: ``"closes"`` (the finding's check passes, the control's
+    does not), ``"stays"`` (both pass: the cause switched off did not remove the gap) or ``"nothing to close"`` (the
+    finding's check shows no gap: it does not pass, or it is a "not_below" or "within" check, which states that
+    there is none)."""
+    if not finding_check["passed"] or finding_check["kind"] in ("not_below", "within"):
+        return "nothing to close"
+    return "stays" if control_check["passed"] else "closes"
 
 
 def evaluate_finding(f: Finding, runs: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
     """The finding's entry of findings.json: its checks, whether it holds, and its control."""
     checks = [evaluate_check(c, runs) for c in f.checks]
     control = [evaluate_check(c, runs) for c in f.control]
-    main_gap, control_gap = checks[0]["gap"], control[0]["gap"]
+    for fc, cc in zip(checks, control):  # the control repeats the finding's checks, in order
+        cc["control"] = control_verdict(fc, cc)
+    verdict = control[0]["control"]
     return {
         "name": f.name,
+        "group": group_of(f.name),
         "claim": f.claim,
         "paper": f.paper,
         "checks": checks,
         "holds": all(c["passed"] for c in checks),
-        "gap": main_gap,
+        "gap": checks[0]["gap"],
         "pooled_std": checks[0]["pooled_std"],
         "control": {
             "dial": f.control_dial,
             "checks": control,
-            "gap": control_gap,
+            "gap": control[0]["gap"],
             "holds": all(c["passed"] for c in control),
-            "gap_closes": not all(c["passed"] for c in control) and control_gap < main_gap,
+            "verdict": verdict,  # of the first check: closes, stays, or nothing to close
+            "gap_closes": None if verdict == "nothing to close" else verdict == "closes",
         },
     }
+
+
+def reevaluate(doc: dict[str, Any]) -> dict[str, Any]:
+    """A findings document with every verdict computed again from its stored runs by today's rule: its findings,
+    conditions, groups and observations (those whose arms it has). The runs, the per-arm summary and the meta are
+    kept as they are (the meta gains the rule)."""
+    runs = doc["runs"]
+    found = {n: evaluate_finding(FINDINGS[n], runs) for n in doc["findings"]}
+    observed = {
+        o.name: evaluate_observation(o, runs)
+        for o in OBSERVATIONS.values()
+        if all(ref.partition(":")[0] in runs for c in o.checks for ref in (c.a, c.b) if ref != "chance")
+    }
+    return {
+        "meta": {**doc["meta"], "rule": {**RULE, "noise": NOISE}},
+        "groups": evaluate_groups(found),
+        "findings": found,
+        "conditions": {c: evaluate_condition(CONDITIONS[c], runs) for c in doc.get("conditions", {})},
+        "observations": observed,
+        "arms": doc["arms"],
+        "runs": runs,
+    }
+
+
+def reevaluate_file(path: str | Path | None = None) -> dict[str, Any]:
+    """Recompute the verdicts of the findings document at ``path`` (default: the project's, :data:`STORED`) in place
+    (:func:`reevaluate`); no run is trained and every stored metric is written back as it was read."""
+    path = Path(path or STORED)
+    doc = reevaluate(json.loads(path.read_text()))
+    doc["meta"]["verdicts_command"] = (
+        f'python -c "from mmv_lite import findings; findings.reevaluate_file({str(path)!r})"'
+    )
+    atomic_write(path, json.dumps(doc, indent=2))
+    return doc
 
 
 def evaluate_condition(cond: Condition, runs: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
@@ -454,6 +604,7 @@ def run_findings(
         "arms": arm_summary(runs),
         "runs": runs,
     }
+    doc = reevaluate(doc)  # the verdicts, groups and observations, as for a stored document
     out = Path(out_dir)
     atomic_write(out / "findings.json", json.dumps(doc, indent=2))
     atomic_write(out / "findings.md", findings_markdown(doc))
@@ -522,19 +673,37 @@ def load_findings(path: str | Path = STORED) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+_YES = {True: "yes", False: "no"}
+_CONTROL_WORDS = {"closes": "the gap closes", "stays": "the gap stays", "nothing to close": "no gap to close"}
+
+
+def groups_markdown(doc: dict[str, Any]) -> str:
+    """One row per group of findings (:data:`GROUPS`): whose claim they test, which findings, how many hold."""
+    groups = doc.get("groups") or evaluate_groups(doc["findings"])
+    lines = ["| claims of | whose | findings | hold |", "|---|---|---|---|"]
+    for g in groups.values():
+        names = ", ".join(
+            f"{NUMBER[n]} {n}" + (" (holds)" if doc["findings"][n]["holds"] else "") for n in g["findings"]
+        )
+        lines.append(f"| {g['title']} | {g['whose']} | {names} | {g['hold']} of {g['of']} |")
+    return "\n".join(lines)
+
+
 def findings_summary_markdown(doc: dict[str, Any]) -> str:
-    """One row per finding: its first check (both sides, mean ± std), the gap against twice the pooled std, the
-    verdict, and the same gap under the control."""
+    """One row per finding: whose claim, its first check (both sides, mean ± std), the gap against the noise (twice
+    the pooled std), the verdict, and the same gap under the control with what the control says."""
     lines = [
-        "| finding | first check | a | b | gap | 2 x pooled std | holds | control: gap | gap closes |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| finding | claim of | first check | a | b | gap | noise (2 x pooled std) | holds | control: gap "
+        "| control says |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, f in doc["findings"].items():
         c, control = f["checks"][0], f["control"]
-        yes = {True: "yes", False: "no"}
+        group = GROUPS[group_of(name)].title
         lines.append(
-            f"| {name} | {c['what']} | {_side(c['a'])} | {_side(c['b'])} | {c['gap']:+.1f} | {2 * c['pooled_std']:.1f} "
-            f"| {yes[f['holds']]} | {control['gap']:+.1f} | {yes[control['gap_closes']]} |"
+            f"| {NUMBER[name]} {name} | {group} | {c['what']} | {_side(c['a'])} | {_side(c['b'])} | {c['gap']:+.1f} "
+            f"| {2 * c['pooled_std']:.1f} | {_YES[f['holds']]} | {control['gap']:+.1f} "
+            f"| {_CONTROL_WORDS[control_verdict(c, control['checks'][0])]} |"
         )
     return "\n".join(lines)
 
@@ -542,31 +711,41 @@ def findings_summary_markdown(doc: dict[str, Any]) -> str:
 def conditions_summary_markdown(doc: dict[str, Any]) -> str:
     """One row per condition: the finding it repeats, what changed, its first check and whether all checks pass."""
     lines = [
-        "| condition | of | the change | first check | a | b | gap | 2 x pooled std | passes |",
+        "| condition | of | the change | first check | a | b | gap | noise (2 x pooled std) | all checks pass |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, cond in doc.get("conditions", {}).items():
         c = cond["checks"][0]
         lines.append(
             f"| {name} | {cond['finding']} | {cond['dial']} | {c['what']} | {_side(c['a'])} | {_side(c['b'])} "
-            f"| {c['gap']:+.1f} | {2 * c['pooled_std']:.1f} | {'yes' if cond['holds'] else 'no'} |"
+            f"| {c['gap']:+.1f} | {2 * c['pooled_std']:.1f} | {_YES[cond['holds']]} |"
         )
     return "\n".join(lines)
 
 
-def findings_markdown(doc: dict[str, Any]) -> str:
-    """One table per finding: each check with both sides (mean ± std over seeds), the gap, the threshold and the
-    verdict, then the same under the control."""
+def observations_markdown(doc: dict[str, Any]) -> str:
+    """Each observation's checks (:data:`OBSERVATIONS`), with the findings' rule."""
     lines = []
-    for f in doc["findings"].values():
+    for o in doc.get("observations", {}).values():
+        lines += [f"**{o['name']}.** {o['question']}", "", "| check | a | b | gap | needs | passed |"]
+        lines += ["|---|---|---|---|---|---|", *(_check_row(c) for c in o["checks"]), ""]
+    return "\n".join(lines).rstrip()
+
+
+def findings_markdown(doc: dict[str, Any]) -> str:
+    """One table per finding: each check with both sides (mean ± std over seeds), the gap, the comparison the rule
+    makes (:data:`RULE`, with its numbers) and the verdict, then the same under the control with what it says."""
+    lines = []
+    for name, f in doc["findings"].items():
         verdict = "holds" if f["holds"] else "does not hold"
-        lines += [f"### {f['name']}: {verdict}", "", f["claim"], ""]
-        lines += ["| | check | a | b | gap | needs | passed |", "|---|---|---|---|---|---|---|"]
-        for label, checks in (("finding", f["checks"]), ("control", f["control"]["checks"])):
-            for c in checks:
-                lines.append(f"| {label} {_check_row(c)}")
-        closes = "closes" if f["control"]["gap_closes"] else "does not close"
-        lines += ["", f"Control: {f['control']['dial']}; the gap {closes} ({f['control']['gap']:+.1f}).", ""]
+        lines += [f"### {name}: {verdict}", "", f"{NUMBER[name]}, a claim of {GROUPS[group_of(name)].whose}.", ""]
+        lines += [f["claim"], "", "| | check | a | b | gap | needs | passed |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| finding {_check_row(c)}" for c in f["checks"]]
+        for fc, c in zip(f["checks"], f["control"]["checks"]):
+            lines.append(f"| control {_check_row(c, _CONTROL_WORDS[control_verdict(fc, c)])}")
+        control = f["control"]
+        says = _CONTROL_WORDS[control_verdict(f["checks"][0], control["checks"][0])]
+        lines += ["", f"Control: {control['dial']}; {says} ({control['gap']:+.1f}).", ""]
     for cond in doc.get("conditions", {}).values():
         verdict = "passes" if cond["holds"] else "does not pass"
         lines += [f"### condition {cond['name']} (of {cond['finding']}): {verdict}", "", cond["question"], ""]
@@ -577,9 +756,21 @@ def findings_markdown(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _check_row(c: dict[str, Any]) -> str:
-    need = {"beats": "> ", "not_below": "> ", "within": "|gap| <= ", "times_chance": "a >= "}[c["kind"]]
-    return (
-        f"| {c['what']} | {_side(c['a'])} | {_side(c['b'])} | {c['gap']:+.1f} | {need}{c['threshold']:.1f} | "
-        f"{'yes' if c['passed'] else 'no'} |"
-    )
+def needs(c: dict[str, Any]) -> str:
+    """The comparison the rule makes for check result ``c``, with its numbers (noise = 2 x pooled std)."""
+    noise = 2 * c["pooled_std"]
+    if c["kind"] == "beats":
+        return f"gap > {c['threshold']:.1f}"
+    if c["kind"] == "not_below":
+        return f"gap >= {c['threshold']:.1f}"
+    if c["kind"] == "within":
+        return f"\\|gap\\| + {noise:.1f} <= {c['threshold'] + noise:.1f}"
+    if c["kind"] == "times_chance":
+        return f"a >= {c['margin']:g} x {c['b']['mean']:.1f} + {noise:.1f} = {c['threshold']:.1f}"
+    raise ValueError(f"unknown check kind {c['kind']!r}")
+
+
+def _check_row(c: dict[str, Any], verdict: str | None = None) -> str:
+    """A check's table row; ``verdict`` replaces yes/no (a control's: what it says about the finding's gap)."""
+    said = _YES[c["passed"]] + (f": {verdict}" if verdict else "")
+    return f"| {c['what']} | {_side(c['a'])} | {_side(c['b'])} | {c['gap']:+.1f} | {needs(c)} | {said} |"
