@@ -322,3 +322,26 @@ def test_finding_charts_are_readable_and_a_control_says_what_happened_to_the_gap
     fig = viz.show_finding(evaluate_finding(FINDINGS["mil_nce"], runs))
     assert "ahead by 21.0" in fig.axes[0].get_title() and "the gap closes" in fig.axes[1].get_title()
     plt.close("all")
+
+
+def test_table1_beside_the_paper_takes_the_papers_numbers_from_the_library_and_ours_from_the_arms():
+    from mmv_lite.tables import TABLES
+
+    arms = {"va": 60.0, "vt": 62.0, "vat_fac": 55.0, "vat_shared": 70.0}
+    doc = {
+        "arms": {
+            a: {m: {"mean": v, "std": 1.0} for m in ("f_v.motion", "f_v.kind", "t2v_R@10")} for a, v in arms.items()
+        }
+    }
+    rows = viz.table1_beside_paper(doc)
+    assert [(r["table"], r["row"]) for r in rows] == [
+        ("1a", "VA"),
+        ("1a", "VT"),
+        ("1a", "VAT (FAC)"),
+        ("1b", "shared"),
+        ("1b", "disjoint"),
+        ("1b", "FAC"),
+    ]
+    assert rows[2]["paper: UCF101"] == TABLES["table1a"].paper["VAT (FAC)"][0] == 84.7
+    assert rows[0]["paper: YC2 R@10"] == "-"  # VA has no text
+    assert rows[3]["here: motion probe"] == "70.0 ± 1.0" and rows[4]["here: motion probe"] == "no arm"

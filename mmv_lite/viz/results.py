@@ -318,6 +318,34 @@ def show_finding(entry: Mapping[str, Any], axes=None) -> Figure:
     return fig
 
 
+# Table 1's rows and the findings' arm that trains the same thing (None: no arm of the findings trains it).
+TABLE1_ARMS = {
+    "table1a": (("VA", "va"), ("VT", "vt"), ("VAT (FAC)", "vat_fac")),
+    "table1b": (("shared", "vat_shared"), ("disjoint", None), ("FAC", "vat_fac")),
+}
+# The miniature's columns beside the paper's: the probes stand for UCF101/HMDB51, retrieval for YouCook2/MSRVTT.
+TABLE1_HERE = (("motion probe", "f_v.motion"), ("kind probe", "f_v.kind"), ("t2v R@10", "t2v_R@10"))
+
+
+def table1_beside_paper(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The paper's Table 1a and 1b rows (``mmv_lite.tables.TABLES``, with their citation in ``note``) beside the
+    same rows of the findings document ``doc`` (mean ± std over its seeds, test clips, %). The paper's columns are
+    real benchmarks, ours the sample world's: compare the order of the rows, not the values."""
+    from ..tables import TABLES  # the paper's numbers live there, once
+
+    rows = []
+    for name, pairs in TABLE1_ARMS.items():
+        table = TABLES[name]
+        for label, arm in pairs:
+            row: dict[str, Any] = {"table": name.replace("table", ""), "row": label}
+            row |= {f"paper: {c}": v if v is not None else "-" for c, v in zip(table.paper_columns, table.paper[label])}
+            for title, metric in TABLE1_HERE:
+                cell = (doc["arms"].get(arm) or {}).get(metric) if arm else None
+                row[f"here: {title}"] = f"{cell['mean']:.1f} ± {cell['std']:.1f}" if cell else "no arm"
+            rows.append(row)
+    return rows
+
+
 def _arm_label(ref: str) -> str:
     """``"vat_fac:f_v.kind"`` -> ``"vat_fac\\nf_v.kind"``; ``"chance"`` stays."""
     return ref.replace(":", "\n")
