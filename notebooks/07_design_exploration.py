@@ -85,14 +85,15 @@ plt.show()
 # %% [markdown]
 # ## 2. Table 1a: which modalities?
 #
-# * **VA**: video with audio only (NCE); the video network learns whatever the sound reveals (size as pitch, the
-#   rhythm of the motion);
-# * **VT**: video with narrations only (MIL-NCE); it learns what people *say* about the clip (kind, colour, motion);
+# * **VA**: video with audio only (NCE); the sound is the only teacher, and in this world it carries the size (as
+#   pitch) and the motion (as rhythm), never the colour;
+# * **VT**: video with narrations only (MIL-NCE); the narrations are the only teacher, and they name the kind, the
+#   colour and the motion (half of them about another moment);
 # * **VAT**: all three, in the FAC graph (the main job).
 #
 # The paper (HowTo100M, S3D-G) found VAT > VT > VA on UCF101/HMDB51, and adding audio did not hurt text retrieval.
 # Here the claim is checked on the motion probe of the video features, with a control in which the narrations never
-# name the motion (`world.motion_said = 0`): then text has no more to teach about motion than sound does.
+# name the motion (`world.motion_said = 0`): then text has nothing to teach about motion.
 
 # %%
 fig = viz.show_finding(doc["findings"]["modalities"])
@@ -130,7 +131,8 @@ fig = viz.show_finding(doc["findings"]["fac_vs_shared"])
 plt.show()
 
 # %% [markdown]
-# The size is read near its ceiling from both spaces, so F3 does not hold. The same arms also measure what no finding
+# The size is read near its ceiling from both spaces ([94.9](../docs/results/findings.json "findings.fac_vs_shared.checks.0.a.mean") % from
+# FAC's $S_{va}$, [92.9](../docs/results/findings.json "findings.fac_vs_shared.checks.0.b.mean") % from the shared space), so F3 does not hold. The same arms also measure what no finding
 # states, and by the same rule they reverse Table 1b's order on motion: the shared graph's video features read it at
 # [74.6](../docs/results/findings.json "observations.shared_vs_fac.checks.0.a.mean") %, FAC's at
 # [55.5](../docs/results/findings.json "observations.shared_vs_fac.checks.0.b.mean") % (gap
