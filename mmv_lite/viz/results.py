@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..tables import TABLES  # the paper's numbers of Tables 1 and 3, stored once there
 from .common import as_numpy, fig_ax
 
 
@@ -331,8 +332,6 @@ def table1_beside_paper(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The paper's Table 1a and 1b rows (``mmv_lite.tables.TABLES``, with their citation in ``note``) beside the
     same rows of the findings document ``doc`` (mean ± std over its seeds, test clips, %). The paper's columns are
     real benchmarks, ours the sample world's: compare the order of the rows, not the values."""
-    from ..tables import TABLES  # the paper's numbers live there, once
-
     rows = []
     for name, pairs in TABLE1_ARMS.items():
         table = TABLES[name]
