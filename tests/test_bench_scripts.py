@@ -77,3 +77,10 @@ def test_gpu_check_without_cuda_says_so_and_its_smoke_test_runs(capsys):
         # ms is printed to the millisecond, so the step time lies within half a millisecond of it
         assert ms > 0 and 4000 / (ms + 0.5) - 0.05 <= clips <= 4000 / max(ms - 0.5, 1e-9) + 0.05
     assert "skipped: time budget" in gpu.format_table([{"what": "x", "note": "skipped: time budget"}], "h")
+
+
+def test_rescore_world_changes_only_the_worlds_dials():
+    """bench/rescore_world.py (docs/RESULTS.md, "How the world's defaults were chosen") refuses any other field."""
+    cmd = [sys.executable, "bench/rescore_world.py", "--checkpoint", "data_samples/mmv_lite_fac.pt"]
+    r = subprocess.run([*cmd, "--set", "train.lr=1"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "only the world's dials change" in r.stderr, r.stderr

@@ -50,11 +50,79 @@ def test_not_below_within_and_times_chance():
     assert not evaluate_check(Check("not_below", "a:m", "b:m"), _runs(a__m=[20.0, 21, 22], b__m=[31.0, 32, 33]))[
         "passed"
     ]
-    assert evaluate_check(Check("within", "a:m", "b:m", 5.0), runs)["passed"]
-    assert evaluate_check(Check("times_chance", "a:m", "chance", 3.0), runs)["passed"]  # 31 >= 3 x 10
-    assert not evaluate_check(Check("times_chance", "a:m", "chance", 4.0), runs)["passed"]
+    assert evaluate_check(Check("within", "a:m", "b:m", 5.0), runs)["passed"]  # |-1| + noise 2 <= 5
+    assert not evaluate_check(Check("within", "a:m", "b:m", 2.5), runs)["passed"]  # |-1| <= 2.5, but not + noise 2
+    assert evaluate_check(Check("times_chance", "a:m", "chance", 2.5), runs)["passed"]  # 31 >= 25 + noise 1.4
+    # 31 >= 3 x 10, but not beyond the noise (pooled std sqrt(1/2) of a's std 1 and chance's 0: noise 1.41)
+    res = evaluate_check(Check("times_chance", "a:m", "chance", 3.0), runs)
+    assert not res["passed"] and res["threshold"] == pytest.approx(30.0 + 2 * 0.5**0.5)
     with pytest.raises(KeyError, match="no metric"):
         evaluate_check(Check("beats", "a:missing", "b:m"), runs)
+
+
+# Per kind: (a, b) per seed that pass without a noise term and fail with it, and (a, b) that pass with it. The
+# margin is the claim's own (beats: 5 points; within: 5 points; times_chance: 2 x chance).
+_RULE_CASES = {
+    "beats": (5.0, ([50.0, 56.0, 62.0], [40.0, 45.0, 50.0]), ([55.0, 56.0, 57.0], [48.0, 49.0, 50.0])),
+    "not_below": (0.0, ([30.0, 32.0, 34.0], [40.0, 41.0, 42.0]), ([30.0, 40.0, 50.0], [40.0, 41.0, 42.0])),
+    "within": (5.0, ([40.0, 48.0, 56.0], [50.0, 51.0, 52.0]), ([50.0, 50.5, 51.0], [50.0, 51.0, 52.0])),
+    "times_chance": (2.0, ([8.8, 10.6, 3.8], None), ([8.0, 8.5, 9.0], None)),  # F6's seeds, chance 2.0
+}
+
+
+@pytest.mark.parametrize("kind", sorted(findings.RULE))
+def test_every_check_kind_has_a_noise_term_and_the_table_prints_the_comparison_the_code_makes(kind):
+    margin, noisy, quiet = _RULE_CASES[kind]
+    outcome = {}
+    for name, (a, b) in (("noisy", noisy), ("quiet", quiet)):
+        series = {"x__m": a, "x__chance_m": [2.0] * 3} if b is None else {"x__m": a, "y__m": b}
+        check = Check(kind, "x:m", "chance" if b is None else "y:m", margin)
+        res = evaluate_check(check, _runs(**series))
+        gap, noise = res["gap"], 2 * res["pooled_std"]
+        assert res["noise"] == pytest.approx(noise) and res["rule"] == findings.RULE[kind]
+        without_noise = {
+            "beats": gap > margin,
+            "not_below": gap >= 0,
+            "within": abs(gap) <= margin,
+            "times_chance": res["a"]["mean"] >= margin * 2.0,
+        }[kind]
+        outcome[name] = (without_noise, res["passed"])
+        # the page's "needs" cell, evaluated as written, gives the code's verdict
+        cell = findings.needs(res).replace("\\|gap\\|", "abs(gap)").replace(" x ", " * ")
+        lhs, op, rhs = (
+            cell.split(" = ")[0].partition(" >= ")
+            if " >= " in cell
+            else cell.partition(" > " if " > " in cell else " <= ")
+        )
+        written = eval(f"{lhs} {op.strip()} {rhs}", {"abs": abs}, {"gap": gap, "a": res["a"]["mean"]})
+        assert written == res["passed"], (cell, res)
+    if kind == "not_below":  # 9 points below, std 2: beyond the noise either way; 1 below with std 10: inside
+        assert outcome == {"noisy": (False, False), "quiet": (False, True)}
+    else:
+        assert outcome == {"noisy": (True, False), "quiet": (True, True)}
+
+
+def test_f6_tests_twice_chance_against_the_seed_noise():
+    f = FINDINGS["zero_shot_audio_text"]
+    runs = {arm: [{"a2t_R@10": v, "chance_a2t_R@10": 2.0} for v in vs] for arm, vs in
+            {"vat_fac": [8.8, 10.6, 3.8], "vat_fac_offscreen": [2.0, 2.0, 2.0]}.items()}  # fmt: skip
+    res = evaluate_finding(f, runs)
+    assert res["checks"][0]["a"]["mean"] >= 2 * 2.0  # the mean is over twice chance ...
+    assert not res["holds"]  # ... but not beyond the seed noise
+    assert res["control"]["verdict"] == "nothing to close" and res["control"]["gap_closes"] is None
+    runs["vat_fac"] = [{"a2t_R@10": v, "chance_a2t_R@10": 2.0} for v in (8.0, 8.5, 9.0)]
+    res = evaluate_finding(f, runs)
+    assert res["holds"] and res["control"]["verdict"] == "closes" and res["control"]["gap_closes"] is True
+
+
+def test_the_findings_are_grouped_by_whose_claim_they_test():
+    named = [n for g in findings.GROUPS.values() for n in g.findings]
+    assert sorted(named) == sorted(FINDINGS)  # each finding in exactly one group
+    assert findings.GROUPS["premise"].findings == ("self_supervision",)
+    assert findings.GROUPS["mil_nce"].findings == ("mil_nce",)
+    held = {n: {"holds": n in ("mil_nce", "deflation")} for n in FINDINGS}
+    counts = {k: (g["hold"], g["of"]) for k, g in findings.evaluate_groups(held).items()}
+    assert counts == {"premise": (0, 1), "mil_nce": (1, 1), "mmv": (1, 4)}
 
 
 def test_every_finding_has_a_control_that_swaps_in_other_arms():
@@ -107,7 +175,8 @@ def test_quick_findings_run_end_to_end(tmp_path):
         for c in f["checks"] + f["control"]["checks"]:
             assert len(c["a"]["per_seed"]) == 2 and len(c["b"]["per_seed"]) == 2
             assert c["pooled_std"] >= 0 and isinstance(c["passed"], bool)
-        assert isinstance(f["control"]["gap_closes"], bool) and f["control"]["dial"]
+        assert f["control"]["verdict"] in ("closes", "stays", "nothing to close") and f["control"]["dial"]
+        assert f["control"]["gap_closes"] == {"closes": True, "stays": False}.get(f["control"]["verdict"])
     assert set(saved["runs"]) == set(arms_of(list(FINDINGS), conditions=True))
     md = (tmp_path / "findings.md").read_text()
     assert all(f"### {name}" in md for name in FINDINGS)
@@ -160,7 +229,13 @@ def test_the_stored_findings_are_complete_and_shown_in_the_results_page():
     for f in [*doc["findings"].values(), *doc["conditions"].values()]:
         assert all(len(c["a"]["per_seed"]) == len(doc["meta"]["seeds"]) for c in f["checks"])
     assert set(doc["conditions"]) == set(CONDITIONS)  # measured with --conditions
+    # the stored verdicts, groups and observations are today's rule applied to the stored runs
+    assert findings.reevaluate(doc) == {k: doc[k] for k in findings.reevaluate(doc)}
+    assert {k: (g["hold"], g["of"]) for k, g in doc["groups"].items()} == {
+        k: (sum(doc["findings"][n]["holds"] for n in g.findings), len(g.findings)) for k, g in findings.GROUPS.items()
+    }
     page = (Path(__file__).resolve().parents[1] / "docs" / "RESULTS.md").read_text()
+    assert findings.groups_markdown(doc) in page and findings.observations_markdown(doc) in page
     assert findings.findings_summary_markdown(doc) in page
     assert findings.conditions_summary_markdown(doc) in page
     assert findings.findings_markdown(doc) in page

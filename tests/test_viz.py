@@ -297,4 +297,51 @@ def test_show_finding_draws_a_finding_with_its_control_and_a_condition_alone():
     fig = viz.show_finding(evaluate_condition(CONDITIONS["modalities_aligned"], runs))
     assert len(fig.axes) == 3 and all(ax.get_title().startswith("condition") for ax in fig.axes)
     assert "condition of modalities, does not pass" in fig._suptitle.get_text()
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "behind by 14.0, beyond the noise 3.2: does not pass" in titles[1].replace("\n", " ")  # VT, not a "gap"
+    assert "behind by" not in titles[2] and "not behind: passes" in titles[2]  # text: equal
     plt.close("all")
+
+
+def test_finding_charts_are_readable_and_a_control_says_what_happened_to_the_gap():
+    from mmv_lite.experiments.findings import FINDINGS, evaluate_finding
+
+    series = {"vat_fac": [8.8, 10.6, 3.8], "vat_fac_offscreen": [2.0, 2.0, 2.0]}  # F6: over 2x chance, not the noise
+    runs = {arm: [{"a2t_R@10": v, "chance_a2t_R@10": 2.0} for v in vs] for arm, vs in series.items()}
+    fig = viz.show_finding(evaluate_finding(FINDINGS["zero_shot_audio_text"], runs))
+    finding, control = (ax.get_title().replace("\n", " ") for ax in fig.axes)
+    assert "needs >= 9.0" in finding and "does not pass" in finding
+    assert "no gap to close" in control and "fail" not in control and "pass" not in control
+    for ax in fig.axes:
+        labels = [ax.title, ax.yaxis.label, *ax.get_xticklabels(), *ax.get_yticklabels()]
+        assert all(t.get_fontsize() >= 10 for t in labels if t.get_text())
+    assert fig._suptitle.get_fontsize() >= 10
+    series = {"vat_fac": [60.0, 62.0, 64.0], "vat_fac_nce": [40.0, 41.0, 42.0]}
+    series |= {"vat_fac_aligned": [70.0, 71.0, 72.0], "vat_fac_nce_aligned": [70.0, 72.0, 71.0]}
+    runs = {arm: [{"t2v_R@10": v} for v in vs] for arm, vs in series.items()}
+    fig = viz.show_finding(evaluate_finding(FINDINGS["mil_nce"], runs))
+    assert "ahead by 21.0" in fig.axes[0].get_title() and "the gap closes" in fig.axes[1].get_title()
+    plt.close("all")
+
+
+def test_table1_beside_the_paper_takes_the_papers_numbers_from_the_library_and_ours_from_the_arms():
+    from mmv_lite.experiments.tables import TABLES
+
+    arms = {"va": 60.0, "vt": 62.0, "vat_fac": 55.0, "vat_shared": 70.0}
+    doc = {
+        "arms": {
+            a: {m: {"mean": v, "std": 1.0} for m in ("f_v.motion", "f_v.kind", "t2v_R@10")} for a, v in arms.items()
+        }
+    }
+    rows = viz.table1_beside_paper(doc)
+    assert [(r["table"], r["row"]) for r in rows] == [
+        ("1a", "VA"),
+        ("1a", "VT"),
+        ("1a", "VAT (FAC)"),
+        ("1b", "shared"),
+        ("1b", "disjoint"),
+        ("1b", "FAC"),
+    ]
+    assert rows[2]["paper: UCF101"] == TABLES["table1a"].paper["VAT (FAC)"][0] == 84.7
+    assert rows[0]["paper: YC2 R@10"] == "-"  # VA has no text
+    assert rows[3]["here: motion probe"] == "70.0 ± 1.0" and rows[4]["here: motion probe"] == "no arm"

@@ -5,10 +5,14 @@
 Every finding compares *arms* (:mod:`mmv_lite.experiments.arms`): pretraining runs of the ``lite`` preset on the world
 stream (:mod:`mmv_lite.data.world`) that differ in one thing (the loss, the embedding graph, the modalities, or one
 dial of the world), trained with one equal budget and scored on the world's fixed held-out sets. A finding *holds*
-when each of its checks passes on the test set over the seeds: a gap larger than twice the pooled seed standard
-deviation (and than the claim's own margin where it states one). Its *control* is the same comparison in a world
-where the finding's cause is switched off (aligned narrations, the size said aloud, shuffled sounds and narrations,
-...): there the gap should close.
+when each of its checks passes on the test set over the seeds, and every check has the same noise term, twice the
+pooled seed standard deviation (:data:`RULE`, in :mod:`mmv_lite.experiments.rule` with the pages). Its *control* is
+the same comparison in a world where the finding's cause is switched off (aligned narrations, the size said aloud,
+shuffled sounds and narrations, ...): there the gap should close; where the finding shows no gap, the control has
+none to close and says so.
+
+The findings test three kinds of claim (:data:`GROUPS`): F1 is the premise of any self-supervised method, F2 is
+MIL-NCE's (Miech et al. 2020), F3-F6 are MMV's own (Alayrac et al. 2020).
 
 =========================== =================================================================================
 F1 ``self_supervision``     video features after pretraining read the object's kind and motion >= 15 points
@@ -41,14 +45,12 @@ and ``<out>/findings.md``; ``docs/results/findings.json`` is the copy the docume
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..files import atomic_write
@@ -65,27 +67,26 @@ from .arms import (  # noqa: F401  (re-exported: the findings' arms are part of 
 )
 from .budget import FULL, QUICK, Budget  # noqa: F401  (re-exported: the budget the findings are measured with)
 from .measure import measure  # noqa: F401
+from .rule import (  # noqa: F401  (re-exported: the rule and the pages are part of the findings' API)
+    NOISE,
+    RULE,
+    Check,
+    conditions_summary_markdown,
+    control_verdict,
+    evaluate_check,
+    findings_markdown,
+    findings_summary_markdown,
+    groups_markdown,
+    mean_std,
+    needs,
+    observations_markdown,
+)
 from .runs import run_arm, run_arms  # noqa: F401
 from .sources import HeldOut  # noqa: F401
 
 # --------------------------------------------------------------------------------------------------------------------
 # The findings: checks over seeds
 # --------------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Check:
-    """One comparison over seeds. ``a``, ``b``: ``"arm:metric"``; ``b`` may be ``"chance"`` (``a``'s chance level).
-
-    ``kind``: ``"beats"`` (a - b > max(2 pooled std, margin)); ``"not_below"`` (a - b >= -2 pooled std: not worse beyond
-    the noise); ``"within"`` (|a - b| <= margin); ``"times_chance"`` (a >= margin x chance).
-    """
-
-    kind: str
-    a: str
-    b: str
-    margin: float = 0.0
-    what: str = ""
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,55 @@ FINDINGS: dict[str, Finding] = {
 }
 
 
+NUMBER = {name: f"F{i}" for i, name in enumerate(FINDINGS, 1)}  # F1 ... F6, as the pages name them
+
+
+@dataclass(frozen=True)
+class Group:
+    """Findings that test the claim of one author: a verdict on one group says nothing about another's."""
+
+    name: str
+    title: str
+    whose: str
+    findings: tuple[str, ...]
+
+
+GROUPS: dict[str, Group] = {
+    g.name: g
+    for g in (
+        Group(
+            "premise",
+            "the premise of any self-supervised method",
+            "every self-supervised method: pretrained features beat random ones",
+            ("self_supervision",),
+        ),
+        Group("mil_nce", "MIL-NCE", "Miech et al. 2020 (the video-text loss MMV uses)", ("mil_nce",)),
+        Group(
+            "mmv",
+            "MMV's own claims",
+            "Alayrac et al. 2020 (MMV)",
+            ("fac_vs_shared", "modalities", "deflation", "zero_shot_audio_text"),
+        ),
+    )
+}
+
+
+def group_of(name: str) -> str:
+    """The :data:`GROUPS` key of finding ``name``."""
+    return next(g.name for g in GROUPS.values() if name in g.findings)
+
+
+def evaluate_groups(findings: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per group: whose claim, its findings (of those evaluated) and how many of them hold."""
+    out = {}
+    for g in GROUPS.values():
+        names = [n for n in g.findings if n in findings]
+        if names:
+            held = [n for n in names if findings[n]["holds"]]
+            out[g.name] = {"title": g.title, "whose": g.whose, "findings": names, "hold": len(held), "of": len(names)}
+    return out
+
+
 @dataclass(frozen=True)
 class Condition:
     """A finding's checks repeated with some arms swapped for arms of another world: the conditions under which a
@@ -225,9 +275,11 @@ CONDITIONS: dict[str, Condition] = {
             "fac_vs_shared_narrow",
             "fac_vs_shared",
             (("vat_fac", "vat_fac_narrow"), ("vat_shared", "vat_shared_narrow")),
-            "a common space of 8 dimensions instead of 64 (model.d_vat=8) in both graphs; FAC's S_va keeps its 128",
+            "a common space of 8 dimensions instead of 64 (model.d_vat=8) in both graphs; FAC's S_va keeps its 128, "
+            "so the size probe compares a 128-d space with an 8-d one: capacity and graph design are confounded",
             "The size fits in the 64-d shared space beside everything the narrations name. Is it squeezed out when the "
-            "single space is too narrow to hold every factor?",
+            "single space is too narrow to hold every factor? (FAC's S_va is not narrowed: a gap here may come from "
+            "the 16 times wider space alone.)",
         ),
         Condition(
             "deflation_s3dg",
@@ -268,6 +320,38 @@ CONDITIONS: dict[str, Condition] = {
 }
 
 
+@dataclass(frozen=True)
+class Observation:
+    """Checks, with the findings' rule, of a comparison that no finding states but the arms measure: reported
+    beside the findings (their verdicts do not change)."""
+
+    name: str
+    question: str
+    checks: tuple[Check, ...]
+
+
+OBSERVATIONS: dict[str, Observation] = {
+    o.name: o
+    for o in (
+        Observation(
+            "shared_vs_fac",
+            "Table 1b orders FAC above the shared graph on video and text. Do the arms of F3 and F4 agree, by the "
+            "findings' rule?",
+            (
+                Check("beats", "vat_shared:f_v.motion", "vat_fac:f_v.motion", 0.0, "motion probe: shared vs FAC"),
+                Check("beats", "vat_shared:t2v_R@10", "vat_fac:t2v_R@10", 0.0, "text->video R@10: shared vs FAC"),
+                Check("beats", "vat_shared:f_v.motion", "va:f_v.motion", 0.0, "motion probe: VAT (shared) vs VA"),
+            ),
+        ),
+    )
+}
+
+
+def evaluate_observation(o: Observation, runs: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
+    """The observation's entry of findings.json: its checks, each with its own verdict."""
+    return {"name": o.name, "question": o.question, "checks": [evaluate_check(c, runs) for c in o.checks]}
+
+
 def conditions_of(names: Sequence[str]) -> list[Condition]:
     """The conditions of the findings ``names``."""
     return [c for c in CONDITIONS.values() if c.finding in names]
@@ -292,76 +376,66 @@ def arms_of(names: Sequence[str], conditions: bool = False) -> list[str]:
 ARMS = {arm: changes for arm, changes in ALL_ARMS.items() if arm in arms_of(list(FINDINGS), conditions=True)}
 
 
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
-    v = np.asarray(values, dtype=float)
-    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
-
-
-def _series(ref: str, runs: dict[str, list[dict[str, float]]], chance_of: str | None = None) -> list[float]:
-    if ref == "chance":
-        arm, _, metric = (chance_of or "").partition(":")
-        return [r[f"chance_{metric}"] for r in runs[arm]]
-    arm, _, metric = ref.partition(":")
-    missing = [i for i, r in enumerate(runs[arm]) if metric not in r]
-    if missing:
-        raise KeyError(f"arm {arm!r} has no metric {metric!r}")
-    return [r[metric] for r in runs[arm]]
-
-
-def evaluate_check(c: Check, runs: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
-    """One check over the seeds: both sides per seed, means, stds, the gap, the pooled std and whether it passes."""
-    a, b = _series(c.a, runs), _series(c.b, runs, chance_of=c.a)
-    (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
-    pooled = math.sqrt((sa**2 + sb**2) / 2)
-    gap = ma - mb
-    if c.kind == "beats":
-        threshold = max(2 * pooled, c.margin)
-        passed = gap > threshold
-    elif c.kind == "not_below":
-        threshold = -2 * pooled
-        passed = gap >= threshold  # equal is not below
-    elif c.kind == "within":
-        threshold = c.margin
-        passed = abs(gap) <= threshold
-    elif c.kind == "times_chance":
-        threshold = c.margin * mb
-        passed = ma >= threshold
-    else:
-        raise ValueError(f"unknown check kind {c.kind!r}")
-    return {
-        "what": c.what,
-        "kind": c.kind,
-        "a": {"ref": c.a, "per_seed": a, "mean": ma, "std": sa},
-        "b": {"ref": c.b, "per_seed": b, "mean": mb, "std": sb},
-        "gap": gap,
-        "pooled_std": pooled,
-        "threshold": threshold,
-        "passed": bool(passed),
-    }
-
-
 def evaluate_finding(f: Finding, runs: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
     """The finding's entry of findings.json: its checks, whether it holds, and its control."""
     checks = [evaluate_check(c, runs) for c in f.checks]
     control = [evaluate_check(c, runs) for c in f.control]
-    main_gap, control_gap = checks[0]["gap"], control[0]["gap"]
+    for fc, cc in zip(checks, control):  # the control repeats the finding's checks, in order
+        cc["control"] = control_verdict(fc, cc)
+    verdict = control[0]["control"]
     return {
         "name": f.name,
+        "number": NUMBER[f.name],
+        "group": group_of(f.name),
         "claim": f.claim,
         "paper": f.paper,
         "checks": checks,
         "holds": all(c["passed"] for c in checks),
-        "gap": main_gap,
+        "gap": checks[0]["gap"],
         "pooled_std": checks[0]["pooled_std"],
         "control": {
             "dial": f.control_dial,
             "checks": control,
-            "gap": control_gap,
+            "gap": control[0]["gap"],
             "holds": all(c["passed"] for c in control),
-            "gap_closes": not all(c["passed"] for c in control) and control_gap < main_gap,
+            "verdict": verdict,  # of the first check: closes, stays, or nothing to close
+            "gap_closes": None if verdict == "nothing to close" else verdict == "closes",
         },
     }
+
+
+def reevaluate(doc: dict[str, Any]) -> dict[str, Any]:
+    """A findings document with every verdict computed again from its stored runs by today's rule: its findings,
+    conditions, groups and observations (those whose arms it has). The runs, the per-arm summary and the meta are
+    kept as they are (the meta gains the rule)."""
+    runs = doc["runs"]
+    found = {n: evaluate_finding(FINDINGS[n], runs) for n in doc["findings"]}
+    observed = {
+        o.name: evaluate_observation(o, runs)
+        for o in OBSERVATIONS.values()
+        if all(ref.partition(":")[0] in runs for c in o.checks for ref in (c.a, c.b) if ref != "chance")
+    }
+    return {
+        "meta": {**doc["meta"], "rule": {**RULE, "noise": NOISE}},
+        "groups": evaluate_groups(found),
+        "findings": found,
+        "conditions": {c: evaluate_condition(CONDITIONS[c], runs) for c in doc.get("conditions", {})},
+        "observations": observed,
+        "arms": doc["arms"],
+        "runs": runs,
+    }
+
+
+def reevaluate_file(path: str | Path | None = None) -> dict[str, Any]:
+    """Recompute the verdicts of the findings document at ``path`` (default: the project's, :data:`STORED`) in place
+    (:func:`reevaluate`); no run is trained and every stored metric is written back as it was read."""
+    path = Path(path or STORED)
+    doc = reevaluate(json.loads(path.read_text()))
+    doc["meta"]["verdicts_command"] = (
+        f'python -c "from mmv_lite.experiments import findings; findings.reevaluate_file({str(path)!r})"'
+    )
+    atomic_write(path, json.dumps(doc, indent=2))
+    return doc
 
 
 def evaluate_condition(cond: Condition, runs: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
@@ -445,6 +519,7 @@ def run_findings(
         "arms": arm_summary(runs),
         "runs": runs,
     }
+    doc = reevaluate(doc)  # the verdicts, groups and observations, as for a stored document
     out = Path(out_dir)
     atomic_write(out / "findings.json", json.dumps(doc, indent=2))
     atomic_write(out / "findings.md", findings_markdown(doc))
@@ -497,66 +572,3 @@ def load_findings(path: str | Path = STORED) -> dict[str, Any]:
             "(writes docs/results/findings.json)"
         )
     return json.loads(path.read_text())
-
-
-def findings_summary_markdown(doc: dict[str, Any]) -> str:
-    """One row per finding: its first check (both sides, mean ± std), the gap against twice the pooled std, the
-    verdict, and the same gap under the control."""
-    lines = [
-        "| finding | first check | a | b | gap | 2 x pooled std | holds | control: gap | gap closes |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, f in doc["findings"].items():
-        c, control = f["checks"][0], f["control"]
-        yes = {True: "yes", False: "no"}
-        lines.append(
-            f"| {name} | {c['what']} | {_side(c['a'])} | {_side(c['b'])} | {c['gap']:+.1f} | {2 * c['pooled_std']:.1f} "
-            f"| {yes[f['holds']]} | {control['gap']:+.1f} | {yes[control['gap_closes']]} |"
-        )
-    return "\n".join(lines)
-
-
-def conditions_summary_markdown(doc: dict[str, Any]) -> str:
-    """One row per condition: the finding it repeats, what changed, its first check and whether all checks pass."""
-    lines = [
-        "| condition | of | the change | first check | a | b | gap | 2 x pooled std | passes |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, cond in doc.get("conditions", {}).items():
-        c = cond["checks"][0]
-        lines.append(
-            f"| {name} | {cond['finding']} | {cond['dial']} | {c['what']} | {_side(c['a'])} | {_side(c['b'])} "
-            f"| {c['gap']:+.1f} | {2 * c['pooled_std']:.1f} | {'yes' if cond['holds'] else 'no'} |"
-        )
-    return "\n".join(lines)
-
-
-def findings_markdown(doc: dict[str, Any]) -> str:
-    """One table per finding: each check with both sides (mean ± std over seeds), the gap, the threshold and the
-    verdict, then the same under the control."""
-    lines = []
-    for f in doc["findings"].values():
-        verdict = "holds" if f["holds"] else "does not hold"
-        lines += [f"### {f['name']}: {verdict}", "", f["claim"], ""]
-        lines += ["| | check | a | b | gap | needs | passed |", "|---|---|---|---|---|---|---|"]
-        for label, checks in (("finding", f["checks"]), ("control", f["control"]["checks"])):
-            for c in checks:
-                lines.append(f"| {label} {_check_row(c)}")
-        closes = "closes" if f["control"]["gap_closes"] else "does not close"
-        lines += ["", f"Control: {f['control']['dial']}; the gap {closes} ({f['control']['gap']:+.1f}).", ""]
-    for cond in doc.get("conditions", {}).values():
-        verdict = "passes" if cond["holds"] else "does not pass"
-        lines += [f"### condition {cond['name']} (of {cond['finding']}): {verdict}", "", cond["question"], ""]
-        lines += [f"Dial: {cond['dial']}.", "", "| check | a | b | gap | needs | passed |", "|---|---|---|---|---|---|"]
-        for c in cond["checks"]:
-            lines.append(_check_row(c))
-        lines.append("")
-    return "\n".join(lines)
-
-
-def _check_row(c: dict[str, Any]) -> str:
-    need = {"beats": "> ", "not_below": "> ", "within": "|gap| <= ", "times_chance": "a >= "}[c["kind"]]
-    return (
-        f"| {c['what']} | {_side(c['a'])} | {_side(c['b'])} | {c['gap']:+.1f} | {need}{c['threshold']:.1f} | "
-        f"{'yes' if c['passed'] else 'no'} |"
-    )

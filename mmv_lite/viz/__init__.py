@@ -42,6 +42,7 @@ from .results import (
     show_finding,
     show_map,
     show_retrieval,
+    table1_beside_paper,
 )
 from .training import show_history, show_similarity, show_temperature
 
@@ -75,4 +76,5 @@ __all__ = [
     "show_similarity",
     "show_spectrogram",
     "show_temperature",
+    "table1_beside_paper",
 ]

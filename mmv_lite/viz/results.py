@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..experiments.tables import TABLES  # the paper's numbers of Tables 1 and 3, stored once there
 from .common import as_numpy, fig_ax
 
 
@@ -238,43 +239,110 @@ def show_design_table(
     return fig
 
 
+_SHOWN, _NOT_SHOWN = "#2e7d32", "#c62828"
+_CONTROL_COLOURS = {"closes": "#2e7d32", "stays": "#ef6c00", "nothing to close": "#757575"}
+
+
+def check_words(c: Mapping[str, Any]) -> str:
+    """A check's verdict in words a student reads without the rule at hand: what was compared, against what noise
+    (twice the pooled seed std), and whether the check passes (``findings.RULE``)."""
+    gap, noise, thr, passed = c["gap"], 2 * c["pooled_std"], c["threshold"], c["passed"]
+    verdict = "passes" if passed else "does not pass"
+    if c["kind"] == "beats":
+        return f"ahead by {gap:.1f}, needs > {thr:.1f}: {verdict}" if gap > 0 else f"not ahead ({gap:+.1f}): {verdict}"
+    if c["kind"] == "not_below":
+        where = "inside" if passed else "beyond"
+        return (
+            f"behind by {-gap:.1f}, {where} the noise {noise:.1f}: {verdict}" if gap < 0 else f"not behind: {verdict}"
+        )
+    if c["kind"] == "within":
+        margin = thr + noise
+        return f"{abs(gap):.1f} apart + noise {noise:.1f}, needs <= {margin:g}: {verdict}"
+    if c["kind"] == "times_chance":
+        return f"{c['a']['mean']:.1f}, needs >= {thr:.1f} (x chance + noise): {verdict}"
+    raise ValueError(f"unknown check kind {c['kind']!r}")
+
+
+def _control_words(finding_check: Mapping[str, Any], c: Mapping[str, Any]) -> str:
+    """What a control's check says: the finding's gap closes, stays, or there is none to close."""
+    verdict = c.get("control")
+    if verdict is None:  # a document written before controls said so
+        shows = finding_check["passed"] and finding_check["kind"] not in ("not_below", "within")
+        verdict = ("stays" if c["passed"] else "closes") if shows else "nothing to close"
+    return verdict
+
+
 def show_finding(entry: Mapping[str, Any], axes=None) -> Figure:
     """One finding of ``findings.json`` (``doc["findings"][name]``): a panel per check, the finding's beside its
     control's. A condition (``doc["conditions"][name]``: the finding's checks in another world) has no control.
 
     In each panel the two sides of a comparison (``a``, ``b``) are bars at their mean over seeds with the std as an
-    error bar and each seed as a dot; the title gives the gap and whether the check passed. A finding that holds
-    should show a clear gap on the left and a closed one (or a failed check) on the right, where its cause is removed.
+    error bar and each seed as a dot; the title says in words what the check found (:func:`check_words`). A
+    control's panel says whether the finding's gap closes where its cause is removed, stays, or was never there
+    ("no gap to close"). Titles and labels are 10 pt or larger.
     """
     control = entry.get("control")
-    pairs = [("finding" if control else "condition", c) for c in entry["checks"]]
-    pairs += [("control", c) for c in control["checks"]] if control else []
+    pairs = [("finding" if control else "condition", c, None) for c in entry["checks"]]
+    if control:
+        pairs += [("control", c, f) for f, c in zip(entry["checks"], control["checks"])]
     if axes is None:
-        fig, axes = plt.subplots(1, len(pairs), figsize=(2.7 * len(pairs) + 0.5, 3.6), squeeze=False)
+        fig, axes = plt.subplots(1, len(pairs), figsize=(3.8 * len(pairs) + 0.6, 4.6), squeeze=False)
         axes = axes[0]
     fig = axes[0].figure
-    for ax, (label, c) in zip(axes, pairs):
-        colour = "#2e7d32" if c["passed"] else "#c62828"
+    for ax, (label, c, finding_check) in zip(axes, pairs):
+        if finding_check is None:
+            colour, words = (_SHOWN if c["passed"] else _NOT_SHOWN), check_words(c)
+        else:
+            said = _control_words(finding_check, c)
+            colour = _CONTROL_COLOURS[said]
+            words = {"closes": "the gap closes", "stays": "the gap stays", "nothing to close": "no gap to close"}[said]
+            words += f" ({c['gap']:+.1f})"
         for i, side in enumerate((c["a"], c["b"])):
             ax.bar(i, side["mean"], yerr=side["std"], capsize=3, width=0.6, color="#90a4ae" if i else colour)
             seeds = side["per_seed"]
             ax.scatter(
-                np.full(len(seeds), i) + np.linspace(-0.12, 0.12, len(seeds)), seeds, s=10, color="black", zorder=3
+                np.full(len(seeds), i) + np.linspace(-0.12, 0.12, len(seeds)), seeds, s=12, color="black", zorder=3
             )
         ax.set_xticks([0, 1])
-        ax.set_xticklabels([_arm_label(c["a"]["ref"]), _arm_label(c["b"]["ref"])], fontsize=7)
-        verdict = "passes" if c["passed"] else "fails"
-        title = textwrap.fill(f"{label}: {c['what']}", 40)  # long checks wrap instead of running into the next panel
-        ax.set_title(f"{title}\ngap {c['gap']:+.1f} ({verdict})", fontsize=7.5, color=colour)
+        ax.set_xticklabels([_arm_label(c["a"]["ref"]), _arm_label(c["b"]["ref"])], fontsize=10)
+        ax.tick_params(axis="y", labelsize=10)
+        title = textwrap.fill(f"{label}: {c['what']}", 34)  # long checks wrap instead of running into the next panel
+        ax.set_title(f"{title}\n{textwrap.fill(words, 34)}", fontsize=10, color=colour)
         ax.set_ylim(0, min(100.0, 1.25 * max(c["a"]["mean"] + c["a"]["std"], c["b"]["mean"] + c["b"]["std"], 1.0)))
-    axes[0].set_ylabel("%  (bar: mean ± std; dots: seeds)")
+    axes[0].set_ylabel("%  (bar: mean ± std; dots: seeds)", fontsize=10)
     if control:
         verdict = "holds" if entry["holds"] else "does not hold"
     else:
         verdict = f"condition of {entry['finding']}, " + ("passes" if entry["holds"] else "does not pass")
-    fig.suptitle(f"{entry['name']}: {verdict}", fontsize=10, x=0.01, ha="left")
+    fig.suptitle(f"{entry['name']}: {verdict}", fontsize=12, x=0.01, ha="left")
     fig.tight_layout()
     return fig
+
+
+# Table 1's rows and the findings' arm that trains the same thing (None: no arm of the findings trains it).
+TABLE1_ARMS = {
+    "table1a": (("VA", "va"), ("VT", "vt"), ("VAT (FAC)", "vat_fac")),
+    "table1b": (("shared", "vat_shared"), ("disjoint", None), ("FAC", "vat_fac")),
+}
+# The miniature's columns beside the paper's: the probes stand for UCF101/HMDB51, retrieval for YouCook2/MSRVTT.
+TABLE1_HERE = (("motion probe", "f_v.motion"), ("kind probe", "f_v.kind"), ("t2v R@10", "t2v_R@10"))
+
+
+def table1_beside_paper(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The paper's Table 1a and 1b rows (``mmv_lite.experiments.tables.TABLES``, with their citation in ``note``) beside the
+    same rows of the findings document ``doc`` (mean ± std over its seeds, test clips, %). The paper's columns are
+    real benchmarks, ours the sample world's: compare the order of the rows, not the values."""
+    rows = []
+    for name, pairs in TABLE1_ARMS.items():
+        table = TABLES[name]
+        for label, arm in pairs:
+            row: dict[str, Any] = {"table": name.replace("table", ""), "row": label}
+            row |= {f"paper: {c}": v if v is not None else "-" for c, v in zip(table.paper_columns, table.paper[label])}
+            for title, metric in TABLE1_HERE:
+                cell = (doc["arms"].get(arm) or {}).get(metric) if arm else None
+                row[f"here: {title}"] = f"{cell['mean']:.1f} ± {cell['std']:.1f}" if cell else "no arm"
+            rows.append(row)
+    return rows
 
 
 def _arm_label(ref: str) -> str:
