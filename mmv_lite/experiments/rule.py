@@ -114,8 +114,8 @@ _CONTROL_WORDS = {"closes": "the gap closes", "stays": "the gap stays", "nothing
 
 
 def groups_markdown(doc: dict[str, Any]) -> str:
-    """One row per group of findings (``doc["groups"]``, ``mmv_lite.experiments.findings.GROUPS``): whose claim they test,
-    which findings, how many hold."""
+    """One row per group of findings (``doc["groups"]``, ``mmv_lite.experiments.findings.GROUPS``): whose claim
+    they test, which findings, how many hold."""
     lines = ["| claims of | whose | findings | hold |", "|---|---|---|---|"]
     for g in doc["groups"].values():
         found = [doc["findings"][n] for n in g["findings"]]

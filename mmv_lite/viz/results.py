@@ -329,9 +329,9 @@ TABLE1_HERE = (("motion probe", "f_v.motion"), ("kind probe", "f_v.kind"), ("t2v
 
 
 def table1_beside_paper(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The paper's Table 1a and 1b rows (``mmv_lite.experiments.tables.TABLES``, with their citation in ``note``) beside the
-    same rows of the findings document ``doc`` (mean ± std over its seeds, test clips, %). The paper's columns are
-    real benchmarks, ours the sample world's: compare the order of the rows, not the values."""
+    """The paper's Table 1a and 1b rows (``mmv_lite.experiments.tables.TABLES``, with their citation in ``note``)
+    beside the same rows of the findings document ``doc`` (mean ± std over its seeds, test clips, %). The paper's
+    columns are real benchmarks, ours the sample world's: compare the order of the rows, not the values."""
     rows = []
     for name, pairs in TABLE1_ARMS.items():
         table = TABLES[name]
