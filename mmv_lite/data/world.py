@@ -49,7 +49,7 @@ from torch.utils.data import Dataset, default_collate
 
 from ..config import DataConfig, WorldConfig
 from ..files import atomic_write
-from . import items, synth
+from . import items, render, synth
 from .audio import LogMel, num_audio_samples
 from .text import WordVectors
 
@@ -274,6 +274,15 @@ class WorldClips(Dataset):
         rng = np.random.default_rng([self.world.seed, SPLIT_CODES[self.split], index, 1])  # the picture's own stream
         bg = synth.make_background(p.background, rng, self.cfg.crop_size)
         return synth.render_frames(p.segments[p.segment], bg, self.cfg.num_frames, self.cfg.fps, t0=self._t0(p))
+
+    def render_params(self, p: ClipPlan, index: int) -> dict[str, np.ndarray]:
+        """What :func:`mmv_lite.data.render.render_batch` needs to draw item ``index`` (planned as ``p``): the same
+        factors and the same random streams as :meth:`_frames` and :meth:`_logmel`."""
+        code = [self.world.seed, SPLIT_CODES[self.split], index]
+        streams = np.random.default_rng(code + [1]), np.random.default_rng(code + [2])
+        return render.clip_params(
+            self.cfg, p.segments[p.segment], p.background, p.sound, p.noise, self._t0(p), *streams
+        )
 
     def _logmel(self, p: ClipPlan, index: int) -> np.ndarray:
         """``(1, F, n_mels)`` float32 log-mel of item ``index``'s sound."""
