@@ -25,8 +25,6 @@ partials summed in float32 as the reference does (tests/test_render.py checks bo
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
@@ -289,76 +287,128 @@ def _height(p: dict[str, torch.Tensor], idx: torch.Tensor, t: torch.Tensor, rise
     return y - torch.floor(y / period) * period - r
 
 
-def _phases_and_gains(p: dict[str, torch.Tensor], motions: torch.Tensor, n: int, sr: int):
-    """The running phase ``(B, n)`` float32 in [0, 2 pi) of each clip's fundamental, and its gain ``(B, n)`` float32:
-    ``0.3 gain x envelope x 10 ms fades`` (:func:`synth._envelope_and_pitch`, :func:`synth.render_sound`)."""
+def _cis(freq: torch.Tensor, phase0: torch.Tensor | float, n: int, offset: int) -> torch.Tensor:
+    """``exp(i (2 pi freq (j + offset) + phase0))`` for ``j < n``, ``(b, n)`` complex64, for ``freq (b, 1)`` in turns
+    per sample: a steady sinusoid as a product of two short ones (blocks of 256 samples), so that no sample costs a
+    sine or a cosine."""
+    dev, block = freq.device, 256
+    coarse = torch.arange(-(-n // block), dtype=torch.float64, device=dev) * block
+    fine = torch.arange(block, dtype=torch.float64, device=dev) + offset
+    a, c = 2 * np.pi * _frac(freq * coarse), 2 * np.pi * _frac(freq * fine) + phase0
+    za = torch.complex(torch.cos(a), torch.sin(a)).to(torch.complex64)
+    zc = torch.complex(torch.cos(c), torch.sin(c)).to(torch.complex64)
+    return (za[:, :, None] * zc[:, None, :]).reshape(len(freq), -1)[:, :n]
+
+
+def _bent_phase(p: dict[str, torch.Tensor], idx: torch.Tensor, motion: str, t: torch.Tensor, sr: int) -> torch.Tensor:
+    """The running phase ``(b, n)`` float32 in [0, 2 pi) of a gliding pitch (slide, rise, fall): the running sum
+    of the frequency, as :func:`synth.render_sound` takes it."""
+    pitch, t0 = p["pitch"][idx][:, None], p["t0"][idx][:, None]
+    if motion == "slide":  # vibrato: 1 + 0.01 sin(2 pi 5 t)
+        bend = 1.0 + 0.01 * _cis(torch.full_like(t0, 5.0 / sr), 2 * np.pi * 5.0 * t0, len(t), 0).imag.double()
+    else:  # pitch follows height on screen
+        bend = torch.exp2(0.6 * (0.5 - _height(p, idx, t0 + t, motion == "rise") / synth.FRAME_SIZE))
+    turns = torch.cumsum(pitch * bend, 1) / sr
+    return (_frac(turns) * (2 * np.pi)).float()
+
+
+def _envelope(p: dict[str, torch.Tensor], idx: torch.Tensor, motion: str, t: torch.Tensor, sr: int):
+    """The loudness envelope ``(b, n)`` float32 of a steady-pitch motion (:func:`synth._envelope_and_pitch`)."""
+    t0, sp, n = p["t0"][idx][:, None], p["speed"][idx][:, None], len(t)
+    if motion == "spin":  # tremolo twice per turn
+        k = 2 * 2 * np.pi * 0.45 * sp
+        return 0.55 + 0.45 * _cis(k / (2 * np.pi * sr), k * t0, n, 0).real.square()
+    if motion == "pulse":  # louder when bigger
+        k = 2 * np.pi * 0.8 * sp
+        return 0.25 + 0.75 * ((1.0 + 0.35 * _cis(k / (2 * np.pi * sr), k * t0, n, 0).imag) - 0.65) / 0.7
+    tt = t0 + t
+    if motion == "bounce":  # a struck note at every impact
+        return torch.exp(-(_frac(tt * sp * 1.0) / (sp * 1.0)) / 0.12).float()
+    return _smooth((_frac(tt * 4 * 0.6 * sp) < 0.4).double()).float()  # orbit: staccato beats, no clicks
+
+
+def _fundamentals(p: dict[str, torch.Tensor], codes: dict[str, torch.Tensor], n: int, sr: int):
+    """Each clip's fundamental ``exp(i phase)`` ``(B, n)`` complex64, its phase ``(B, n)`` float32 where a bell
+    needs it (its partials are not harmonics; other rows unset), and its gain ``(B, n)`` float32: ``0.3 gain x
+    envelope x 10 ms fades``."""
     dev = p["t0"].device
     t = torch.arange(n, dtype=torch.float64, device=dev) / sr
     ramp = torch.clamp(torch.minimum(t, t[-1] - t) / 0.01, max=1.0).float()  # 10 ms fades
     gain = p["gain"].float()[:, None] * ramp
-    phase = torch.empty(len(p["t0"]), n, device=dev)
-    steps = torch.arange(1, n + 1, dtype=torch.float64, device=dev)
-    for code, idx in _groups(motions, dev):
+    z = torch.empty(len(t0 := p["t0"]), n, dtype=torch.complex64, device=dev)
+    phase = torch.empty(len(t0), n, device=dev)
+    bell = codes["instrument"] == synth.INSTRUMENTS.index("bell")
+    for code, idx in _groups(codes["s_motion"], dev):
         m = synth.MOTIONS[code]
-        tt = p["t0"][idx][:, None] + t  # (b, n) seconds into the segment
-        pitch, sp = p["pitch"][idx][:, None], p["speed"][idx][:, None]
-        env = None
-        if m == "slide":  # the pitch bends: its running sum, as the reference takes it
-            turns = torch.cumsum(pitch * (1.0 + 0.01 * torch.sin(2 * np.pi * 5.0 * tt)), 1) / sr
-        elif m in ("rise", "fall"):  # pitch follows height on screen
-            bend = torch.exp2(0.6 * (0.5 - _height(p, idx, tt, m == "rise") / synth.FRAME_SIZE))
-            turns = torch.cumsum(pitch * bend, 1) / sr
-        else:  # a steady pitch: the running sum is (i + 1) x pitch
-            turns = steps * (pitch / sr)
-            if m == "spin":
-                env = 0.55 + 0.45 * torch.cos(2 * 2 * np.pi * 0.45 * sp * tt) ** 2
-            elif m == "pulse":
-                env = 0.25 + 0.75 * ((1.0 + 0.35 * torch.sin(2 * np.pi * 0.8 * sp * tt)) - 0.65) / 0.7
-            elif m == "bounce":
-                env = torch.exp(-(_frac(tt * sp * 1.0) / (sp * 1.0)) / 0.12)
-            else:  # orbit: staccato beats smoothed by a Hann window (np.convolve, mode "same")
-                env = _smooth((_frac(tt * 4 * 0.6 * sp) < 0.4).double())
-        phase[idx] = (_frac(turns) * (2 * np.pi)).float()
-        if env is not None:
-            gain[idx] = gain[idx] * env.float()
-    return phase, gain
+        if m in ("slide", "rise", "fall"):
+            phi = _bent_phase(p, idx, m, t, sr)
+            z[idx] = torch.complex(torch.cos(phi), torch.sin(phi))
+            phase[idx] = phi
+            continue
+        q = p["pitch"][idx][:, None] / sr  # a steady pitch: phase 2 pi (j + 1) q
+        z[idx] = _cis(q, 0.0, n, 1)
+        gain[idx] = gain[idx] * _envelope(p, idx, m, t, sr)
+        rows = bell[codes["s_motion"] == code].nonzero().flatten().to(dev)  # indices made on the CPU: no sync
+        if len(rows):
+            steps = torch.arange(1, n + 1, dtype=torch.float64, device=dev)
+            phase[idx[rows]] = (_frac(steps * q[rows]) * (2 * np.pi)).float()
+    return z, phase, gain
 
 
 def _smooth(x: torch.Tensor) -> torch.Tensor:
     """``np.convolve(row, hanning(161) / sum, mode="same")`` for each row of ``x (b, n)``, by FFT."""
     w = torch.from_numpy(np.hanning(161) / np.hanning(161).sum()).to(x.device)
-    size = x.shape[1] + 160
+    size = 1 << (x.shape[1] + 160 - 1).bit_length()  # a power of two: the FFT's fast size
     spec = torch.fft.rfft(x, size) * torch.fft.rfft(w, size)
     return torch.fft.irfft(spec, size)[:, 80 : 80 + x.shape[1]]
 
 
-def _partials(phase: torch.Tensor, theta: torch.Tensor, playing: torch.Tensor, instrument: int) -> torch.Tensor:
-    """The instrument's partials summed and levelled, ``(b, n)`` float32: ``sum_j amp_j sin(ratio_j phase +
-    theta_j) / norm`` over the partials that play (``playing (b, partials)`` on the CPU)."""
-    out = None
+def _coefficients(theta: torch.Tensor, playing: torch.Tensor, instrument: int) -> list[torch.Tensor | None]:
+    """Partial k's complex amplitude ``amp / norm * exp(i theta)`` ``(b, 1)`` for k = 1 .. highest ratio (None
+    where no clip plays it)."""
+    ratios = _RATIOS[instrument]
+    out: list[torch.Tensor | None] = [None] * int(ratios.max())
     for j in range(MAX_PARTIALS):
-        if not playing[:, j].any():
-            continue
-        amp = (float(_AMPS[instrument, j] / _NORMS[instrument]) * playing[:, j].float()).to(phase.device)[:, None]
-        wave = torch.add(theta[:, j : j + 1], phase, alpha=float(_RATIOS[instrument, j])).sin_()
-        out = wave.mul_(amp) if out is None else out.addcmul_(amp, wave)
-    return out if out is not None else torch.zeros_like(phase)
+        if ratios[j] and playing[:, j].any():
+            amp = (float(_AMPS[instrument, j] / _NORMS[instrument]) * playing[:, j].double()).to(theta.device)
+            out[int(ratios[j]) - 1] = torch.polar(amp, theta[:, j].double()).to(torch.complex64)[:, None]
+    return out
+
+
+def _partials(z: torch.Tensor, phase: torch.Tensor, theta: torch.Tensor, playing: torch.Tensor, instrument: int):
+    """The instrument's partials summed and levelled, ``(b, n)`` float32: ``sum_j amp_j sin(ratio_j phase +
+    theta_j) / norm`` over the partials that play (``playing (b, partials)`` on the CPU). Harmonics as the
+    polynomial ``Im sum_k c_k z^k`` (Horner: no sine per sample); a bell's inharmonic partials sine by sine."""
+    if instrument == synth.INSTRUMENTS.index("bell"):
+        out = torch.zeros_like(phase)
+        for j in range(MAX_PARTIALS):
+            if _RATIOS[instrument, j] and playing[:, j].any():
+                amp = (float(_AMPS[instrument, j] / _NORMS[instrument]) * playing[:, j].float()).to(z.device)
+                wave = torch.add(theta[:, j : j + 1], phase, alpha=float(_RATIOS[instrument, j])).sin_()
+                out.addcmul_(amp[:, None], wave)
+        return out
+    coef = _coefficients(theta, playing, instrument)
+    step = 2 if all(c is None for c in coef[1::2]) else 1  # odd harmonics only: a polynomial in z^2
+    w = z * z if step == 2 else z
+    acc = None
+    for c in coef[::-step]:  # c_K, c_(K - step), ..., c_1
+        acc = c if acc is None else acc * w if c is None else torch.addcmul(c, acc, w)
+    return (acc * z).imag if acc is not None else torch.zeros_like(phase)
 
 
 def render_waves(p: dict[str, torch.Tensor], codes: dict[str, torch.Tensor], cfg: DataConfig) -> torch.Tensor:
     """Sound ``(B, samples)`` float32 of a collated batch of :func:`clip_params` (:func:`synth.render_sound` plus
     :func:`synth.background_noise`); ``codes``: the ``s_motion``, ``instrument`` and ``phases`` entries on the CPU."""
     n, sr, dev = int(round(cfg.clip_seconds * cfg.sample_rate)), cfg.sample_rate, p["t0"].device
-    phase, gain = _phases_and_gains(p, codes["s_motion"], n, sr)
+    z, phase, gain = _fundamentals(p, codes, n, sr)
     theta = torch.nan_to_num(p["phases"])
     for code, idx in _groups(codes["instrument"], dev):
         playing = ~torch.isnan(codes["phases"][codes["instrument"] == code])  # (b, partials) on the CPU
-        gain[idx] = gain[idx] * _partials(phase[idx], theta[idx], playing, code)
+        gain[idx] = gain[idx] * _partials(z[idx], phase[idx], theta[idx], playing, code)
     if "noise_wave" in p:
         return gain + p["noise_wave"]
     bank = _noise_bank(sr, dev)
-    window = p["noise_start"][:, None] + torch.arange(n, device=dev)
-    return gain + bank[p["noise"][:, None], window]
+    return gain + bank.unfold(1, n, 1)[p["noise"], p["noise_start"]]
 
 
 _BANKS: dict[tuple[int, str], torch.Tensor] = {}

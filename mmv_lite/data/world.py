@@ -36,10 +36,11 @@ object_scale        size of the objects on screen (visibility); the sound does n
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,19 @@ CACHE_VERSION = 1  # bump when the rendering changes: cached clips of older vers
 SPLIT_CODES = {"train": 10, "probe": 11, "val": 12, "test": 13}
 SEGMENTS_PER_VIDEO = synth.SEGMENTS_PER_VIDEO
 FACTORS = ("kind", "colour", "shade", "size", "motion", "background")
+# Configuration fields that change no clip's picture or sound (the narration dials, the sizes of the fixed sets, the
+# text and augmentation settings, which the stream does not use), and those that change the sound alone. Every other
+# field, present or future, is part of the cache key (WorldClips._cache_keys).
+NOT_DRAWN = frozenset(
+    {f"world.{k}" for k in ("misalignment", "misalignment_offset", "narration_noise", "text_correspondence")}
+    | {f"world.{k}" for k in ("size_said", "motion_said", "num_probe", "num_eval")}
+    | {f"data.{k}" for k in ("resize_to", "max_words", "num_candidates", "word_dim", "crop_min_scale", "hflip")}
+    | {"data.color_jitter"}
+)
+NOT_SEEN = frozenset(
+    {"world.av_correspondence", "world.scene_sound"}
+    | {f"data.{k}" for k in ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max")}
+)
 
 
 def eval_world(world: WorldConfig) -> WorldConfig:
@@ -102,7 +116,7 @@ def _segments(rng: np.random.Generator, world: WorldConfig) -> tuple[list[synth.
 def _video_plan(w: WorldConfig, split: str, video: int) -> tuple[list[synth.Segment], str, synth.Narration]:
     """Video ``video``'s segments, background and narration, from its own random stream. The clips of a video sit
     side by side in a batch, so the last few videos are remembered: the video is half of what planning a clip costs."""
-    key = (astuple(w), split, video)
+    key = (type(w), tuple(vars(w).values()), split, video)  # every dial, as a tuple of scalars: cheap to hash
     if key in _VIDEO_PLANS:
         return _VIDEO_PLANS[key]
     rng = np.random.default_rng([w.seed, SPLIT_CODES[split], video])
@@ -232,14 +246,36 @@ class WorldClips(Dataset):
         return out
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        if not 0 <= index < self._len:
-            raise IndexError(f"index {index} out of range for {self._len} clips")
-        cfg = self.cfg
-        p = self.plan(index)
-        seg = p.segments[p.segment]
+        p = self._plan_checked(index)
         frames = self._cached("frames", index, lambda: self._frames(p, index))
         video = torch.from_numpy(frames).permute(3, 0, 1, 2).float().div_(255.0)
         audio = torch.from_numpy(self._cached("audio", index, lambda: self._logmel(p, index)))
+        return self._item(p, index, video, audio)
+
+    def planned(self, index: int) -> dict[str, Any]:
+        """Item ``index`` planned, not drawn: the item contract without ``video`` and ``audio``, plus ``render``,
+        the parameters they are drawn from (:func:`mmv_lite.data.render.clip_params`). Collate a batch of them,
+        then :meth:`render_batch` draws the whole batch at once, on any device (the cache is not used)."""
+        p = self._plan_checked(index)
+        item = self._item(p, index, torch.empty(0), torch.empty(0))
+        del item["video"], item["audio"]
+        item["render"] = self.render_params(p, index)
+        return item
+
+    def render_batch(self, batch: dict[str, Any], device: str | torch.device | None = None) -> dict[str, Any]:
+        """A collated batch of :meth:`planned` items with ``video`` and ``audio`` drawn on ``device`` (default: the
+        CPU); equal to the items of ``self[i]`` within :mod:`mmv_lite.data.render`'s stated tolerance."""
+        batch = dict(batch)
+        batch["video"], batch["audio"] = render.render_batch(batch.pop("render"), self.cfg, device)
+        return batch
+
+    def _plan_checked(self, index: int) -> ClipPlan:
+        if not 0 <= index < self._len:
+            raise IndexError(f"index {index} out of range for {self._len} clips")
+        return self.plan(index)
+
+    def _item(self, p: ClipPlan, index: int, video: torch.Tensor, audio: torch.Tensor) -> dict[str, Any]:
+        cfg, seg = self.cfg, p.segments[p.segment]
         end = p.start + self.clip_seconds
         if self.train:
             picks = nearest_captions(p.narration, p.start, end, cfg.num_candidates)
@@ -293,13 +329,18 @@ class WorldClips(Dataset):
         return self.logmel(torch.from_numpy(wave)).numpy()
 
     def _cache_keys(self) -> dict[str, str]:
-        """What the picture and the sound of an item depend on, hashed into the names of their cache folders."""
-        w, d = self.world, self.cfg
-        picture = (w.seed, w.object_scale, w.object_continuity, w.clips_per_video, self.split)
-        picture += (d.crop_size, d.num_frames, d.fps, CACHE_VERSION)
-        sound = picture + (w.av_correspondence, w.scene_sound, d.sample_rate, d.n_fft, d.hop_length, d.n_mels)
-        sound += (d.f_min, d.f_max)
-        digest = lambda key: hashlib.sha1(repr(key).encode()).hexdigest()[:16]  # noqa: E731
+        """What the picture and the sound of an item depend on, hashed into the names of their cache folders: every
+        field of the world and data configurations (a subclass's too) but those :data:`NOT_DRAWN` and, for the
+        picture, :data:`NOT_SEEN`. A new dial is in the key unless it is listed there: at worst a clip is drawn
+        twice, never served stale."""
+        picture, sound = {"split": self.split, "version": CACHE_VERSION}, {}
+        for section, cfg in (("world", self.world), ("data", self.cfg)):
+            for f in dataclasses.fields(cfg):
+                name = f"{section}.{f.name}"
+                if name not in NOT_DRAWN:
+                    (sound if name in NOT_SEEN else picture)[name] = getattr(cfg, f.name)
+        sound = {**picture, **sound}
+        digest = lambda key: hashlib.sha1(repr(sorted(key.items())).encode()).hexdigest()[:16]  # noqa: E731
         return {"frames": f"frames-{digest(picture)}", "audio": f"audio-{digest(sound)}"}
 
     def _cached(self, kind: str, index: int, make: Any) -> np.ndarray:
