@@ -147,7 +147,9 @@ def plan_clip(world: WorldConfig, split: str, index: int, clip_seconds: float) -
     video, part = divmod(index, per_video)
     segments, background, narration = _video_plan(w, split, video)
     rng = np.random.default_rng([w.seed, SPLIT_CODES[split], video, 1 + part])  # this clip of it
-    shown = int(rng.choice(np.array_split(np.arange(len(segments)), per_video)[part]))
+    size, extra = divmod(len(segments), per_video)  # part `part` of np.array_split(segments, per_video) ...
+    first = part * size + min(part, extra)
+    shown = first + int(rng.integers(size + (part < extra)))  # ... and the draw of rng.choice over it
     seg = segments[shown]
     start = float(seg.start + rng.uniform(0.0, max(seg.end - seg.start - clip_seconds, 0.0)))
     phase = float(rng.uniform(-0.5, 0.5))  # drawn before the sound's dials: the picture never depends on them
@@ -181,6 +183,9 @@ def bag_hit_rate(
         for k in ks:
             hits[k] += any(p.about[j] == p.segment for j in order[:k])
     return {k: 100.0 * h / n for k, h in hits.items()}
+
+
+_NOTHING = torch.empty(0)  # the place of the video and audio of a planned item, which has neither
 
 
 class WorldClips(Dataset):
@@ -257,7 +262,7 @@ class WorldClips(Dataset):
         the parameters they are drawn from (:func:`mmv_lite.data.render.clip_params`). Collate a batch of them,
         then :meth:`render_batch` draws the whole batch at once, on any device (the cache is not used)."""
         p = self._plan_checked(index)
-        item = self._item(p, index, torch.empty(0), torch.empty(0))
+        item = self._item(p, index, _NOTHING, _NOTHING)
         del item["video"], item["audio"]
         item["render"] = self.render_params(p, index)
         return item
