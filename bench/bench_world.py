@@ -29,12 +29,16 @@ Rendering, in the same run (pinned to one CPU core, one torch thread), on the sa
   (``WorldClips.planned``: plan, narration, text ids and the render parameters);
 - ``planning_clips_per_s_2_workers``: planned items through a DataLoader with 2 workers (batch 32, collated), wall
   clock over the whole machine, worker start-up excluded;
+- ``loader_clips_per_s_2_workers``: whole training batches through ``step_loader`` with 2 workers, each clip drawn
+  whole in a worker (``clip``, today's default on a CPU) or the batch drawn at once by the worker that collates it
+  (``batch``), wall clock, the two alternated twice;
 - ``gpu``: the batched renderer on CUDA (wall ms per clip, synchronised), when there is a GPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -44,7 +48,7 @@ import time
 import torch
 
 from mmv_lite.config import get_config
-from mmv_lite.data.sampling import PlannedItems
+from mmv_lite.data.sampling import PlannedItems, step_loader
 from mmv_lite.data.world import WorldClips, plan_clip, world_word_vectors
 from mmv_lite.files import atomic_write
 from mmv_lite.runtime import machine
@@ -114,6 +118,17 @@ def planning_rate(ds: WorldClips, clips: int, workers: int = 2, batch: int = 32)
     return n / (time.perf_counter() - t0)
 
 
+def loader_rate(ds: WorldClips, mode: str, clips: int, workers: int = 2) -> float:
+    """Training batches per second x 32 through :func:`step_loader` in ``mode`` ("clip" or "batch", drawn on the
+    CPU), wall clock, the first batch (worker start-up) excluded."""
+    tc = dataclasses.replace(get_config("lite").train, num_workers=workers, batch_size=32)
+    it = iter(step_loader(ds, tc, 0, clips // 32 + 1, render=mode, device="cpu"))
+    next(it)
+    t0 = time.perf_counter()
+    n = sum(len(b["index"]) for b in it)
+    return n / (time.perf_counter() - t0)
+
+
 def render_comparison(cfg, words, clips: int, rounds: int) -> dict:
     """The rendering and planning numbers of the --json report (see the module docstring)."""
     cores = os.sched_getaffinity(0)
@@ -134,10 +149,16 @@ def render_comparison(cfg, words, clips: int, rounds: int) -> dict:
         "planning_ms_per_clip": med["planning"],
         "batched_speedup": med["reference"] / med["batched"],
         "per_round": runs,
-        "planning_clips_per_s_2_workers": planning_rate(ds, max(clips, 320) * 4),
+        "planning_clips_per_s_2_workers": planning_rate(ds, max(clips * 4, 64)),
         "planning_clips_per_s_2_workers_from_cpu_time": 2 * 1000 / med["planning"],
         "gpu": None,
     }
+    rates: dict[str, list[float]] = {"clip": [], "batch": []}
+    for r in range(2):  # alternated: the machine's speed drifts
+        for mode in ("clip", "batch") if r % 2 == 0 else ("batch", "clip"):
+            rates[mode].append(loader_rate(ds, mode, max(clips * 2, 64)))
+    out["loader_clips_per_s_2_workers"] = {mode: statistics.median(v) for mode, v in rates.items()}
+    out["loader_runs"] = rates
     if torch.cuda.is_available():
         out["gpu"] = {"device": torch.cuda.get_device_name(), "batched_ms_per_clip": gpu_ms_per_clip(ds, range(512))}
     return out
@@ -182,6 +203,8 @@ def main() -> None:
             print(f"{key:>32} {report[key]:8.3f}")
         print(f"{'batched speed-up':>32} {report['batched_speedup']:8.2f}x")
         print(f"{'planning, 2 workers, clips/s':>32} {report['planning_clips_per_s_2_workers']:8.0f}")
+        for mode, rate in report["loader_clips_per_s_2_workers"].items():
+            print(f"{'loader, 2 workers, ' + mode + ', clips/s':>32} {rate:8.0f}")
         if report["gpu"]:
             print(f"{'GPU ' + report['gpu']['device']:>32} {report['gpu']['batched_ms_per_clip']:8.3f} ms per clip")
         print(f"wrote {a.json}")

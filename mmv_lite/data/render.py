@@ -31,6 +31,7 @@ import torch
 
 from ..config import DataConfig
 from . import synth
+from .audio import LOG_OFFSET, LogMel
 
 VIDEO_MISMATCH = 1e-3  # fraction of video values allowed one grey level off the reference (never more than one)
 LOGMEL_ATOL = 1e-3  # log-mel values within this of the reference
@@ -432,8 +433,6 @@ _MELS: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 def log_mel(waves: torch.Tensor, cfg: DataConfig) -> torch.Tensor:
     """:class:`mmv_lite.data.audio.LogMel` for a batch ``(B, samples)`` -> ``(B, 1, F, n_mels)``, with its window and
     filter bank; the magnitude as ``sqrt(re^2 + im^2)`` (the complex ``abs`` costs twice the FFT on a CPU)."""
-    from .audio import LOG_OFFSET, LogMel
-
     key = (cfg.sample_rate, cfg.n_fft, cfg.hop_length, cfg.n_mels, cfg.f_min, cfg.f_max, str(waves.device))
     if key not in _MELS:
         mel = LogMel(cfg).mel
