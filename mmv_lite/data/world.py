@@ -11,6 +11,12 @@ W)`` in [0, 1], ``audio (1, F, n_mels)`` log-mel of the same span, ``text_ids / 
 ``text_valid (K,)`` (the K narrations nearest in time), the modality masks, ``video_id``, ``start``, ``end``,
 ``index`` and the ground-truth labels (evaluation only).
 
+Planning and drawing. ``train[i]`` plans the item (below) and draws its picture and sound with the per-clip NumPy
+renderer of :mod:`mmv_lite.data.synth`. ``train.planned(i)`` only plans it: the item without ``video`` and ``audio``,
+plus the few numbers they are drawn from; :meth:`WorldClips.render_batch` then draws a collated batch of them at
+once, on any device (:mod:`mmv_lite.data.render`: the same clips within its stated tolerance). Training on CUDA does
+that on the GPU (:func:`mmv_lite.data.sampling.step_loader`).
+
 How an item is made. Index ``i`` of a split is a short narrated video of its own (``SEGMENTS_PER_VIDEO`` segments,
 each one object doing one thing, each with one narration), drawn from the random stream ``(world.seed, split, i)``;
 the clip is a window inside one of its segments. Only that window is rendered. The ``train`` split is unlimited:
