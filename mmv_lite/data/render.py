@@ -1,9 +1,11 @@
 """The sample world drawn a batch at a time: frames, sound and log-mel of many planned clips in one call, on any
 device (CPU, CUDA, or the meta device, which checks shapes and devices without computing).
 
-    >>> params = [clip_params(plan, cfg, stream, clip_seconds) for ...]   # per clip, on the CPU (world.py does it)
-    >>> video, audio = render_batch(default_collate(params), cfg, device="cuda")
-    >>> video.shape, audio.shape                                          # (B, 3, T, H, W), (B, 1, F, n_mels)
+    >>> ds = WorldClips(cfg.data, "train", cfg.world, word_vectors)
+    >>> params = default_collate([ds.render_params(ds.plan(i), i) for i in range(32)])  # per clip, on the CPU
+    >>> video, audio = render_batch(params, cfg.data, device="cuda")   # (B, 3, T, H, W), (B, 1, F, n_mels)
+
+(``WorldClips.planned`` and ``WorldClips.render_batch`` do the same for whole items.)
 
 The world is split in two. *Planning* (:func:`mmv_lite.data.world.plan_clip`, then :func:`clip_params`) is cheap,
 per clip, deterministic and runs on the CPU: it draws every random number of a clip from the same NumPy streams as the
@@ -19,7 +21,9 @@ renderer, which ``make-samples``, the result files and the shipped checkpoint re
 - ``audio`` (log-mel): within ``LOGMEL_ATOL = 1e-3`` (natural-log units; the log-mel of a clip spans about 15).
 
 The differences are float rounding: transcendental functions of another library, sums in another order, the
-partials summed in float32 as the reference does (tests/test_render.py checks both bounds, a few clips per split).
+harmonics summed as a polynomial in ``exp(i phase)`` rather than sine by sine (tests/test_world_render.py checks both
+bounds on every split). The frames are computed with the reference's float64 operations in its order, and came out
+identical on 256 clips of each split; the log-mel was within 9e-5 there.
 """
 
 from __future__ import annotations
