@@ -20,7 +20,8 @@ settings, and each setting of a round gets new clip indices, except ``cache, war
 wrote in the same round. The table gives the median and the min-max over rounds. The cost per training step is this
 times the batch (32); a step of the networks themselves is timed by ``bench/bench_models.py --lite-step``.
 
-Rendering, in the same run (pinned to one CPU core, one torch thread), on the same planned clips each round:
+Rendering, in the same run (pinned to one CPU core, one torch thread), on the same planned clips each round, the
+clips a training run draws (each from a video of its own):
 
 - ``reference_ms_per_clip``: today's per-clip NumPy renderer, frames + sound + log-mel (``WorldClips._frames`` and
   ``_logmel``), the plan made beforehand;
@@ -48,7 +49,7 @@ import time
 import torch
 
 from mmv_lite.config import get_config
-from mmv_lite.data.sampling import PlannedItems, step_loader
+from mmv_lite.data.sampling import PlannedItems, StepBatchSampler, step_loader
 from mmv_lite.data.world import WorldClips, plan_clip, world_word_vectors
 from mmv_lite.files import atomic_write
 from mmv_lite.runtime import machine
@@ -72,7 +73,14 @@ def ms_per_plan(cfg, indices: range) -> float:
     return (time.process_time() - t0) / len(indices) * 1000
 
 
-def rendering(ds: WorldClips, indices: range, batch: int = 32) -> dict[str, float]:
+def training_indices(clips: int, seed: int) -> list[int]:
+    """The clips a training run draws, in its order (``step_loader``'s sampler): each from a video of its own, so
+    that planning pays for the video too, as in training."""
+    sampler = StepBatchSampler(None, 32, seed, 0, -(-clips // 32))
+    return [i for batch in sampler for i, _ in batch][:clips]
+
+
+def rendering(ds: WorldClips, indices: list[int], batch: int = 32) -> dict[str, float]:
     """CPU ms per clip: the reference renderer, the batched one, and planning, on the same clips."""
     plans = [ds.plan(i) for i in indices]
     t0 = time.process_time()
@@ -91,7 +99,7 @@ def rendering(ds: WorldClips, indices: range, batch: int = 32) -> dict[str, floa
     return {"reference": reference / n, "batched": batched / n, "planning": planning / n}
 
 
-def gpu_ms_per_clip(ds: WorldClips, indices: range, batch: int = 32) -> float:
+def gpu_ms_per_clip(ds: WorldClips, indices: list[int], batch: int = 32) -> float:
     """Wall ms per clip of the batched renderer on CUDA (parameters collated on the CPU, drawn on the GPU)."""
     batches = [ds.collate([ds.planned(i) for i in indices[j : j + batch]]) for j in range(0, len(indices), batch)]
     ds.render_batch(batches[0], "cuda")  # first-call costs out of the timing
@@ -104,9 +112,14 @@ def gpu_ms_per_clip(ds: WorldClips, indices: range, batch: int = 32) -> float:
 
 
 def planning_rate(ds: WorldClips, clips: int, workers: int = 2, batch: int = 32) -> float:
-    """Planned clips per second (wall clock) through a DataLoader with ``workers`` workers, start-up excluded."""
+    """Planned clips per second (wall clock) through a DataLoader with ``workers`` workers, start-up excluded (the
+    clips a training run draws)."""
     loader = torch.utils.data.DataLoader(
-        PlannedItems(ds), batch_size=batch, num_workers=workers, collate_fn=ds.collate, persistent_workers=True
+        PlannedItems(ds),
+        batch_size=batch,
+        sampler=training_indices(clips + batch, seed=5),
+        num_workers=workers,
+        collate_fn=ds.collate,
     )
     it = iter(loader)
     next(it)  # the workers are up
@@ -134,8 +147,8 @@ def render_comparison(cfg, words, clips: int, rounds: int) -> dict:
     cores = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {min(cores)})  # one CPU core
     ds = WorldClips(cfg.data, "train", cfg.world, words)
-    rendering(ds, range(10**6, 10**6 + 32))  # first-call costs out of the timing
-    runs = [rendering(ds, range(2 * 10**6 + r * clips, 2 * 10**6 + (r + 1) * clips)) for r in range(rounds)]
+    rendering(ds, training_indices(32, seed=99))  # first-call costs out of the timing
+    runs = [rendering(ds, training_indices(clips, seed=r)) for r in range(rounds)]
     os.sched_setaffinity(0, cores)
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     out = {
@@ -160,7 +173,10 @@ def render_comparison(cfg, words, clips: int, rounds: int) -> dict:
     out["loader_clips_per_s_2_workers"] = {mode: statistics.median(v) for mode, v in rates.items()}
     out["loader_runs"] = rates
     if torch.cuda.is_available():
-        out["gpu"] = {"device": torch.cuda.get_device_name(), "batched_ms_per_clip": gpu_ms_per_clip(ds, range(512))}
+        out["gpu"] = {
+            "device": torch.cuda.get_device_name(),
+            "batched_ms_per_clip": gpu_ms_per_clip(ds, training_indices(512, seed=7)),
+        }
     return out
 
 
