@@ -1,7 +1,9 @@
-"""Rendering cost of the sample-world stream: CPU milliseconds per training clip, with and without the stream cache.
+"""Rendering cost of the sample-world stream: CPU milliseconds per training clip, with and without the stream cache,
+and drawn a batch at a time (mmv_lite.data.render) against the per-clip renderer.
 
     python bench/bench_world.py                    # 300 clips per setting, 3 rounds, lite preset
     python bench/bench_world.py --clips 100 --rounds 5
+    python bench/bench_world.py --json world.json  # also the rendering comparison and the planning rate, as JSON
 
 Settings (one process, one torch thread, the lite preset's clips and the default world):
 
@@ -17,11 +19,29 @@ The timer is process CPU time, robust to other processes on a shared machine; ro
 settings, and each setting of a round gets new clip indices, except ``cache, warm``, which reads what ``cache, cold``
 wrote in the same round. The table gives the median and the min-max over rounds. The cost per training step is this
 times the batch (32); a step of the networks themselves is timed by ``bench/bench_models.py --lite-step``.
+
+Rendering, in the same run (pinned to one CPU core, one torch thread), on the same planned clips each round, the
+clips a training run draws (each from a video of its own):
+
+- ``reference_ms_per_clip``: today's per-clip NumPy renderer, frames + sound + log-mel (``WorldClips._frames`` and
+  ``_logmel``), the plan made beforehand;
+- ``batched_ms_per_clip``: :func:`mmv_lite.data.render.render_batch` on batches of 32 (collated parameters);
+- ``planning_ms_per_clip``: what a worker does per clip when the batch is drawn elsewhere
+  (``WorldClips.planned``: plan, narration, text ids and the render parameters);
+- ``planning_clips_per_s_2_workers``: planned items through a DataLoader with 2 workers (batch 32, collated), wall
+  clock over the whole machine, worker start-up excluded;
+- ``loader_clips_per_s_2_workers``: whole training batches through ``step_loader`` with 2 workers, each clip drawn
+  whole in a worker (``clip``, today's default on a CPU) or the batch drawn at once by the worker that collates it
+  (``batch``), wall clock, the two alternated twice;
+- ``gpu``: the batched renderer on CUDA (wall ms per clip, synchronised), when there is a GPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import os
 import statistics
 import tempfile
 import time
@@ -29,7 +49,10 @@ import time
 import torch
 
 from mmv_lite.config import get_config
+from mmv_lite.data.sampling import PlannedItems, StepBatchSampler, step_loader
 from mmv_lite.data.world import WorldClips, plan_clip, world_word_vectors
+from mmv_lite.files import atomic_write
+from mmv_lite.runtime import machine
 
 SETTINGS = ("plan only", "no cache", "cache, cold", "cache, warm")
 
@@ -50,10 +73,118 @@ def ms_per_plan(cfg, indices: range) -> float:
     return (time.process_time() - t0) / len(indices) * 1000
 
 
+def training_indices(clips: int, seed: int) -> list[int]:
+    """The clips a training run draws, in its order (``step_loader``'s sampler): each from a video of its own, so
+    that planning pays for the video too, as in training."""
+    sampler = StepBatchSampler(None, 32, seed, 0, -(-clips // 32))
+    return [i for batch in sampler for i, _ in batch][:clips]
+
+
+def rendering(ds: WorldClips, indices: list[int], batch: int = 32) -> dict[str, float]:
+    """CPU ms per clip: the reference renderer, the batched one, and planning, on the same clips."""
+    plans = [ds.plan(i) for i in indices]
+    t0 = time.process_time()
+    for p, i in zip(plans, indices):
+        ds._frames(p, i), ds._logmel(p, i)
+    reference = time.process_time() - t0
+    t0 = time.process_time()
+    planned = [ds.planned(i) for i in indices]
+    planning = time.process_time() - t0
+    batches = [ds.collate(planned[j : j + batch]) for j in range(0, len(planned), batch)]
+    t0 = time.process_time()
+    for b in batches:
+        ds.render_batch(b)
+    batched = time.process_time() - t0
+    n = len(indices) / 1000
+    return {"reference": reference / n, "batched": batched / n, "planning": planning / n}
+
+
+def gpu_ms_per_clip(ds: WorldClips, indices: list[int], batch: int = 32) -> float:
+    """Wall ms per clip of the batched renderer on CUDA (parameters collated on the CPU, drawn on the GPU)."""
+    batches = [ds.collate([ds.planned(i) for i in indices[j : j + batch]]) for j in range(0, len(indices), batch)]
+    ds.render_batch(batches[0], "cuda")  # first-call costs out of the timing
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for b in batches:
+        ds.render_batch(b, "cuda")
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / len(indices) * 1000
+
+
+def planning_rate(ds: WorldClips, clips: int, workers: int = 2, batch: int = 32) -> float:
+    """Planned clips per second (wall clock) through a DataLoader with ``workers`` workers, start-up excluded (the
+    clips a training run draws)."""
+    loader = torch.utils.data.DataLoader(
+        PlannedItems(ds),
+        batch_size=batch,
+        sampler=training_indices(clips + batch, seed=5),
+        num_workers=workers,
+        collate_fn=ds.collate,
+    )
+    it = iter(loader)
+    next(it)  # the workers are up
+    t0, n = time.perf_counter(), 0
+    for b in it:
+        n += len(b["index"])
+        if n >= clips:
+            break
+    return n / (time.perf_counter() - t0)
+
+
+def loader_rate(ds: WorldClips, mode: str, clips: int, workers: int = 2) -> float:
+    """Training batches per second x 32 through :func:`step_loader` in ``mode`` ("clip" or "batch", drawn on the
+    CPU), wall clock, the first batch (worker start-up) excluded."""
+    tc = dataclasses.replace(get_config("lite").train, num_workers=workers, batch_size=32)
+    it = iter(step_loader(ds, tc, 0, clips // 32 + 1, render=mode, device="cpu"))
+    next(it)
+    t0 = time.perf_counter()
+    n = sum(len(b["index"]) for b in it)
+    return n / (time.perf_counter() - t0)
+
+
+def render_comparison(cfg, words, clips: int, rounds: int) -> dict:
+    """The rendering and planning numbers of the --json report (see the module docstring)."""
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cores)})  # one CPU core
+    ds = WorldClips(cfg.data, "train", cfg.world, words)
+    rendering(ds, training_indices(32, seed=99))  # first-call costs out of the timing
+    runs = [rendering(ds, training_indices(clips, seed=r)) for r in range(rounds)]
+    os.sched_setaffinity(0, cores)
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    out = {
+        "command": "python bench/bench_world.py --json FILE " + f"--clips {clips} --rounds {rounds}",
+        "machine": machine(),
+        "load_average": os.getloadavg(),
+        "clips_per_round": clips,
+        "rounds": rounds,
+        "reference_ms_per_clip": med["reference"],
+        "batched_ms_per_clip": med["batched"],
+        "planning_ms_per_clip": med["planning"],
+        "batched_speedup": med["reference"] / med["batched"],
+        "per_round": runs,
+        "planning_clips_per_s_2_workers": planning_rate(ds, max(clips * 4, 64)),
+        "planning_clips_per_s_2_workers_from_cpu_time": 2 * 1000 / med["planning"],
+        "gpu": None,
+    }
+    rates: dict[str, list[float]] = {"clip": [], "batch": []}
+    for r in range(2):  # alternated: the machine's speed drifts
+        for mode in ("clip", "batch") if r % 2 == 0 else ("batch", "clip"):
+            rates[mode].append(loader_rate(ds, mode, max(clips * 2, 64)))
+    out["loader_clips_per_s_2_workers"] = {mode: statistics.median(v) for mode, v in rates.items()}
+    out["loader_runs"] = rates
+    if torch.cuda.is_available():
+        out["gpu"] = {
+            "device": torch.cuda.get_device_name(),
+            "batched_ms_per_clip": gpu_ms_per_clip(ds, training_indices(512, seed=7)),
+        }
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clips", type=int, default=300, help="clips per setting and round")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--json", default=None, help="also compare the renderers and write the numbers to this file")
     a = p.parse_args()
     torch.set_num_threads(1)
     cfg, words = get_config("lite"), world_word_vectors()
@@ -80,6 +211,19 @@ def main() -> None:
         ts = timings[name]
         med = statistics.median(ts)
         print(f"{name:>14} {med:>9.2f} [{min(ts):.2f}-{max(ts):.2f}] {med * 32:>20.0f}")
+    if a.json:
+        report = render_comparison(cfg, words, a.clips, a.rounds)
+        atomic_write(a.json, json.dumps(report, indent=1) + "\n")
+        print(f"\nrendering on one core, CPU ms per clip (median of {a.rounds} rounds of {a.clips} clips):")
+        for key in ("reference_ms_per_clip", "batched_ms_per_clip", "planning_ms_per_clip"):
+            print(f"{key:>32} {report[key]:8.3f}")
+        print(f"{'batched speed-up':>32} {report['batched_speedup']:8.2f}x")
+        print(f"{'planning, 2 workers, clips/s':>32} {report['planning_clips_per_s_2_workers']:8.0f}")
+        for mode, rate in report["loader_clips_per_s_2_workers"].items():
+            print(f"{'loader, 2 workers, ' + mode + ', clips/s':>32} {rate:8.0f}")
+        if report["gpu"]:
+            print(f"{'GPU ' + report['gpu']['device']:>32} {report['gpu']['batched_ms_per_clip']:8.3f} ms per clip")
+        print(f"wrote {a.json}")
 
 
 if __name__ == "__main__":

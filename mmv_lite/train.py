@@ -362,7 +362,8 @@ def train(
     step = run.restore(state)
     run.wrap_ddp()
     stop = tc.steps if stop_at is None else min(stop_at, tc.steps)
-    loader = step_loader(train_ds, tc, step, stop, rt.rank, rt.world, pin_memory=rt.device.type == "cuda")
+    cuda = rt.device.type == "cuda"  # the sample world is then drawn on the GPU, a batch at a time
+    loader = step_loader(train_ds, tc, step, stop, rt.rank, rt.world, pin_memory=cuda, device=rt.device)
     if state is not None:
         set_rng_state(state["rng"])  # after everything that draws random numbers at set-up
     log = MetricsLog(out / METRICS_NAME, step if state is not None else None, rt.main)

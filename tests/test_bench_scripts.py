@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -43,6 +44,21 @@ def test_world_rate_reports_each_setting_and_the_warm_cache_is_cheaper():
     # Read back from the cache, a clip skips drawing and sounding: far cheaper than rendering and writing it.
     assert rows["cache, warm"][0] < rows["cache, cold"][0], out
     assert rows["plan only"][0] < rows["no cache"][0], out  # a clip is planned, then drawn, sounded and encoded
+
+
+def test_world_json_compares_the_renderers_and_times_planning(tmp_path):
+    """--json adds the batched renderer against the per-clip one (same clips, one core) and the planning rates."""
+    out_file = tmp_path / "world.json"
+    cmd = [sys.executable, "bench/bench_world.py", "--clips", "8", "--rounds", "1", "--json", str(out_file)]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, check=True).stdout
+    report = json.loads(out_file.read_text())
+    for key in ("reference_ms_per_clip", "batched_ms_per_clip", "planning_ms_per_clip"):
+        assert report[key] > 0 and f"{report[key]:8.3f}" in out, key
+    assert report["batched_speedup"] == pytest.approx(report["reference_ms_per_clip"] / report["batched_ms_per_clip"])
+    assert report["planning_clips_per_s_2_workers"] > 0
+    assert set(report["loader_clips_per_s_2_workers"]) == {"clip", "batch"}
+    assert report["gpu"] is None or report["gpu"]["batched_ms_per_clip"] > 0
+    assert report["machine"]["cores"] >= 1 and report["clips_per_round"] == 8
 
 
 def _bench_module(name: str):

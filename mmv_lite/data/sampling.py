@@ -13,6 +13,7 @@ clips as one process (each rank takes its 1/W share of every global batch).
 
 from __future__ import annotations
 
+import functools
 import random
 import signal
 from collections.abc import Iterator
@@ -132,6 +133,58 @@ def loader_worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
+class PlannedItems(Dataset):
+    """``ds[i]`` is ``inner.planned(i)``: a dataset that draws its items a batch at a time (``planned`` and
+    ``render_batch``, as :class:`~mmv_lite.data.world.WorldClips`) seen through its planned items."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+        self.unlimited = getattr(inner, "unlimited", False)
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.inner.planned(index)
+
+
+def _collate_and_render(dataset: Any, items: list[Any]) -> Any:
+    """Collate planned items and draw the batch on the CPU (in the worker that planned it)."""
+    return dataset.render_batch(dataset.collate(items), "cpu")
+
+
+class RenderedBatches:
+    """The batches of ``loader`` (planned items, collated) drawn on ``device`` as they come, in this process."""
+
+    def __init__(self, loader: DataLoader, dataset: Any, device: torch.device):
+        self.loader, self.dataset, self.device = loader, dataset, device
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[Any]:
+        for batch in self.loader:
+            yield self.dataset.render_batch(batch, self.device)
+
+
+# Where a dataset that can plan its items (the sample world) draws them. "clip": each item whole in the workers;
+# "batch": the workers plan, and each batch is drawn at once in the worker that collates it; "device": the workers
+# plan, and this process draws the batch on the training device. "auto" is "device" on CUDA, CPU_RENDER elsewhere.
+RENDER_MODES = ("auto", "clip", "batch", "device")
+CPU_RENDER = "clip"  # on a CPU: per-clip workers, as measured by bench/bench_world.py (docs/BENCHMARKS.md)
+
+
+def render_mode(dataset: Any, render: str, device: torch.device | str | None) -> str:
+    """The mode ``render`` resolves to for ``dataset`` on ``device`` ("clip" for a dataset that cannot plan)."""
+    if render not in RENDER_MODES:
+        raise ValueError(f"render={render!r}; expected one of {RENDER_MODES}")
+    if not (hasattr(dataset, "planned") and hasattr(dataset, "render_batch")):
+        return "clip"
+    if render == "auto":
+        return "device" if torch.device(device or "cpu").type == "cuda" else CPU_RENDER
+    return render
+
+
 def step_loader(
     dataset: Dataset,
     tc: TrainConfig,
@@ -140,11 +193,21 @@ def step_loader(
     rank: int = 0,
     world: int = 1,
     pin_memory: bool = False,
-) -> DataLoader:
-    """A DataLoader that yields this rank's batch of every step in ``[start, stop)`` (``tc.num_workers`` workers)."""
-    workers = tc.num_workers
-    return DataLoader(
-        SeededItems(dataset),
+    device: torch.device | str | None = None,
+    render: str = "auto",
+) -> DataLoader | RenderedBatches:
+    """A DataLoader that yields this rank's batch of every step in ``[start, stop)`` (``tc.num_workers`` workers).
+
+    ``device``: where training runs; with ``render`` (see :data:`RENDER_MODES`) it decides where a planning
+    dataset's batches are drawn: on CUDA, on the device by default (the batches come out with ``video`` and
+    ``audio`` already there)."""
+    workers, mode = tc.num_workers, render_mode(dataset, render, device)
+    items: Dataset = dataset if mode == "clip" else PlannedItems(dataset)
+    collate = getattr(dataset, "collate", None)  # ClipDataset.collate keeps video ids as a list of str
+    if mode == "batch":
+        collate = functools.partial(_collate_and_render, dataset)
+    loader = DataLoader(
+        SeededItems(items),
         batch_sampler=StepBatchSampler(
             None if getattr(dataset, "unlimited", False) else len(dataset),
             tc.batch_size,
@@ -154,10 +217,11 @@ def step_loader(
             rank,
             world,
         ),
-        collate_fn=getattr(dataset, "collate", None),  # ClipDataset.collate keeps video ids as a list of str
+        collate_fn=collate,
         num_workers=workers,
-        pin_memory=pin_memory,
+        pin_memory=pin_memory and mode != "device",
         persistent_workers=workers > 0,
         worker_init_fn=loader_worker_init if workers > 0 else None,
         prefetch_factor=4 if workers > 0 else None,
     )
+    return RenderedBatches(loader, dataset, torch.device(device or "cpu")) if mode == "device" else loader

@@ -156,7 +156,7 @@ def draw_segment(
         size=size,
         radius=heard_radius * object_scale,
         motion=motion,
-        direction=int(rng.choice([-1, 1])),
+        direction=(-1, 1)[rng.integers(2)],  # the draw of rng.choice([-1, 1]), without its overhead
         speed=float(rng.uniform(0.8, 1.25)),
         x=float(rng.uniform(24, 40)),
         y=float(rng.uniform(24, 40)),
@@ -547,12 +547,17 @@ class Narration:
     segments: list[Segment]
     style: NarrationStyle
     seed: int  # each caption's words come from the random stream (seed, caption index)
+    _texts: dict[int, str] = field(default_factory=dict, repr=False, compare=False)  # captions worded so far
 
     def text(self, i: int) -> str:
-        rng = np.random.default_rng([self.seed, i])
-        if self.about[i] < 0:
-            return _pick(rng, FILLER_ONLY)
-        return asr_noise(describe(self.segments[self.about[i]], rng, self.style), rng, noise=self.style.noise)
+        if i not in self._texts:  # the clips of a video share its captions: each is worded once
+            rng = np.random.default_rng([self.seed, i])
+            if self.about[i] < 0:
+                self._texts[i] = _pick(rng, FILLER_ONLY)
+            else:
+                segment = self.segments[self.about[i]]
+                self._texts[i] = asr_noise(describe(segment, rng, self.style), rng, noise=self.style.noise)
+        return self._texts[i]
 
     @property
     def captions(self) -> dict[str, list]:
@@ -575,9 +580,10 @@ def narrate_segments(segments: list[Segment], style: NarrationStyle, rng: np.ran
     rows = []
     for i, seg in enumerate(segments):
         n = max(1, int(round((seg.end - seg.start) / style.every)))
-        edges = np.linspace(seg.start, seg.end, n + 1)
+        step = (seg.end - seg.start) / n
+        edges = [k * step + seg.start for k in range(n)] + [seg.end]  # np.linspace's values, without its overhead
         for a, b in zip(edges[:-1], edges[1:]):
-            rows.append(_spoken(i, float(a), float(b), duration, style, rng))
+            rows.append(_spoken(i, a, b, duration, style, rng))
     rows.sort(key=lambda r: r[0])
     return Narration(
         start=[round(r[0], 2) for r in rows],
@@ -599,8 +605,8 @@ def _spoken(
         shift = _pick(rng, (-1.0, 1.0)) * style.offset * rng.uniform(0.7, 1.3)
         if not 0.0 <= (a + b) / 2 + shift <= duration:  # spoken within the video: the other way
             shift = -shift
-    start = float(np.clip(a + shift + rng.uniform(-0.3, 0.3), 0, duration - 0.5))
-    end = float(np.clip(b + shift + rng.uniform(-0.3, 0.3), start + 0.5, duration))
+    start = min(max(a + shift + rng.uniform(-0.3, 0.3), 0.0), duration - 0.5)  # np.clip's result, on floats
+    end = min(max(b + shift + rng.uniform(-0.3, 0.3), start + 0.5), duration)
     return start, end, -1 if rng.random() < style.filler_only * style.noise else index
 
 

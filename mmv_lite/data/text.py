@@ -124,12 +124,9 @@ class WordVectors:
         """
         if isinstance(texts, str):
             raise TypeError("encode expects a list of strings, not a single string")
-        ids = torch.zeros(len(texts), max_words, dtype=torch.long)
-        for i, text in enumerate(texts):
-            row = self.token_ids(text, max_words)
-            if row:
-                ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        return ids, ids != 0
+        rows = [self.token_ids(text, max_words) for text in texts]
+        ids = torch.tensor([row + [0] * (max_words - len(row)) for row in rows], dtype=torch.long)
+        return ids.view(len(texts), max_words), ids.view(len(texts), max_words) != 0
 
     # ----------------------------------------------------------------------------------------- files
     @classmethod

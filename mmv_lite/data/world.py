@@ -11,6 +11,12 @@ W)`` in [0, 1], ``audio (1, F, n_mels)`` log-mel of the same span, ``text_ids / 
 ``text_valid (K,)`` (the K narrations nearest in time), the modality masks, ``video_id``, ``start``, ``end``,
 ``index`` and the ground-truth labels (evaluation only).
 
+Planning and drawing. ``train[i]`` plans the item (below) and draws its picture and sound with the per-clip NumPy
+renderer of :mod:`mmv_lite.data.synth`. ``train.planned(i)`` only plans it: the item without ``video`` and ``audio``,
+plus the few numbers they are drawn from; :meth:`WorldClips.render_batch` then draws a collated batch of them at
+once, on any device (:mod:`mmv_lite.data.render`: the same clips within its stated tolerance). Training on CUDA does
+that on the GPU (:func:`mmv_lite.data.sampling.step_loader`).
+
 How an item is made. Index ``i`` of a split is a short narrated video of its own (``SEGMENTS_PER_VIDEO`` segments,
 each one object doing one thing, each with one narration), drawn from the random stream ``(world.seed, split, i)``;
 the clip is a window inside one of its segments. Only that window is rendered. The ``train`` split is unlimited:
@@ -36,10 +42,11 @@ object_scale        size of the objects on screen (visibility); the sound does n
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +56,7 @@ from torch.utils.data import Dataset, default_collate
 
 from ..config import DataConfig, WorldConfig
 from ..files import atomic_write
-from . import items, synth
+from . import items, render, synth
 from .audio import LogMel, num_audio_samples
 from .text import WordVectors
 
@@ -58,6 +65,19 @@ CACHE_VERSION = 1  # bump when the rendering changes: cached clips of older vers
 SPLIT_CODES = {"train": 10, "probe": 11, "val": 12, "test": 13}
 SEGMENTS_PER_VIDEO = synth.SEGMENTS_PER_VIDEO
 FACTORS = ("kind", "colour", "shade", "size", "motion", "background")
+# Configuration fields that change no clip's picture or sound (the narration dials, the sizes of the fixed sets, the
+# text and augmentation settings, which the stream does not use), and those that change the sound alone. Every other
+# field, present or future, is part of the cache key (WorldClips._cache_keys).
+NOT_DRAWN = frozenset(
+    {f"world.{k}" for k in ("misalignment", "misalignment_offset", "narration_noise", "text_correspondence")}
+    | {f"world.{k}" for k in ("size_said", "motion_said", "num_probe", "num_eval")}
+    | {f"data.{k}" for k in ("resize_to", "max_words", "num_candidates", "word_dim", "crop_min_scale", "hflip")}
+    | {"data.color_jitter"}
+)
+NOT_SEEN = frozenset(
+    {"world.av_correspondence", "world.scene_sound"}
+    | {f"data.{k}" for k in ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max")}
+)
 
 
 def eval_world(world: WorldConfig) -> WorldConfig:
@@ -102,7 +122,7 @@ def _segments(rng: np.random.Generator, world: WorldConfig) -> tuple[list[synth.
 def _video_plan(w: WorldConfig, split: str, video: int) -> tuple[list[synth.Segment], str, synth.Narration]:
     """Video ``video``'s segments, background and narration, from its own random stream. The clips of a video sit
     side by side in a batch, so the last few videos are remembered: the video is half of what planning a clip costs."""
-    key = (astuple(w), split, video)
+    key = (type(w), tuple(vars(w).values()), split, video)  # every dial, as a tuple of scalars: cheap to hash
     if key in _VIDEO_PLANS:
         return _VIDEO_PLANS[key]
     rng = np.random.default_rng([w.seed, SPLIT_CODES[split], video])
@@ -133,7 +153,9 @@ def plan_clip(world: WorldConfig, split: str, index: int, clip_seconds: float) -
     video, part = divmod(index, per_video)
     segments, background, narration = _video_plan(w, split, video)
     rng = np.random.default_rng([w.seed, SPLIT_CODES[split], video, 1 + part])  # this clip of it
-    shown = int(rng.choice(np.array_split(np.arange(len(segments)), per_video)[part]))
+    size, extra = divmod(len(segments), per_video)  # part `part` of np.array_split(segments, per_video) ...
+    first = part * size + min(part, extra)
+    shown = first + int(rng.integers(size + (part < extra)))  # ... and the draw of rng.choice over it
     seg = segments[shown]
     start = float(seg.start + rng.uniform(0.0, max(seg.end - seg.start - clip_seconds, 0.0)))
     phase = float(rng.uniform(-0.5, 0.5))  # drawn before the sound's dials: the picture never depends on them
@@ -167,6 +189,9 @@ def bag_hit_rate(
         for k in ks:
             hits[k] += any(p.about[j] == p.segment for j in order[:k])
     return {k: 100.0 * h / n for k, h in hits.items()}
+
+
+_NOTHING = torch.empty(0)  # the place of the video and audio of a planned item, which has neither
 
 
 class WorldClips(Dataset):
@@ -232,14 +257,36 @@ class WorldClips(Dataset):
         return out
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        if not 0 <= index < self._len:
-            raise IndexError(f"index {index} out of range for {self._len} clips")
-        cfg = self.cfg
-        p = self.plan(index)
-        seg = p.segments[p.segment]
+        p = self._plan_checked(index)
         frames = self._cached("frames", index, lambda: self._frames(p, index))
         video = torch.from_numpy(frames).permute(3, 0, 1, 2).float().div_(255.0)
         audio = torch.from_numpy(self._cached("audio", index, lambda: self._logmel(p, index)))
+        return self._item(p, index, video, audio)
+
+    def planned(self, index: int) -> dict[str, Any]:
+        """Item ``index`` planned, not drawn: the item contract without ``video`` and ``audio``, plus ``render``,
+        the parameters they are drawn from (:func:`mmv_lite.data.render.clip_params`). Collate a batch of them,
+        then :meth:`render_batch` draws the whole batch at once, on any device (the cache is not used)."""
+        p = self._plan_checked(index)
+        item = self._item(p, index, _NOTHING, _NOTHING)
+        del item["video"], item["audio"]
+        item["render"] = self.render_params(p, index)
+        return item
+
+    def render_batch(self, batch: dict[str, Any], device: str | torch.device | None = None) -> dict[str, Any]:
+        """A collated batch of :meth:`planned` items with ``video`` and ``audio`` drawn on ``device`` (default: the
+        CPU); equal to the items of ``self[i]`` within :mod:`mmv_lite.data.render`'s stated tolerance."""
+        batch = dict(batch)
+        batch["video"], batch["audio"] = render.render_batch(batch.pop("render"), self.cfg, device)
+        return batch
+
+    def _plan_checked(self, index: int) -> ClipPlan:
+        if not 0 <= index < self._len:
+            raise IndexError(f"index {index} out of range for {self._len} clips")
+        return self.plan(index)
+
+    def _item(self, p: ClipPlan, index: int, video: torch.Tensor, audio: torch.Tensor) -> dict[str, Any]:
+        cfg, seg = self.cfg, p.segments[p.segment]
         end = p.start + self.clip_seconds
         if self.train:
             picks = nearest_captions(p.narration, p.start, end, cfg.num_candidates)
@@ -275,6 +322,15 @@ class WorldClips(Dataset):
         bg = synth.make_background(p.background, rng, self.cfg.crop_size)
         return synth.render_frames(p.segments[p.segment], bg, self.cfg.num_frames, self.cfg.fps, t0=self._t0(p))
 
+    def render_params(self, p: ClipPlan, index: int) -> dict[str, np.ndarray]:
+        """What :func:`mmv_lite.data.render.render_batch` needs to draw item ``index`` (planned as ``p``): the same
+        factors and the same random streams as :meth:`_frames` and :meth:`_logmel`."""
+        code = [self.world.seed, SPLIT_CODES[self.split], index]
+        streams = np.random.default_rng(code + [1]), np.random.default_rng(code + [2])
+        return render.clip_params(
+            self.cfg, p.segments[p.segment], p.background, p.sound, p.noise, self._t0(p), *streams
+        )
+
     def _logmel(self, p: ClipPlan, index: int) -> np.ndarray:
         """``(1, F, n_mels)`` float32 log-mel of item ``index``'s sound."""
         cfg = self.cfg
@@ -284,13 +340,18 @@ class WorldClips(Dataset):
         return self.logmel(torch.from_numpy(wave)).numpy()
 
     def _cache_keys(self) -> dict[str, str]:
-        """What the picture and the sound of an item depend on, hashed into the names of their cache folders."""
-        w, d = self.world, self.cfg
-        picture = (w.seed, w.object_scale, w.object_continuity, w.clips_per_video, self.split)
-        picture += (d.crop_size, d.num_frames, d.fps, CACHE_VERSION)
-        sound = picture + (w.av_correspondence, w.scene_sound, d.sample_rate, d.n_fft, d.hop_length, d.n_mels)
-        sound += (d.f_min, d.f_max)
-        digest = lambda key: hashlib.sha1(repr(key).encode()).hexdigest()[:16]  # noqa: E731
+        """What the picture and the sound of an item depend on, hashed into the names of their cache folders: every
+        field of the world and data configurations (a subclass's too) but those :data:`NOT_DRAWN` and, for the
+        picture, :data:`NOT_SEEN`. A new dial is in the key unless it is listed there: at worst a clip is drawn
+        twice, never served stale."""
+        picture, sound = {"split": self.split, "version": CACHE_VERSION}, {}
+        for section, cfg in (("world", self.world), ("data", self.cfg)):
+            for f in dataclasses.fields(cfg):
+                name = f"{section}.{f.name}"
+                if name not in NOT_DRAWN:
+                    (sound if name in NOT_SEEN else picture)[name] = getattr(cfg, f.name)
+        sound = {**picture, **sound}
+        digest = lambda key: hashlib.sha1(repr(sorted(key.items())).encode()).hexdigest()[:16]  # noqa: E731
         return {"frames": f"frames-{digest(picture)}", "audio": f"audio-{digest(sound)}"}
 
     def _cached(self, kind: str, index: int, make: Any) -> np.ndarray:
