@@ -201,9 +201,11 @@ exercises.reveal("fac")
 # %% [markdown]
 # ## 4. How big is it? Lite versus the paper
 #
-# The `lite` preset is the paper's architecture with fewer channels (`video_width=0.25`), a shallower audio ResNet
-# and smaller spaces, so it trains on a laptop CPU in minutes. The paper's models are the *same code with other
-# numbers* (`get_config("s3dg")`, `"tsm_r50"`, `"tsm_r50x2"`). We can count their parameters without allocating a
+# The `lite` preset is built from the same code as the paper's models, but it is not the paper's network shrunk
+# evenly: its video network is a **10-layer** TSM-ResNet (the paper's has 50) with a quarter of the channels
+# (`video_width=0.25`) and a first convolution of **stride 1** (the paper's has stride 2), its audio ResNet is
+# shallower and its spaces are smaller, so it trains on a laptop CPU in minutes. The paper's models are the same code
+# with the paper's numbers (`get_config("s3dg")`, `"tsm_r50"`, `"tsm_r50x2"`). We can count their parameters without allocating a
 # single weight by building them on PyTorch's `meta` device, which records shapes only.
 
 # %%
@@ -276,7 +278,8 @@ else:
 #   compared by cosine similarity.
 # * The embedding graph decides who meets whom: *shared* (one space), *disjoint* (va and vt), *FAC* (fine va, then
 #   coarse vat). Only shared and FAC can compare audio with text.
-# * The lite model is the paper's model with smaller numbers; the meta device counts big models for free.
+# * The lite model is the same code as the paper's models, but shallower (a 10-layer video network), narrower and
+#   with a stride-1 stem; the meta device counts the big models for free.
 # * `load_official` puts DeepMind's released weights into the same PyTorch model.
 #
 # Next: **02 · the losses** that pull the modalities of one moment together.

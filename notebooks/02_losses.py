@@ -72,7 +72,9 @@ plt.show()
 # $$\mathrm{loss}_i = -\log \frac{\exp(S_{ii}/τ)}{\sum_j \exp(S_{ij}/τ) + \sum_j \exp(S_{ji}/τ)}$$
 #
 # (one softmax over the row and the column together; the positive sits in both, so the loss never goes below
-# log 2). The loss is small when the diagonal beats every other entry
+# log 2). This form is the one the MIL-NCE authors' code computes (`MILNCELoss`), and the kit follows it. The MMV
+# paper's formula counts the positive **once** in the denominator: the same sums without one of the two
+# $\exp(S_{ii}/τ)$. Only the paper's form can reach 0. The loss is small when the diagonal beats every other entry
 # of its row and column by a margin of a few τ. Below, the same toy batch with more and more noise between the two
 # modalities: as the positives stop standing out, the loss climbs to the value of unrelated embeddings.
 
@@ -279,7 +281,8 @@ plt.show()
 # ## What we learned
 # * A contrastive loss is a classification over the batch: each clip must pick out its own other modality among
 #   everyone else's. Positives sit on the diagonal of the similarity matrix.
-# * MMV's NCE is symmetric (row and column together); MIL-NCE replaces the single positive by a bag of K nearby
+# * The kit's NCE is symmetric (row and column in one softmax, the positive counted twice, as in the MIL-NCE
+#   authors' code; the MMV paper's formula counts it once); MIL-NCE replaces the single positive by a bag of K nearby
 #   narrations and a soft maximum over it, which tolerates narrations that talk about a neighbouring moment.
 # * The temperature sets how hard the loss looks at the closest negatives; τ = 0.07 is cold.
 # * Misalignment is measurable before any training: it decides how often the nearest narration is a wrong pair, and
