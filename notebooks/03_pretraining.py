@@ -9,8 +9,9 @@
 # 3. measure what training bought: zero-shot retrieval on held-out clips, against the chance level;
 # 4. reproduce the shipped checkpoint `data_samples/mmv_lite_fac.pt` with the project's own train command;
 # 5. ask *what* the video network learnt to read, with factor probes beside the same network at random weights;
-# 6. state two of the paper's findings as measured here, each beside the control that makes it vanish:
-#    self-supervised features beat random ones, and MIL-NCE beats NCE when narrations are misaligned.
+# 6. state two findings MMV builds on, as measured here, each beside the control that makes it vanish:
+#    self-supervised features beat random ones (the premise of any self-supervised method), and MIL-NCE beats NCE
+#    when narrations are misaligned (Miech et al.'s finding, CVPR 2020, which MMV adopts for video-text).
 #
 # We train on the **sample world's stream**: an unlimited supply of synthetic clips (a coloured object that moves and
 # makes a sound, on a background, narrated like a how-to video about every 1.5 s, and about half the time about
@@ -187,8 +188,10 @@ plt.show()
 # ```
 #
 # In **full** mode the cell above trained with exactly that configuration, so "this run" and "shipped" should be
-# close (seeds make the run deterministic on one device; a different device or library version changes the last
-# digits, not the picture). In **quick** mode "this run" is a minute or two in.
+# close: seeds make a run repeat bit for bit on one machine and installation. On another machine (or library
+# version) the rounding differs, and 800 steps amplify that into a different run, as another seed would: rerun on a
+# second machine, the findings' means moved by up to 7.9 points (docs/RESULTS.md, section "Time"). In **quick**
+# mode "this run" is a minute or two in.
 
 # %%
 key = "t2v"
@@ -236,9 +239,12 @@ plt.show()
 # (chance [12.8](../docs/results/shipped_checkpoint.json "factors.f_v.motion.chance") %). The narrations name the kind and the motion, and the sound
 # carries the size (pitch) and the motion (rhythm): that is what the losses could teach the video network to see.
 #
-# ## 7. Two findings of the paper, measured here
+# ## 7. Two findings MMV builds on, measured here
 #
-# One run is an anecdote. `python -m mmv_lite experiment findings` trains every comparison the paper's findings need
+# Neither is MMV's own claim: the first is the premise of every self-supervised method, the second is the finding of
+# the MIL-NCE paper (Miech et al., CVPR 2020), whose loss MMV adopts for video and text.
+#
+# One run is an anecdote. `python -m mmv_lite experiment findings` trains every comparison the findings need
 # with the same budget (the main job's 800 steps), three seeds each, and scores them on the world's fixed test clips;
 # `docs/RESULTS.md` shows all six. A finding **holds** when its gap is larger than twice the seed-to-seed standard
 # deviation (and than the margin the claim states). Each has a **control**: the same comparison in a world where the
