@@ -113,6 +113,8 @@ print(
 #
 # Watch the shapes: every stage halves the resolution while the number of channels grows; the last step averages
 # over what is left. The TSM keeps all its frames to the end; S3D-G also halves time.
+#
+# **Predict, then run.** What shape does `f_v` have for a batch of 2 clips, and how many frames are left at the TSM's last stage?
 
 # %%
 from mmv_lite.models.s3dg import s3dg
@@ -207,6 +209,8 @@ exercises.reveal("fac")
 # shallower and its spaces are smaller, so it trains on a laptop CPU in minutes. The paper's models are the same code
 # with the paper's numbers (`get_config("s3dg")`, `"tsm_r50"`, `"tsm_r50x2"`). We can count their parameters without allocating a
 # single weight by building them on PyTorch's `meta` device, which records shapes only.
+#
+# **Predict, then run.** How many times more parameters than `lite` does the paper's S3D-G model have: 10x, 100x, 1,000x?
 
 # %%
 counts = {}

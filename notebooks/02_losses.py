@@ -77,6 +77,8 @@ plt.show()
 # $\exp(S_{ii}/τ)$. Only the paper's form can reach 0. The loss is small when the diagonal beats every other entry
 # of its row and column by a margin of a few τ. Below, the same toy batch with more and more noise between the two
 # modalities: as the positives stop standing out, the loss climbs to the value of unrelated embeddings.
+#
+# **Predict, then run.** With B clips of unrelated embeddings, roughly what loss do you expect (hint: 2B entries in one softmax)?
 
 # %%
 noise = np.linspace(0.0, 3.0, 13)
@@ -172,6 +174,8 @@ plt.show()
 # Now the gradient. Suppose clip 0's nearest narration is candidate 0, which is about a neighbouring moment; the
 # matching one is candidate 1. Plain NCE with the nearest narration pulls the video entirely towards the wrong words.
 # MIL-NCE with the whole bag pulls mostly towards the matching one.
+#
+# **Predict, then run.** Which candidate gets the largest gradient under NCE, and which under MIL-NCE?
 
 
 # %%
@@ -235,6 +239,9 @@ exercises.reveal("mil_nce")
 # few seconds away. We ask the world directly, before any network is trained: for training clips, how often is the
 # **nearest** caption about the segment the clip shows (what NCE pairs the clip with), and how often does the **bag
 # of the K nearest** contain one that is (what MIL-NCE needs)?
+#
+# **Predict, then run.** At the default misalignment (0.5), what share of clips has a right nearest caption, and a right one
+# in the bag of 4?
 
 # %%
 lite = get_config("lite")

@@ -120,6 +120,8 @@ exercises.reveal("train_step")
 # its data it draws every batch fresh from the world stream (no clip is seen twice), writes a checkpoint and a
 # `metrics.jsonl` log into `RUN_DIR`, and evaluates zero-shot retrieval on the world's validation clips every
 # `eval_every` steps. The progress bar shows the loss.
+#
+# **Predict, then run.** Which of the two loss terms (video-audio NCE, video-text MIL-NCE) will fall faster, and why?
 
 # %%
 summary = train(cfg, WORLD, RUN_DIR, device=DEVICE, progress=True, verbose=False)
@@ -146,6 +148,8 @@ plt.show()
 # candidates of another modality by cosine similarity, and ask whether the right one is among the top 5 (R@5).
 # No labels are used: the "right" answer is the same moment of the same video. We compare three models: random
 # weights, the run we just made, and the shipped checkpoint. The dashes mark chance (a random ranking).
+#
+# **Predict, then run.** Will random weights sit at chance, and which direction will the shipped checkpoint do best in?
 
 # %%
 val = WorldClips(cfg.data, "val", cfg.world, WORDS)  # fixed held-out clips, never in the training stream
@@ -214,6 +218,8 @@ display(
 # probe can read too. So we show the same video backbone **at random initialisation** beside the trained one: only
 # the difference is what pretraining taught. The narration's embedding $z_{t,vat}$ shows what the words make
 # available to learn.
+#
+# **Predict, then run.** Which factor will random video weights already read well, and which will need training?
 
 # %%
 probe_sets = {

@@ -68,6 +68,8 @@ print({k: tuple(v.shape) for k, v in emb.items() if k.startswith("z_")})
 # We map the videos (circles) and the sounds (triangles) of the same clips **together**, in one fit, and colour
 # the same map three times, once per factor. Two things to look for: whether videos and sounds mix at all, and
 # which factor, if any, groups points *within* each modality.
+#
+# **Predict, then run.** Will the videos and the sounds of the same clips overlap on the map, or sit apart?
 
 # %%
 pts = project_2d({"video": emb["z_v_va"], "audio": emb["z_a_va"][has_a]}, method="umap", seed=0)
@@ -156,6 +158,8 @@ plt.show()
 # The same coarse space for the same clips, from the same architecture with random weights. Random networks do map
 # similar inputs close together (the frames of one shape on one background look alike), but nothing ties a motion
 # seen to a motion heard or said.
+#
+# **Predict, then run.** Will the random network's map also separate videos, narrations and sounds?
 
 # %%
 torch.manual_seed(0)

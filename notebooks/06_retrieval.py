@@ -58,6 +58,8 @@ print(f"{len(bank)} test clips; embeddings: {sorted(k for k in bank.emb if k.sta
 
 # %% [markdown]
 # How good is it, overall? For every direction, R@5 on the test clips against chance.
+#
+# **Predict, then run.** Which direction will be best: video→audio, or text→video?
 
 # %%
 fig = viz.show_retrieval(
@@ -157,6 +159,8 @@ display(sounds.widget)
 # among the top 5 for the sound? And is that better than a model whose audio→text path was never *shaped* at all?
 # We compare with the same network before training: same architecture, random weights. (With under a hundred queries, a few
 # points either way around the dashed chance line are noise.)
+#
+# **Predict, then run.** Will the untrained model's audio→text sit at chance? Will the trained one beat it?
 
 # %%
 torch.manual_seed(0)
