@@ -58,9 +58,17 @@ class ClipBank:
     graph: str
 
     @classmethod
-    def build(cls, model: torch.nn.Module, dataset: Any, device: str | torch.device = "cpu", batch_size: int = 32):
-        """Embed every clip of ``dataset`` with ``model`` (eval mode; FAC then also gives ``z_a_vat``)."""
-        emb = embed_dataset(model, dataset, batch_size=batch_size, device=device)
+    def build(
+        cls,
+        model: torch.nn.Module,
+        dataset: Any,
+        device: str | torch.device = "cpu",
+        batch_size: int = 32,
+        progress: str | None = None,
+    ):
+        """Embed every clip of ``dataset`` with ``model`` (eval mode; FAC then also gives ``z_a_vat``); ``progress``
+        labels a progress bar (``embed_dataset``)."""
+        emb = embed_dataset(model, dataset, batch_size=batch_size, device=device, progress=progress)
         return cls(dataset=dataset, emb=emb, graph=model.cfg.model.graph)
 
     def __len__(self) -> int:

@@ -163,7 +163,7 @@ for name, model in (
     (f"this run ({summary['step']} steps)", ours),
     ("shipped", shipped),
 ):
-    emb = embed_dataset(model, val, device=DEVICE)
+    emb = embed_dataset(model, val, device=DEVICE, progress=f"validation clips, {name}")
     results[name] = zero_shot_retrieval(emb, cfg.model.graph)
 fig = viz.show_retrieval(results, chance_levels(emb, cfg.model.graph), metric="R@5", title="validation clips, R@5")
 plt.show()
@@ -228,7 +228,10 @@ probe_sets = {
 Cs = (1e-2,) if QUICK else PROBE_CS  # quick mode: one C instead of choosing among five on the val clips
 probes = {}
 for name, model, features in (("", shipped, ("f_v", "f_a", "z_t_vat")), (" at random init", random_init, ("f_v",))):
-    embs = {s: attach_factors(embed_dataset(model, ds, device=DEVICE), ds) for s, ds in probe_sets.items()}
+    embs = {
+        s: attach_factors(embed_dataset(model, ds, device=DEVICE, progress=f"{s} clips{name}"), ds)
+        for s, ds in probe_sets.items()
+    }
     got = factor_probes(
         embs["train"], embs["val"], embs["test"], features=features, factors=("kind", "colour", "size", "motion"), Cs=Cs
     )

@@ -54,7 +54,7 @@ print(f"mode={MODE}  device={DEVICE}  {len(clips)} clips from split {SPLIT!r}")
 # and shape (`image`).
 
 # %%
-emb = embed_dataset(model, clips, device=DEVICE)
+emb = embed_dataset(model, clips, device=DEVICE, progress="clips")
 has_a = emb["has_audio"].bool()
 labels = {k: emb[f"{k}_label"].numpy() for k in ("action", "sound", "image")}
 print({k: tuple(v.shape) for k, v in emb.items() if k.startswith("z_")})
@@ -72,6 +72,7 @@ print({k: tuple(v.shape) for k, v in emb.items() if k.startswith("z_")})
 # **Predict, then run.** Will the videos and the sounds of the same clips overlap on the map, or sit apart?
 
 # %%
+print(f"fitting UMAP to {len(emb['z_v_va']) + int(has_a.sum())} points (videos and sounds) ...", flush=True)
 pts = project_2d({"video": emb["z_v_va"], "audio": emb["z_a_va"][has_a]}, method="umap", seed=0)
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
 for ax, (key, title) in zip(axes, (("sound", "sound"), ("image", "shape"), ("action", "motion"))):
@@ -87,6 +88,7 @@ plt.show()
 # structure of the two modalities on one map, remove each modality's mean direction first (`center=True`):
 
 # %%
+print("fitting UMAP again, each modality centred ...", flush=True)
 pts_c = project_2d({"video": emb["z_v_va"], "audio": emb["z_a_va"][has_a]}, method="umap", seed=0, center=True)
 lab = {"video": labels["sound"], "audio": labels["sound"][has_a.numpy()]}
 fig = viz.show_map(pts_c, lab, names["sound"], title="$S_{va}$, each modality centred, coloured by sound", s=14)
@@ -137,6 +139,7 @@ valid = (emb["text_valid"].bool() & emb["has_text"].bool()[:, None]).numpy()
 text_z = emb["z_t_vat"].numpy()[valid]
 text_lab = np.repeat(labels["action"][:, None], valid.shape[1], axis=1)[valid]
 groups = {"video": emb["z_v_vat"], "text": text_z, "audio": emb["z_a_vat"][has_a]}
+print(f"fitting UMAP to {sum(len(g) for g in groups.values())} points ...", flush=True)
 pts_vat = project_2d(groups, method="umap", seed=0)
 lab_vat = {"video": labels["action"], "text": text_lab, "audio": labels["action"][has_a.numpy()]}
 fig = viz.show_map(
@@ -164,8 +167,9 @@ plt.show()
 # %%
 torch.manual_seed(0)
 untrained = build_model(cfg, word_vectors=clips.word_vectors.as_tensor()).to(DEVICE)
-emb0 = embed_dataset(untrained, clips, device=DEVICE)
+emb0 = embed_dataset(untrained, clips, device=DEVICE, progress="clips, random weights")
 groups0 = {"video": emb0["z_v_vat"], "text": emb0["z_t_vat"].numpy()[valid], "audio": emb0["z_a_vat"][has_a]}
+print(f"fitting UMAP to {sum(len(g) for g in groups0.values())} points ...", flush=True)
 pts0 = project_2d(groups0, method="umap", seed=0)
 fig, axes = plt.subplots(1, 2, figsize=(12, 5))
 kw = dict(label_names=names["action"], markers={"video": "o", "text": "s", "audio": "^"}, s=14)

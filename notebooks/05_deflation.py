@@ -66,8 +66,7 @@ words = model.text_backbone.word_vectors  # narrations are tokenised with the mo
 splits = load_eval_datasets(SAMPLES, cfg, ["train", "val", "test"], vocab=vocab, word_matrix=words)
 emb = {}
 for name, ds in splits.items():  # a few seconds per split on a quiet laptop CPU; more on a busy one
-    print(f"embedding the {len(ds)} {name} clips ...", flush=True)
-    emb[name] = embed_dataset(model, ds, device=DEVICE, keep_frames=True)
+    emb[name] = embed_dataset(model, ds, device=DEVICE, keep_frames=True, progress=f"{name} clips")
 shape_names = splits["test"].class_names["image"]
 print({name: tuple(e["frames"].shape) for name, e in emb.items()}, "shapes:", shape_names)
 test_frames = emb["test"]["frames"]
@@ -203,7 +202,7 @@ train_frames = emb["train"]["frames"]
 calib_frames = train_frames[np.linspace(0, len(train_frames) - 1, min(CALIB_IMAGES, len(train_frames))).astype(int)]
 calibrated_net = deflate(video_net).eval()
 report = calibrate_deflated_bn(
-    calibrated_net, video_net, calib_frames.to(DEVICE), steps=CALIB_STEPS, num_frames=T, batch_size=16
+    calibrated_net, video_net, calib_frames.to(DEVICE), steps=CALIB_STEPS, num_frames=T, batch_size=16, progress=True
 )
 held_out = (
     deflation_gap(naive_net, video_net, test_frames.to(DEVICE), num_frames=T),

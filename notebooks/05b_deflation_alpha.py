@@ -59,16 +59,14 @@ words = model.text_backbone.word_vectors  # narrations are tokenised with the mo
 splits = load_eval_datasets(SAMPLES, cfg, ["train", "val", "test"], vocab=vocab, word_matrix=words)
 emb = {}
 for name, ds in splits.items():
-    print(f"embedding the {len(ds)} {name} clips ...", flush=True)
-    emb[name] = embed_dataset(model, ds, device=DEVICE, keep_frames=True)
+    emb[name] = embed_dataset(model, ds, device=DEVICE, keep_frames=True, progress=f"{name} clips")
 shape_names, test_frames = splits["test"].class_names["image"], emb["test"]["frames"]
 video_net = model.video_backbone.eval()
 naive_net, calibrated_net = deflate(video_net).eval(), deflate(video_net).eval()
 train_frames = emb["train"]["frames"]
 calib_frames = train_frames[np.linspace(0, len(train_frames) - 1, min(CALIB_IMAGES, len(train_frames))).astype(int)]
-print(f"calibrating BatchNorm for {CALIB_STEPS} steps ...", flush=True)
 calibrate_deflated_bn(
-    calibrated_net, video_net, calib_frames.to(DEVICE), steps=CALIB_STEPS, num_frames=T, batch_size=16
+    calibrated_net, video_net, calib_frames.to(DEVICE), steps=CALIB_STEPS, num_frames=T, batch_size=16, progress=True
 )
 
 # %% [markdown]

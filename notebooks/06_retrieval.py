@@ -53,7 +53,7 @@ print(f"mode={MODE}  device={DEVICE}  graph={cfg.model.graph}  trained for {cfg.
 # %%
 test = ClipDataset(SAMPLES, "test", cfg.data)
 assert test.word_vectors.vocab == vocab, "the checkpoint was trained with another vocabulary than data_samples/"
-bank = ClipBank.build(model, test, device=DEVICE)
+bank = ClipBank.build(model, test, device=DEVICE, progress="test clips")
 print(f"{len(bank)} test clips; embeddings: {sorted(k for k in bank.emb if k.startswith('z_'))}")
 
 # %% [markdown]
@@ -165,7 +165,7 @@ display(sounds.widget)
 # %%
 torch.manual_seed(0)
 untrained = build_model(cfg, word_vectors=test.word_vectors.as_tensor()).to(DEVICE)
-untrained_bank = ClipBank.build(untrained, test, device=DEVICE)
+untrained_bank = ClipBank.build(untrained, test, device=DEVICE, progress="test clips, random weights")
 dirs = ("a2t", "t2a")
 fig = viz.show_retrieval(
     {
