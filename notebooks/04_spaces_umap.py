@@ -200,13 +200,15 @@ plt.show()
 # [2.5](../docs/results/findings.json "findings.fac_vs_shared.checks.0.pooled_std")); text→video R@10 is
 # [54.5](../docs/results/findings.json "findings.fac_vs_shared.checks.1.a.mean") % under FAC and [59.0](../docs/results/findings.json "findings.fac_vs_shared.checks.1.b.mean") % shared.
 # With the size said aloud the size gap is [-0.2](../docs/results/findings.json "findings.fac_vs_shared.control.checks.0.gap") points.
-#
+
+# %% [markdown]
 # So the finding does **not** hold in the sample world, and the reason is in the world, not in FAC: the size is heard
 # but it is also *seen* (the object's radius is on screen). The same video network at random weights already reads
 # it at [78.5](../docs/results/findings.json "arms.random_init.f_v.size.mean") %, and every trained space reads it near its ceiling, so no graph
 # can squeeze it out. FAC's text retrieval is not below the shared graph's beyond the noise, which is the other half
 # of the claim.
-#
+
+# %% [markdown]
 # What would it need? The shared space here has 64 dimensions, room enough for the size beside everything the
 # narrations name. A *condition* (notebook 07) repeats the checks with the common space of both graphs cut to 8
 # dimensions: then FAC's $z_{v,va}$ reads the size at [91.7](../docs/results/findings.json "conditions.fac_vs_shared_narrow.checks.0.a.mean") % and the shared space at
@@ -214,7 +216,8 @@ plt.show()
 # [27.5](../docs/results/findings.json "conditions.fac_vs_shared_narrow.checks.1.a.mean") % against [15.5](../docs/results/findings.json "conditions.fac_vs_shared_narrow.checks.1.b.mean") %: both checks pass. A single space that must also match
 # narrations gives up what only the sound carries once it has no room to spare. But FAC's $S_{va}$ was not cut
 # with it (it keeps its 128 dimensions), so this condition confounds the graph with the capacity of the space.
-#
+
+# %% [markdown]
 # **Try this.**
 # * UMAP has knobs: rerun section 3 with `n_neighbors=5` and `n_neighbors=40` in `project_2d`. What changes,
 #   and what stays?
@@ -224,10 +227,10 @@ plt.show()
 # * UMAP maps keep neighbourhoods; they are for looking at who is near whom, not for measuring.
 # * The maps show structure, the probes measure it: in the trained FAC model the motion is read less well from the
 #   coarse space $S_{vat}$ than from the fine space $S_{va}$ (section 3), although the narrations name it.
-# * Audio carried into $S_{vat}$ by the video's head is placed among the videos and narrations; whether it lands
-#   near the *matching* narrations is what zero-shot audio→text retrieval measures (notebook 06).
+# * Audio reaches $S_{vat}$ through the video's head; whether it lands near the *matching* narrations is what
+#   zero-shot audio→text retrieval measures (notebook 06).
 # * Whether FAC's fine space keeps what is heard but never said better than a shared space: section 5 measures it;
 #   here it does not hold, because the size is also seen.
-# * Before training, none of that structure ties modalities together.
+# * A random network arranges similar inputs too (section 4): a map's structure means little without that baseline.
 #
 # Next: **05 · deflation**: the video network, applied to single images.

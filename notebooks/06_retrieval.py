@@ -198,8 +198,9 @@ plt.show()
 # [2.0](../docs/results/findings.json "findings.zero_shot_audio_text.control.checks.0.a.mean") %.
 # The finding holds on the mean, though not with much room: one seed of three reached only
 # [3.8](../docs/results/findings.json "runs.vat_fac.2.a2t_R@10") %. Audio→text borrows the video-text space through the video's head, so it is
-# only as good as the two spaces' agreement, and that is what a short budget builds last.
-#
+# only as good as the two spaces' agreement.
+
+# %% [markdown]
 # **Try this.**
 # * In the sound picker, choose two clips of the same instrument in different registers (low / high). Do the
 #   matching clips share the shape, the size, or both? (Pitch is set by size in the sample world.)
