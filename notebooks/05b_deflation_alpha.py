@@ -136,12 +136,11 @@ for mode, a in acc.items():
 # its networks were trained for days. In the paper naive deflation loses more than half of the accuracy, and
 # calibration recovers almost all of it.
 #
-# The probe above uses the few frames of `data_samples/`, so its numbers move by several points with one frame. The
+# The probe above uses the few test frames of `data_samples/` (each is worth about one point of accuracy). The
 # findings experiment measures the same three modes on the world's held-out clips (1,000 probe-training frames, 500
 # test frames), for three pretraining seeds of the main job, and asks two things: does calibration beat naive
 # deflation by more than twice the seed noise, and does it come within 5 points of the video network on static
-# clips? Its control is the same network at random initialisation, whose features carry little that is specific to
-# single frames.
+# clips? Its control is the same network at random initialisation.
 
 # %%
 finding = load_findings()["findings"]["deflation"]  # docs/results/findings.json
