@@ -140,8 +140,8 @@ print(f"{agreement[best]['queries']} narrations as queries: the search follows {
 # others (the clip itself is left out). Under it, the narrations ranked for that sound: **audio→text**, in
 # $S_{vat}$. No loss ever compared a sound with a narration; audio reaches the text space only through the
 # video's head $g_{va\to vat}$, which training shaped for video. Because $z_{a,va}$ was trained to sit next to
-# $z_{v,va}$, carrying it along the same path can land it next to the text that matches that video, but only as
-# close as the sound sits to its video (the modality gap of notebook 04 says how close that is).
+# $z_{v,va}$, carrying it along the same path can land it next to the text that matches that video; section 4
+# measures how often it does.
 
 # %%
 has_audio = bank.emb["has_audio"].nonzero()[:, 0].tolist()
