@@ -71,7 +71,7 @@ def test_retrieval_query_reranks_clips(jupyter_lab, page):
 
 
 def test_deflation_toggle_switches_network(jupyter_lab, page):
-    """05b_deflation_alpha: flip the network toggle (video -> naive -> calibrated); the query and its ranked clips change."""
+    """05b_deflation_alpha: flip the network toggle (video -> naive -> calibrated); the ranked clips change."""
     _open_and_run(jupyter_lab, page, "05b_deflation_alpha.ipynb")
 
     # mmv_lite.widgets.DeflationApp marks its parts with CSS classes (add_class).
