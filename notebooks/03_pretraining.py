@@ -249,7 +249,7 @@ plt.show()
 # [58.0](../docs/results/shipped_checkpoint.json "factors.f_v.kind.accuracy") % against [28.2](../docs/results/shipped_checkpoint_random_init.json "factors.f_v.kind.accuracy") % for the same network at
 # random weights (chance [13.8](../docs/results/shipped_checkpoint.json "factors.f_v.kind.chance") %), and its motion at
 # [55.4](../docs/results/shipped_checkpoint.json "factors.f_v.motion.accuracy") % against [31.0](../docs/results/shipped_checkpoint_random_init.json "factors.f_v.motion.accuracy") %
-# (chance [12.8](../docs/results/shipped_checkpoint.json "factors.f_v.motion.chance") %). The narrations name the kind and the motion, and the sound
+# (chance [12.8](../docs/results/shipped_checkpoint.json "factors.f_v.motion.chance") %). The narrations name the kind, the motion and often the colour, and the sound
 # carries the size (pitch) and the motion (rhythm): that is what the losses could teach the video network to see.
 #
 # ## 7. Two findings MMV builds on, measured here
