@@ -58,12 +58,12 @@ print(f"mode={MODE}  device={DEVICE}  video backbone={cfg.model.video_backbone} 
 # ## 1. The images: one frame per clip
 #
 # Each clip of the sample world shows one object (its *shape* is the image label: circle, square, star, ...) moving
-# on a background. A single frame shows the shape but not the motion. We embed the train, validation and test
-# clips once, keeping each clip's middle frame: those frames are our image data set, labelled by shape.
+# on a background. A single frame shows the shape but not the motion. We embed the train and test clips once,
+# keeping each clip's middle frame: those frames are our image data set, labelled by shape.
 
 # %%
 words = model.text_backbone.word_vectors  # narrations are tokenised with the model's own vocabulary
-splits = load_eval_datasets(SAMPLES, cfg, ["train", "val", "test"], vocab=vocab, word_matrix=words)
+splits = load_eval_datasets(SAMPLES, cfg, ["train", "test"], vocab=vocab, word_matrix=words)
 emb = {}
 for name, ds in splits.items():  # a few seconds per split on a quiet laptop CPU; more on a busy one
     emb[name] = embed_dataset(model, ds, device=DEVICE, keep_frames=True, progress=f"{name} clips")
