@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import PRESETS, Config, get_config
-from .graphs import space_for
+from .colab import set_threading_policy
+
+set_threading_policy()  # before anything imports torch: OpenMP reads OMP_WAIT_POLICY once, when it loads
+
+from .config import PRESETS, Config, get_config  # noqa: E402
+from .graphs import space_for  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["PRESETS", "Config", "get_config", "space_for", "build_model", "__version__"]

@@ -54,6 +54,7 @@ def embed_dataset(
     num_workers: int = 0,
     modalities: str = "vat",
     keep_frames: bool = False,
+    progress: str | None = None,
 ) -> dict[str, Any]:
     """Run ``model`` in eval mode over every item of ``dataset`` and stack the outputs.
 
@@ -63,13 +64,17 @@ def embed_dataset(
     ``action_label`` / ``sound_label`` / ``image_label (N,)`` (-1 = unknown), ``index``, ``start``, ``end``
     and ``video_id`` (list of N str). ``modalities`` drops model inputs ("va" sends no text).
     ``keep_frames`` also keeps each clip's middle frame, ``frames (N, 3, H, W)``, for the image probes.
-    The model's train/eval mode is restored afterwards.
+    The model's train/eval mode is restored afterwards. ``progress``: a label for a progress bar over the clips
+    (tqdm; in a notebook, a widget), for embeddings that take a while on a busy laptop; None shows nothing.
     """
+    from tqdm.auto import tqdm
+
     device = torch.device(device)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     chunks: dict[str, list[Tensor]] = {}
     video_ids: list[str] = []
-    with eval_mode(model):
+    bar = tqdm(total=len(dataset), unit="clip", desc=progress, disable=progress is None, dynamic_ncols=True)
+    with eval_mode(model), bar:
         for batch in loader:
             inputs = {k: v.to(device) for k, v in model_inputs(batch, modalities).items()}
             for k, v in _forward(model, inputs).items():
@@ -83,6 +88,7 @@ def embed_dataset(
                 video = batch["video"]  # (B, 3, T, H, W)
                 chunks.setdefault("frames", []).append(video[:, :, video.shape[2] // 2].float())
             video_ids.extend(list(batch.get("video_id", [])))
+            bar.update(next((len(v) for v in batch.values() if isinstance(v, Tensor)), 0))
     emb: dict[str, Any] = {k: torch.cat(v) for k, v in chunks.items()}
     emb["video_id"] = video_ids
     return emb

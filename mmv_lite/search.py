@@ -58,9 +58,17 @@ class ClipBank:
     graph: str
 
     @classmethod
-    def build(cls, model: torch.nn.Module, dataset: Any, device: str | torch.device = "cpu", batch_size: int = 32):
-        """Embed every clip of ``dataset`` with ``model`` (eval mode; FAC then also gives ``z_a_vat``)."""
-        emb = embed_dataset(model, dataset, batch_size=batch_size, device=device)
+    def build(
+        cls,
+        model: torch.nn.Module,
+        dataset: Any,
+        device: str | torch.device = "cpu",
+        batch_size: int = 32,
+        progress: str | None = None,
+    ):
+        """Embed every clip of ``dataset`` with ``model`` (eval mode; FAC then also gives ``z_a_vat``); ``progress``
+        labels a progress bar (``embed_dataset``)."""
+        emb = embed_dataset(model, dataset, batch_size=batch_size, device=device, progress=progress)
         return cls(dataset=dataset, emb=emb, graph=model.cfg.model.graph)
 
     def __len__(self) -> int:
@@ -169,3 +177,43 @@ def search_embedding(bank: ClipBank, query: torch.Tensor, key: str = "z_v_va", k
         raise ValueError(f"the bank has no {key!r}; it has {sorted(x for x in bank.emb if x.startswith('z_'))}")
     sim = cosine_similarity(query.reshape(1, -1), bank.emb[key])[0]
     return [bank.hit(i, s) for i, s in _top(sim, k)]
+
+
+SEARCH_FACTORS = ("kind", "colour", "motion")
+
+
+@torch.no_grad()
+def search_agreement(
+    bank: ClipBank, factors: Sequence[str] = SEARCH_FACTORS, k: int = 5
+) -> dict[str, dict[str, float]]:
+    """How often text search returns clips that share a factor with its query, beside chance.
+
+    Every clip with a narration gives one query: its nearest narration (candidate 0, as embedded in the bank). Its
+    value of a factor is the ground truth of the clip it was spoken over (``dataset.factors``). Of the query's top
+    ``k`` clips by text -> video cosine (its own clip included, as a student's search would show it), the share with
+    the same value is the agreement; chance is the share of all clips with that value (what a random ranking gets).
+
+    Returns ``{factor: {"agreement": %, "chance": %, "queries": n}}``, percentages averaged over the queries."""
+    key_t, key_v = bank.key("t", "v"), bank.key("v", "t")
+    table = bank.dataset.factors
+    rows = torch.as_tensor(bank.emb["index"]).tolist() if "index" in bank.emb else list(range(len(bank)))
+    has = bank.emb["has_text"].bool() & bank.emb["text_valid"][:, 0].bool()
+    queries = has.nonzero()[:, 0]
+    if len(queries) == 0:
+        raise ValueError("the bank has no clip with a narration to search with")
+    sim = cosine_similarity(bank.emb[key_t][queries, 0], bank.emb[key_v])  # (Q, N)
+    top = sim.topk(min(k, sim.shape[1]), dim=1).indices
+    out = {}
+    for f in factors:
+        values = np.array([table[f][i] for i in rows])
+        q_values = values[queries.numpy()][:, None]
+        agree = (values[top.numpy()] == q_values).mean()
+        chance = (values[None, :] == q_values).mean()
+        out[f] = {"agreement": 100.0 * float(agree), "chance": 100.0 * float(chance), "queries": int(len(queries))}
+    return out
+
+
+def follows_best_and_least(summary: dict[str, dict[str, float]]) -> tuple[str, str]:
+    """The factor a text search agrees with most, and least, by agreement over chance (``search_agreement``)."""
+    lift = {f: s["agreement"] - s["chance"] for f, s in summary.items()}
+    return max(lift, key=lift.get), min(lift, key=lift.get)

@@ -20,9 +20,11 @@ toggle, ``mmv-deflation-clip`` picker, ``mmv-deflation-output``), ``mmv-temperat
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import ipywidgets as widgets
@@ -31,6 +33,7 @@ from IPython.display import HTML, Audio, Image, display
 
 from . import viz
 from .config import TEMPERATURE
+from .data.text import tokenize_words
 from .retrieval import cosine_similarity
 from .search import clip_media, search_embedding, search_sound, search_text, sound_to_text
 
@@ -52,10 +55,10 @@ class _App:
     def show(self, *_: Any) -> Any:
         """Recompute and redraw. Errors a user can fix (``ValueError``) are shown as a message, not raised.
 
-        The output area is filled by setting its ``outputs`` directly (``append_display_data``), not by capturing
-        ``display()`` inside ``with self.out``: the capture route made notebook runners (nbclient, hence nbmake) wait
-        for a reply until their cell timeout in about one run in fifteen (measured with a one-widget notebook;
-        none in 80 runs with direct outputs)."""
+        The output area is filled by setting its ``outputs`` directly (the records ``append_display_data`` makes), not
+        by capturing ``display()`` inside ``with self.out``: the capture route made notebook runners (nbclient, hence
+        nbmake) wait for a reply until their cell timeout in about one run in fifteen (measured with a one-widget
+        notebook; none in 80 runs with direct outputs)."""
         try:
             result = self.compute()
             self.error = None
@@ -63,9 +66,7 @@ class _App:
         except ValueError as e:
             self.error, result = str(e), None
             shown = [HTML(f"<p style='color:#b71c1c'>{html.escape(str(e))}</p>")]
-        self.out.outputs = ()
-        for obj in shown:
-            self.out.append_display_data(obj)
+        self.out.outputs = tuple(_output_record(obj) for obj in shown)
         self.last = result
         return result
 
@@ -73,16 +74,53 @@ class _App:
         display(self.widget)
 
 
+def _output_record(obj: Any) -> dict[str, Any]:
+    """One ``display_data`` record for an ``Output``'s ``outputs`` (what ``Output.append_display_data`` appends)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    data, metadata = InteractiveShell.instance().display_formatter.format(obj)
+    return {"output_type": "display_data", "data": data, "metadata": metadata}
+
+
+@dataclass
+class HitRow:
+    """One ranked clip as an app shows it: its frame strip, and beside it what was said nearby and its sound.
+
+    ``said`` is None where the app does not show narrations (the sound search); ``audio`` is None without a sound."""
+
+    figure: Any
+    said: str | None = None
+    audio: Any = None
+
+    def to_html(self) -> str:
+        """One flex row: the frames as a PNG on the left, the narrations and the audio player right beside them."""
+        img = base64.b64encode(_png(self.figure)).decode()
+        side = "" if self.said is None else f"<p style='margin:0 0 6px 0'>{self.said}</p>"
+        side += "" if self.audio is None else self.audio._repr_html_()
+        return (
+            "<div class='mmv-hit' style='display:flex;align-items:center;gap:12px;margin:2px 0'>"
+            f"<img src='data:image/png;base64,{img}' style='max-width:70%'/><div>{side}</div></div>"
+        )
+
+
+def _png(fig: Any) -> bytes:
+    """The figure as PNG bytes; the figure is closed, so the notebook does not draw it a second time."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def _displayables(result: Any) -> list[Any]:
     """What to put in an app's output for ``result``: a figure becomes a PNG image (then is closed, so it is not
-    drawn twice), a string becomes HTML, a list is flattened, anything else (``Audio``, ``HTML``) is kept."""
+    drawn twice), a string becomes HTML, a :class:`HitRow` one HTML row, a list is flattened, anything else
+    (``Audio``, ``HTML``) is kept."""
     if isinstance(result, (list, tuple)):
         return [d for r in result for d in _displayables(r)]
     if isinstance(result, plt.Figure):
-        buf = io.BytesIO()
-        result.savefig(buf, format="png", bbox_inches="tight")
-        plt.close(result)
-        return [Image(data=buf.getvalue(), format="png")]
+        return [Image(data=_png(result), format="png")]
+    if isinstance(result, HitRow):
+        return [HTML(result.to_html())]
     if isinstance(result, str):
         return [HTML(result)]
     return [] if result is None else [result]
@@ -163,27 +201,39 @@ def _hit_title(rank: int, hit: Any) -> str:
     return f"#{rank}  cos {hit.score:.2f}  ·  {hit.video_id} at {hit.start:.1f}s  ·  {labels}"
 
 
+def said_nearby(rank: int, narrations: Sequence[str]) -> str:
+    """The line under a hit: what was said near the clip, or "(no narration)" where nothing was."""
+    said = "; ".join(f"“{html.escape(t)}”" for t in narrations) if narrations else "(no narration)"
+    return f"<b>#{rank}</b> said nearby: {said}"
+
+
 def hits_view(bank: Any, hits: Sequence[Any], audio: bool = True, narrations: bool = True) -> list[Any]:
-    """What a retrieval app shows for ranked hits: one figure of frame strips, then per hit its narrations and an
-    audio player (``IPython.display.Audio``). Returns the list of displayable objects."""
+    """What a retrieval app shows for ranked hits: one :class:`HitRow` per hit, its frame strip with its narrations
+    (unless ``narrations`` is False: then no narration line at all) and its audio player beside it."""
     if not hits:
         return ["<p>no results</p>"]
-    media = [clip_media(bank.dataset, h.index) for h in hits]
     fps = bank.dataset.cfg.fps
-    fig = viz.show_clips([m[0] for m in media], titles=[_hit_title(r + 1, h) for r, h in enumerate(hits)], fps=fps)
-    shown: list[Any] = [fig]
-    for r, (h, (_, wave, sr)) in enumerate(zip(hits, media)):
-        said = (
-            "; ".join(f"“{html.escape(t)}”" for t in h.narrations) if narrations and h.narrations else "(no narration)"
-        )
-        shown.append(f"<p style='margin:4px 0 0 0'><b>#{r + 1}</b> said nearby: {said}</p>")
-        if audio and wave is not None:
-            shown.append(Audio(wave, rate=sr, normalize=True))
-    return shown
+    rows: list[Any] = []
+    for r, h in enumerate(hits):
+        frames, wave, sr = clip_media(bank.dataset, h.index)
+        fig = viz.show_clips([frames], titles=[_hit_title(r + 1, h)], fps=fps)
+        player = Audio(wave, rate=sr, normalize=True) if audio and wave is not None else None
+        rows.append(HitRow(fig, said_nearby(r + 1, h.narrations) if narrations else f"<b>#{r + 1}</b>", player))
+    return rows
+
+
+def out_of_vocabulary(query: str, word_vectors: Any) -> list[str]:
+    """The words of ``query`` the text tower cannot read (not in ``word_vectors``' vocabulary), in query order;
+    stop words are not counted (the tower drops them by design)."""
+    return [w for w in tokenize_words(query) if w not in word_vectors]
 
 
 class TextSearchApp(_App):
-    """Type a query, press Search (or change the text and leave the box): ranked clips by text -> video similarity."""
+    """Type a query, press Search (or Enter, or leave the box): ranked clips by text -> video similarity.
+
+    A query is searched once: Enter (or leaving the box) and then a click on Search run ONE search, since the click
+    finds the query already searched. ``searches`` counts the searches run. Words the vocabulary lacks are named above
+    the results (``dropped``) rather than silently left out."""
 
     def __init__(self, bank: Any, model: Any, query: str = "a small star spins", k: int = 4, audio: bool = True):
         super().__init__()
@@ -191,18 +241,35 @@ class TextSearchApp(_App):
         self.text = widgets.Text(value=query, description="query", placeholder="e.g. the big red circle bounces")
         self.text.continuous_update = False  # fire on Enter / leaving the box, not on every key
         self.button = widgets.Button(description="Search", button_style="primary")
-        self.button.on_click(self.show)
-        self.text.observe(self.show, names="value")
+        self.searched: str | None = None  # the query whose results are shown
+        self.searches = 0
+        self.dropped: list[str] = []
+        self.button.on_click(self.search)
+        self.text.observe(self.search, names="value")
         self.text.add_class("mmv-query")
         self.button.add_class("mmv-search-button")
         self.out.add_class("mmv-search-results")
         self.widget = widgets.VBox([widgets.HBox([self.text, self.button]), self.out])
         self.widget.add_class("mmv-text-search")
-        self.show()
+        self.search()
+
+    def search(self, *_: Any) -> Any:
+        """Search the box's query, unless its results are already shown."""
+        if self.text.value == self.searched:
+            return self.last
+        self.searched = self.text.value
+        return self.show()
 
     def compute(self):
-        self.hits = search_text(self.bank, self.model, self.text.value, k=self.k)
-        return hits_view(self.bank, self.hits, audio=self.audio)
+        self.searches += 1
+        query = self.text.value
+        self.dropped = out_of_vocabulary(query, self.bank.dataset.word_vectors)
+        self.hits = search_text(self.bank, self.model, query, k=self.k)
+        shown: list[Any] = []
+        if self.dropped:
+            words = ", ".join(f"“{html.escape(w)}”" for w in self.dropped)
+            shown.append(f"<p class='mmv-dropped'>Left out (not in the vocabulary): {words}</p>")
+        return shown + hits_view(self.bank, self.hits, audio=self.audio)
 
 
 class SoundSearchApp(_App):

@@ -52,22 +52,34 @@ print(f"mode={MODE}  samples={SAMPLES}")
 # | factor | seen in the frames | heard in the sound | said in the narration |
 # |---|---|---|---|
 # | kind (circle, star, ...) | one frame is enough | the instrument (timbre) | usually, with synonyms |
-# | colour, shade | one frame | shade shifts the pitch a semitone | sometimes |
-# | size | one frame | pitch (smaller = higher) | sometimes |
+# | colour, shade | one frame | shade shifts the pitch a semitone; colour not at all | colour often, shade less |
+# | size | one frame | pitch (smaller = higher) | never by default (`world.size_said = 0`) |
 # | motion (slide, spin, bounce, ...) | only across frames | rhythm, loudness, glide | usually |
-# | background | one frame | background noise colour | never |
+# | background | one frame | not by default: the room noise is drawn at random (`world.scene_sound = 0`) | never |
+#
+# The cell below counts how often the sample narrations name a colour, a shade and a size.
 #
 # There are two kinds of video, like the paper's data: **narrated** ones (20-30 s, several segments, timed captions
 # with filler words and transcription errors) and short **sound** ones (one segment, no narration). The ground-truth
 # labels (action = motion, sound = instrument × register, image = kind) are used *only to evaluate*.
 
 # %%
+from mmv_lite.data import synth  # the word lists the narrator draws from
+
 meta = load_metadata(SAMPLES)
 with open(SAMPLES / "captions.json") as f:
     captions = json.load(f)
 counts = collections.Counter((v["split"], v["kind"]) for v in meta["videos"].values())
 rows = [{"split": s, **{k: counts[(s, k)] for k in ("narrated", "sound")}} for s in ("train", "val", "test")]
 display(HTML(viz.html_table(rows)))
+texts = [t for c in captions.values() for t in c["text"]]
+words_for = {
+    "colour": set(synth.COLOURS),
+    "shade": {w for ws in synth.SHADE_WORDS.values() for w in ws},
+    "size": {w for ws in synth.SIZE_WORDS.values() for w in ws},
+}
+for factor, words in words_for.items():
+    print(f"narrations naming a {factor}: {sum(bool(words & set(t.lower().split())) for t in texts)} of {len(texts)}")
 
 # %% [markdown]
 # ## 2. Said versus shown

@@ -113,6 +113,8 @@ print(
 #
 # Watch the shapes: every stage halves the resolution while the number of channels grows; the last step averages
 # over what is left. The TSM keeps all its frames to the end; S3D-G also halves time.
+#
+# **Predict, then run.** What shape does `f_v` have for a batch of 2 clips, and how many frames are left at the TSM's last stage?
 
 # %%
 from mmv_lite.models.s3dg import s3dg
@@ -201,10 +203,14 @@ exercises.reveal("fac")
 # %% [markdown]
 # ## 4. How big is it? Lite versus the paper
 #
-# The `lite` preset is the paper's architecture with fewer channels (`video_width=0.25`), a shallower audio ResNet
-# and smaller spaces, so it trains on a laptop CPU in minutes. The paper's models are the *same code with other
-# numbers* (`get_config("s3dg")`, `"tsm_r50"`, `"tsm_r50x2"`). We can count their parameters without allocating a
+# The `lite` preset is built from the same code as the paper's models, but it is not the paper's network shrunk
+# evenly: its video network is a **10-layer** TSM-ResNet (the paper's has 50) with a quarter of the channels
+# (`video_width=0.25`) and a first convolution of **stride 1** (the paper's has stride 2), its audio ResNet is
+# shallower and its spaces are smaller, so it trains on a laptop CPU in minutes. The paper's models are the same code
+# with the paper's numbers (`get_config("s3dg")`, `"tsm_r50"`, `"tsm_r50x2"`). We can count their parameters without allocating a
 # single weight by building them on PyTorch's `meta` device, which records shapes only.
+#
+# **Predict, then run.** How many times more parameters than `lite` does the paper's S3D-G model have: 10x, 100x, 1,000x?
 
 # %%
 counts = {}
@@ -276,7 +282,8 @@ else:
 #   compared by cosine similarity.
 # * The embedding graph decides who meets whom: *shared* (one space), *disjoint* (va and vt), *FAC* (fine va, then
 #   coarse vat). Only shared and FAC can compare audio with text.
-# * The lite model is the paper's model with smaller numbers; the meta device counts big models for free.
+# * The lite model is the same code as the paper's models, but shallower (a 10-layer video network), narrower and
+#   with a stride-1 stem; the meta device counts the big models for free.
 # * `load_official` puts DeepMind's released weights into the same PyTorch model.
 #
 # Next: **02 · the losses** that pull the modalities of one moment together.

@@ -72,9 +72,13 @@ plt.show()
 # $$\mathrm{loss}_i = -\log \frac{\exp(S_{ii}/τ)}{\sum_j \exp(S_{ij}/τ) + \sum_j \exp(S_{ji}/τ)}$$
 #
 # (one softmax over the row and the column together; the positive sits in both, so the loss never goes below
-# log 2). The loss is small when the diagonal beats every other entry
+# log 2). This form is the one the MIL-NCE authors' code computes (`MILNCELoss`), and the kit follows it. The MMV
+# paper's formula counts the positive **once** in the denominator: the same sums without one of the two
+# $\exp(S_{ii}/τ)$. Only the paper's form can reach 0. The loss is small when the diagonal beats every other entry
 # of its row and column by a margin of a few τ. Below, the same toy batch with more and more noise between the two
 # modalities: as the positives stop standing out, the loss climbs to the value of unrelated embeddings.
+#
+# **Predict, then run.** With B clips of unrelated embeddings, roughly what loss do you expect (hint: 2B entries in one softmax)?
 
 # %%
 noise = np.linspace(0.0, 3.0, 13)
@@ -170,6 +174,8 @@ plt.show()
 # Now the gradient. Suppose clip 0's nearest narration is candidate 0, which is about a neighbouring moment; the
 # matching one is candidate 1. Plain NCE with the nearest narration pulls the video entirely towards the wrong words.
 # MIL-NCE with the whole bag pulls mostly towards the matching one.
+#
+# **Predict, then run.** Which candidate gets the largest gradient under NCE, and which under MIL-NCE?
 
 
 # %%
@@ -233,6 +239,9 @@ exercises.reveal("mil_nce")
 # few seconds away. We ask the world directly, before any network is trained: for training clips, how often is the
 # **nearest** caption about the segment the clip shows (what NCE pairs the clip with), and how often does the **bag
 # of the K nearest** contain one that is (what MIL-NCE needs)?
+#
+# **Predict, then run.** At the default misalignment (0.5), what share of clips has a right nearest caption, and a right one
+# in the bag of 4?
 
 # %%
 lite = get_config("lite")
@@ -279,7 +288,8 @@ plt.show()
 # ## What we learned
 # * A contrastive loss is a classification over the batch: each clip must pick out its own other modality among
 #   everyone else's. Positives sit on the diagonal of the similarity matrix.
-# * MMV's NCE is symmetric (row and column together); MIL-NCE replaces the single positive by a bag of K nearby
+# * The kit's NCE is symmetric (row and column in one softmax, the positive counted twice, as in the MIL-NCE
+#   authors' code; the MMV paper's formula counts it once); MIL-NCE replaces the single positive by a bag of K nearby
 #   narrations and a soft maximum over it, which tolerates narrations that talk about a neighbouring moment.
 # * The temperature sets how hard the loss looks at the closest negatives; τ = 0.07 is cold.
 # * Misalignment is measurable before any training: it decides how often the nearest narration is a wrong pair, and

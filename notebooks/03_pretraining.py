@@ -9,8 +9,9 @@
 # 3. measure what training bought: zero-shot retrieval on held-out clips, against the chance level;
 # 4. reproduce the shipped checkpoint `data_samples/mmv_lite_fac.pt` with the project's own train command;
 # 5. ask *what* the video network learnt to read, with factor probes beside the same network at random weights;
-# 6. state two of the paper's findings as measured here, each beside the control that makes it vanish:
-#    self-supervised features beat random ones, and MIL-NCE beats NCE when narrations are misaligned.
+# 6. state two findings MMV builds on, as measured here, each beside the control that makes it vanish:
+#    self-supervised features beat random ones (the premise of any self-supervised method), and MIL-NCE beats NCE
+#    when narrations are misaligned (Miech et al.'s finding, CVPR 2020, which MMV adopts for video-text).
 #
 # We train on the **sample world's stream**: an unlimited supply of synthetic clips (a coloured object that moves and
 # makes a sound, on a background, narrated like a how-to video about every 1.5 s, and about half the time about
@@ -119,6 +120,8 @@ exercises.reveal("train_step")
 # its data it draws every batch fresh from the world stream (no clip is seen twice), writes a checkpoint and a
 # `metrics.jsonl` log into `RUN_DIR`, and evaluates zero-shot retrieval on the world's validation clips every
 # `eval_every` steps. The progress bar shows the loss.
+#
+# **Predict, then run.** Which of the two loss terms (video-audio NCE, video-text MIL-NCE) will fall faster, and why?
 
 # %%
 summary = train(cfg, WORLD, RUN_DIR, device=DEVICE, progress=True, verbose=False)
@@ -145,6 +148,8 @@ plt.show()
 # candidates of another modality by cosine similarity, and ask whether the right one is among the top 5 (R@5).
 # No labels are used: the "right" answer is the same moment of the same video. We compare three models: random
 # weights, the run we just made, and the shipped checkpoint. The dashes mark chance (a random ranking).
+#
+# **Predict, then run.** Will random weights sit at chance, and which direction will the shipped checkpoint do best in?
 
 # %%
 val = WorldClips(cfg.data, "val", cfg.world, WORDS)  # fixed held-out clips, never in the training stream
@@ -158,17 +163,21 @@ for name, model in (
     (f"this run ({summary['step']} steps)", ours),
     ("shipped", shipped),
 ):
-    emb = embed_dataset(model, val, device=DEVICE)
+    emb = embed_dataset(model, val, device=DEVICE, progress=f"validation clips, {name}")
     results[name] = zero_shot_retrieval(emb, cfg.model.graph)
-fig = viz.show_retrieval(results, chance_levels(emb, cfg.model.graph), metric="R@5", title="validation clips, R@5")
+chance = chance_levels(emb, cfg.model.graph)
+fig = viz.show_retrieval(results, chance, metric="R@5", title="validation clips, R@5")
 plt.show()
+for name, r in results.items():
+    print(f"{name:>22}: " + "  ".join(f"{d} {r[d]['R@5']:4.1f}" for d in ("t2v", "v2a", "a2t")), end="")
+    print(f"   (R@5 %; chance {chance['t2v']['R@5']:.1f} / {chance['v2a']['R@5']:.1f} / {chance['a2t']['R@5']:.1f})")
 
 # %% [markdown]
 # Read the bars direction by direction. *text→video* and *video→audio* were trained directly. **audio→text** was
 # never trained: no loss ever compared a sound with a narration. In the FAC graph, audio reaches the text space only
 # through the video's path $g_{va\to vat}$, so its bar measures whether that path carries sounds to the matching
-# narrations. Compare each bar with its dash, and the run you just trained with random weights: a minute or two of training
-# already lifts the trained directions off chance.
+# narrations. Compare each bar with its dash, and the run you just trained with random weights: how far does a
+# minute or two of training lift the trained directions off chance? The printed R@5 values answer it for this run.
 #
 # On the world's 500 test clips the shipped checkpoint reaches text→video R@10
 # [56.0](../docs/results/shipped_checkpoint.json "retrieval.t2v.R@10") % (chance [2.0](../docs/results/shipped_checkpoint.json "chance.t2v.R@10") %), video→audio R@1
@@ -187,8 +196,10 @@ plt.show()
 # ```
 #
 # In **full** mode the cell above trained with exactly that configuration, so "this run" and "shipped" should be
-# close (seeds make the run deterministic on one device; a different device or library version changes the last
-# digits, not the picture). In **quick** mode "this run" is a minute or two in.
+# close: seeds make a run repeat bit for bit on one machine and installation. On another machine (or library
+# version) the rounding differs, and 800 steps amplify that into a different run, as another seed would: rerun on a
+# second machine, the findings' means moved by up to 7.9 points (docs/RESULTS.md, section "Time"). In **quick**
+# mode "this run" is a minute or two in.
 
 # %%
 key = "t2v"
@@ -211,6 +222,8 @@ display(
 # probe can read too. So we show the same video backbone **at random initialisation** beside the trained one: only
 # the difference is what pretraining taught. The narration's embedding $z_{t,vat}$ shows what the words make
 # available to learn.
+#
+# **Predict, then run.** Which factor will random video weights already read well, and which will need training?
 
 # %%
 probe_sets = {
@@ -219,7 +232,10 @@ probe_sets = {
 Cs = (1e-2,) if QUICK else PROBE_CS  # quick mode: one C instead of choosing among five on the val clips
 probes = {}
 for name, model, features in (("", shipped, ("f_v", "f_a", "z_t_vat")), (" at random init", random_init, ("f_v",))):
-    embs = {s: attach_factors(embed_dataset(model, ds, device=DEVICE), ds) for s, ds in probe_sets.items()}
+    embs = {
+        s: attach_factors(embed_dataset(model, ds, device=DEVICE, progress=f"{s} clips{name}"), ds)
+        for s, ds in probe_sets.items()
+    }
     got = factor_probes(
         embs["train"], embs["val"], embs["test"], features=features, factors=("kind", "colour", "size", "motion"), Cs=Cs
     )
@@ -233,12 +249,15 @@ plt.show()
 # [58.0](../docs/results/shipped_checkpoint.json "factors.f_v.kind.accuracy") % against [28.2](../docs/results/shipped_checkpoint_random_init.json "factors.f_v.kind.accuracy") % for the same network at
 # random weights (chance [13.8](../docs/results/shipped_checkpoint.json "factors.f_v.kind.chance") %), and its motion at
 # [55.4](../docs/results/shipped_checkpoint.json "factors.f_v.motion.accuracy") % against [31.0](../docs/results/shipped_checkpoint_random_init.json "factors.f_v.motion.accuracy") %
-# (chance [12.8](../docs/results/shipped_checkpoint.json "factors.f_v.motion.chance") %). The narrations name the kind and the motion, and the sound
+# (chance [12.8](../docs/results/shipped_checkpoint.json "factors.f_v.motion.chance") %). The narrations name the kind, the motion and often the colour, and the sound
 # carries the size (pitch) and the motion (rhythm): that is what the losses could teach the video network to see.
 #
-# ## 7. Two findings of the paper, measured here
+# ## 7. Two findings MMV builds on, measured here
 #
-# One run is an anecdote. `python -m mmv_lite experiment findings` trains every comparison the paper's findings need
+# Neither is MMV's own claim: the first is the premise of every self-supervised method, the second is the finding of
+# the MIL-NCE paper (Miech et al., CVPR 2020), whose loss MMV adopts for video and text.
+#
+# One run is an anecdote. `python -m mmv_lite experiment findings` trains every comparison the findings need
 # with the same budget (the main job's 800 steps), three seeds each, and scores them on the world's fixed test clips;
 # `docs/RESULTS.md` shows all six. A finding **holds** when its gap is larger than twice the seed-to-seed standard
 # deviation (and than the margin the claim states). Each has a **control**: the same comparison in a world where the
@@ -290,9 +309,10 @@ plt.show()
 # * Pretraining needs no labels: the loss pulls together the modalities of the same moment and pushes apart the
 #   others in the batch.
 # * The learning rate warms up, then decays along half a cosine; both loss terms fall.
-# * Retrieval on held-out clips leaves chance within a minute or two for the trained directions; audio→text, a direction no
-#   loss ever trained, is a different story (notebook 06).
-# * The shipped checkpoint is reproducible with `python -m mmv_lite train` and the configuration stored inside it.
+# * Retrieval on held-out clips, beside chance, says what training bought (section 4 prints it for this run and the
+#   shipped checkpoint); audio→text, a direction no loss ever trained, is a different story (notebook 06).
+# * The shipped checkpoint is reproducible with `python -m mmv_lite train` and the configuration stored inside it:
+#   bit for bit on the same machine and installation, as another seed would be on another machine.
 # * A probe means something only beside the same network at random weights: random features are not blind.
 # * The findings above are measured with three seeds and a control each; `docs/RESULTS.md` says which hold.
 #

@@ -53,11 +53,13 @@ print(f"mode={MODE}  device={DEVICE}  graph={cfg.model.graph}  trained for {cfg.
 # %%
 test = ClipDataset(SAMPLES, "test", cfg.data)
 assert test.word_vectors.vocab == vocab, "the checkpoint was trained with another vocabulary than data_samples/"
-bank = ClipBank.build(model, test, device=DEVICE)
+bank = ClipBank.build(model, test, device=DEVICE, progress="test clips")
 print(f"{len(bank)} test clips; embeddings: {sorted(k for k in bank.emb if k.startswith('z_'))}")
 
 # %% [markdown]
 # How good is it, overall? For every direction, R@5 on the test clips against chance.
+#
+# **Predict, then run.** Which direction will be best: video→audio, or text→video?
 
 # %%
 fig = viz.show_retrieval(
@@ -109,9 +111,28 @@ display(search.widget)
 
 # %% [markdown]
 # **Try this.** Search for a motion only (`"bounces"`), then a shape only (`"diamond"`), then a colour
-# (`"purple"`). Which kind of word does the model follow best? Colour is said in most narrations but is not heard
-# at all, and the shipped video network hardly reads it (notebook 03, section 6): matching clips with their sounds
-# taught it other cues first, and the motion, which narrations and sounds share, above all.
+# (`"purple"`), then `"moves left"`: the app names the words it left out because the vocabulary lacks them.
+#
+# **Predict, then run.** Which of the three (shape, colour, motion) does the search follow best, and which least?
+# The cell below counts it: every test clip's nearest narration becomes a query, and of its top 5 clips it counts
+# those that share the kind, the colour and the motion of the clip the narration was spoken over, beside chance.
+
+# %%
+from mmv_lite.search import follows_best_and_least, search_agreement
+
+agreement = search_agreement(bank, k=5)
+for factor, s in agreement.items():
+    print(f"{factor:7s} top-5 agreement {s['agreement']:5.1f} %   chance {s['chance']:5.1f} %")
+best, least = follows_best_and_least(agreement)
+print(f"{agreement[best]['queries']} narrations as queries: the search follows {best} best, {least} least")
+
+# %% [markdown]
+# On these test clips the search follows **colour** best and **motion** least (the counts above). The shipped
+# video network reads colour almost perfectly; its probe reads the kind and the motion far less well (notebook 03,
+# section 6; on the world's 500 test clips: colour
+# [99.8](../docs/results/shipped_checkpoint.json "factors.f_v.colour.accuracy") %, kind
+# [58.0](../docs/results/shipped_checkpoint.json "factors.f_v.kind.accuracy") %, motion
+# [55.4](../docs/results/shipped_checkpoint.json "factors.f_v.motion.accuracy") %).
 #
 # ## 3. Pick a sound
 #
@@ -119,8 +140,8 @@ display(search.widget)
 # others (the clip itself is left out). Under it, the narrations ranked for that sound: **audio→text**, in
 # $S_{vat}$. No loss ever compared a sound with a narration; audio reaches the text space only through the
 # video's head $g_{va\to vat}$, which training shaped for video. Because $z_{a,va}$ was trained to sit next to
-# $z_{v,va}$, carrying it along the same path should land it next to the text that matches that video: as well as
-# text→video works, and no better.
+# $z_{v,va}$, carrying it along the same path can land it next to the text that matches that video; section 4
+# measures how often it does.
 
 # %%
 has_audio = bank.emb["has_audio"].nonzero()[:, 0].tolist()
@@ -138,11 +159,13 @@ display(sounds.widget)
 # among the top 5 for the sound? And is that better than a model whose audio→text path was never *shaped* at all?
 # We compare with the same network before training: same architecture, random weights. (With under a hundred queries, a few
 # points either way around the dashed chance line are noise.)
+#
+# **Predict, then run.** Will the untrained model's audio→text sit at chance? Will the trained one beat it?
 
 # %%
 torch.manual_seed(0)
 untrained = build_model(cfg, word_vectors=test.word_vectors.as_tensor()).to(DEVICE)
-untrained_bank = ClipBank.build(untrained, test, device=DEVICE)
+untrained_bank = ClipBank.build(untrained, test, device=DEVICE, progress="test clips, random weights")
 dirs = ("a2t", "t2a")
 fig = viz.show_retrieval(
     {
@@ -175,8 +198,9 @@ plt.show()
 # [2.0](../docs/results/findings.json "findings.zero_shot_audio_text.control.checks.0.a.mean") %.
 # The finding holds on the mean, though not with much room: one seed of three reached only
 # [3.8](../docs/results/findings.json "runs.vat_fac.2.a2t_R@10") %. Audio→text borrows the video-text space through the video's head, so it is
-# only as good as the two spaces' agreement, and that is what a short budget builds last.
-#
+# only as good as the two spaces' agreement.
+
+# %% [markdown]
 # **Try this.**
 # * In the sound picker, choose two clips of the same instrument in different registers (low / high). Do the
 #   matching clips share the shape, the size, or both? (Pitch is set by size in the sample world.)

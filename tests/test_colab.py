@@ -133,3 +133,29 @@ def test_setup_colab_installs_the_kit_then_only_what_is_missing(monkeypatch, tmp
     names = [colab._requirement_name(t) for t in targets]
     assert "torch" not in names and "ipywidgets" not in names and "numpy" not in names and "av" in names
     assert sorted(Path(calls[1][-1]).read_text().split()) == ["ipywidgets==7.7.1", "numpy==2", "torch==2.3.0"]
+
+
+def _import_kit_and_report(env_update: dict[str, str | None]) -> list[str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env.update({k: v for k, v in env_update.items() if v is not None})
+    code = "import os, sys, mmv_lite; print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def test_importing_the_kit_sets_the_threading_policy_before_torch_loads():
+    """A student's kernel: `import mmv_lite` (or any of its modules) sets OMP_WAIT_POLICY=PASSIVE, and does so
+    before torch (hence OpenMP, which reads the variable once) is loaded; a policy the user chose is kept."""
+    assert _import_kit_and_report({}) == ["PASSIVE", "False"]
+    assert _import_kit_and_report({"OMP_WAIT_POLICY": "ACTIVE"}) == ["ACTIVE", "False"]
+
+
+def test_set_threading_policy_says_whether_it_came_before_torch(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setitem(sys.modules, "torch", sys.modules.get("torch", object()))
+    assert colab.set_threading_policy() is False  # torch loaded already: OpenMP kept its own policy
+    assert __import__("os").environ["OMP_WAIT_POLICY"] == "PASSIVE"  # children still inherit it
+    monkeypatch.delitem(sys.modules, "torch")
+    assert colab.set_threading_policy() is True

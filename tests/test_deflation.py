@@ -168,3 +168,16 @@ def test_deflate_rejects_other_modules():
     with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
         net = s3dg(width=0.125)
         calibrate_deflated_bn(deflate(net), net, torch.rand(2, 3, 4, 8, 8))
+
+
+def test_calibration_progress_bar_counts_its_steps_and_changes_nothing_else(capsys):
+    torch.manual_seed(0)
+    video = s3dg(width=0.125).eval()
+    images = _smooth_images(8, size=24)
+    quiet_net, shown_net = deflate(video), deflate(video)
+    quiet = calibrate_deflated_bn(quiet_net, video, images, steps=3, batch_size=4, num_frames=8)
+    assert "calibrating" not in capsys.readouterr().err
+    shown = calibrate_deflated_bn(shown_net, video, images, steps=3, batch_size=4, num_frames=8, progress=True)
+    err = capsys.readouterr().err
+    assert "calibrating BatchNorm" in err and "3/3" in err and "L1=" in err
+    assert shown["history"] == quiet["history"]  # the bar only watches

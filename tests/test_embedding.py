@@ -53,6 +53,20 @@ def test_embed_dataset_stacks_outputs():
     assert not math.isnan(retrieval_metrics(torch.eye(2), torch.eye(2, dtype=torch.bool))["R@1"])
 
 
+def test_embed_dataset_shows_progress_over_the_clips_when_asked(capsys):
+    class Toy(torch.nn.Module):
+        def forward(self, video):
+            return {"f_v": video.flatten(1)}
+
+    DS = [{"video": torch.full((3, 2, 2, 2), float(i)), "index": i} for i in range(5)]
+    quiet = em.embed_dataset(Toy(), DS, batch_size=2)
+    assert capsys.readouterr().err == ""
+    shown = em.embed_dataset(Toy(), DS, batch_size=2, progress="test clips")
+    err = capsys.readouterr().err
+    assert "test clips" in err and "5/5" in err  # every clip counted, once
+    assert torch.equal(quiet["index"], shown["index"])
+
+
 def test_project_2d_pca_keeps_groups_and_separates_directions():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(20, 8)) * 0.05 + np.eye(8)[0]

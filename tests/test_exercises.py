@@ -651,3 +651,18 @@ def test_teaching_notes_cover_every_exercise_with_the_solutions_lines_and_real_h
             for quote in re.findall(r'"([^"]+)"', row):
                 for piece in quote.split(" ... "):
                     assert any(piece in h for h in hints), f"TEACHING.md, {name}: {piece!r} is no hint of the check"
+
+
+def test_a_check_cell_shows_only_its_verdict(capsys):
+    """A notebook cell ending in exercises.check(...) prints the verdict and displays nothing more (no stray False)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    def wrong(*args, **kwargs):
+        raise NotImplementedError
+
+    result = ex.check("nce", wrong)
+    printed = capsys.readouterr().out
+    assert not result and result == False and printed.startswith("✗")  # noqa: E712 (a Verdict compares as a bool)
+    data, _ = InteractiveShell.instance().display_formatter.format(result)
+    assert data == {}  # IPython shows nothing for it: the cell's output is the printed verdict alone
+    assert ex.check("nce", core.get("nce").solution, quiet=True) == True  # noqa: E712

@@ -69,3 +69,17 @@ def test_numbers_cited_in_the_docs_match_their_files(doc):
     assert found, f"{doc} cites no number from a results file"
     wrong = [why for c in found if (why := check_citation(c, path.parent))]
     assert not wrong, f"{doc}: " + "; ".join(wrong)
+
+
+COURSE = [py for py in SOURCES if py.stem[:2] <= "06"]  # 00-06 (07's tables of findings are checked with RESULTS)
+
+
+@pytest.mark.parametrize("py", COURSE, ids=lambda p: p.stem)
+def test_no_prose_cell_states_more_than_six_numbers(py):
+    """A student reads a prose cell in one go: at most six cited numbers in it; more go into a table or a cell."""
+    crowded = [
+        (i, len(citations(c.source)))
+        for i, c in enumerate(jupytext.read(py).cells)
+        if c.cell_type == "markdown" and len(citations(c.source)) > 6
+    ]
+    assert not crowded, f"{py.name}: markdown cells (index, cited numbers) over six: {crowded}"

@@ -81,16 +81,71 @@ def test_text_search_app_follows_the_query_box_and_the_button(small_bank):
     bank, model = small_bank
     app = widgets.TextSearchApp(bank, model, query="red circle", k=3, audio=False)
     first = [h.index for h in app.hits]
-    assert len(first) == 3 and isinstance(app.last[0], matplotlib.figure.Figure)
+    assert len(first) == 3 and isinstance(app.last[0], widgets.HitRow)
     assert "mmv-text-search" in app.widget._dom_classes and "mmv-query" in app.text._dom_classes
     app.text.value = "small purple star orbits"
-    second = [h.index for h in app.hits]
-    assert app.last[0].axes[0].get_title(loc="left").startswith("#1  cos")
-    # The Search button recomputes the same query: same ranking.
-    app.button.click()
-    assert [h.index for h in app.hits] == second
+    assert app.searches == 2 and len(app.hits) == 3  # the new query was searched
+    assert app.last[0].figure.axes[0].get_title(loc="left").startswith("#1  cos")
     app.text.value = "zzzz qqqq"
     assert app.last is None and "vocabulary" in app.error
+
+
+@needs_samples
+def test_text_search_runs_once_per_query(small_bank):
+    """Enter (the box's value changes) and then a click on Search: one search, one redraw of the results."""
+    bank, model = small_bank
+    app = widgets.TextSearchApp(bank, model, query="red circle", k=3, audio=False)
+    assert app.searches == 1
+    redraws = []
+    app.out.observe(lambda change: redraws.append(change["new"]), names="outputs")
+    app.text.value = "small purple star orbits"  # Enter
+    app.button.click()  # then the click
+    assert app.searches == 2 and len(redraws) == 1  # one assignment: never a cleared area in between
+    assert len(redraws[0]) == 3
+    app.button.click()
+    assert app.searches == 2
+    app.text.value = "red circle"  # a new query searches again
+    assert app.searches == 3 and [h.index for h in app.hits] == [
+        h.index for h in widgets.TextSearchApp(bank, model, query="red circle", k=3, audio=False).hits
+    ]
+
+
+@needs_samples
+def test_text_search_names_the_words_it_left_out(small_bank):
+    bank, model = small_bank
+    assert "moves" in bank.dataset.word_vectors and "zork" not in bank.dataset.word_vectors
+    app = widgets.TextSearchApp(bank, model, query="the red circle moves zork", k=2, audio=False)
+    assert app.dropped == ["zork"]  # "the" is a stop word, not a dropped word
+    assert isinstance(app.last[0], str) and "“zork”" in app.last[0] and "not in the vocabulary" in app.last[0]
+    app.text.value = "red circle"
+    assert app.dropped == [] and isinstance(app.last[0], widgets.HitRow)
+    assert widgets.out_of_vocabulary("Zork, the qux!", bank.dataset.word_vectors) == ["zork", "qux"]
+
+
+@needs_samples
+def test_narration_label_only_where_no_narration(small_bank):
+    """Text search: each row says what was said near its clip, "(no narration)" only for a clip without any;
+    sound search: no narration line at all; every row holds its frames and, beside them, its audio player."""
+    bank, model = small_bank
+    app = widgets.TextSearchApp(bank, model, query="red circle", k=4)
+    for hit, row in zip(app.hits, app.last):
+        assert ("(no narration)" in row.said) == (not hit.narrations)
+        assert all(html_escape(t) in row.said for t in hit.narrations)
+        assert row.audio is not None and "<audio" in row.to_html() and "data:image/png" in row.to_html()
+    assert widgets.said_nearby(2, []) == "<b>#2</b> said nearby: (no narration)"
+    assert "“red box”" in widgets.said_nearby(1, ["red box"])
+    with_audio = [int(i) for i in bank.emb["has_audio"].nonzero()[:, 0][:1]]
+    sounds = widgets.SoundSearchApp(bank, [(f"clip {i}", i) for i in with_audio], k=3)
+    rows = [x for x in sounds.last if isinstance(x, widgets.HitRow)]
+    assert len(rows) == 3 and not any("narration" in r.said for r in rows)
+    html = app.out.outputs[0]["data"]["text/html"]
+    assert html.index("<img") < html.index("<audio")  # one row: the frames, then the player beside them
+
+
+def html_escape(text):
+    import html
+
+    return html.escape(text)
 
 
 @needs_samples

@@ -91,8 +91,9 @@ _NCE_MISTAKES = (
     ),
     (
         dict(positive_twice=False),
-        "the positive s[i, i] is in both row i and column i, and MMV's denominator counts it twice "
-        "(torch.cat([s, s.T], dim=1)); that is why the loss never goes below log 2.",
+        "the positive s[i, i] is in both row i and column i, and the kit's denominator counts it twice "
+        "(torch.cat([s, s.T], dim=1)), as the MIL-NCE authors' code does (the MMV paper's formula counts it once); "
+        "that is why the loss never goes below log 2.",
     ),
     (dict(reduce="negative"), "wrong sign: the loss is -log(share of the positive), positive and falling as it wins."),
     (dict(reduce="sum"), "summed over the clips: return the mean, so that the loss does not grow with the batch."),

@@ -62,9 +62,33 @@ def exercise(name: str) -> Callable[[Callable], Callable]:
     return wrap
 
 
-def check(name: str, fn: Callable, quiet: bool = False) -> bool:
-    """Run exercise ``name``'s check on ``fn``: print ✓ or a hint, return True / False. Never raises for a wrong
-    answer or a crash inside ``fn``; a reference solution that fails its own check raises AssertionError."""
+class Verdict:
+    """What :func:`check` returns: true when the answer passed. A notebook cell ending in ``exercises.check(...)``
+    shows only the printed verdict, not a stray ``True`` / ``False`` (IPython calls ``_ipython_display_``)."""
+
+    def __init__(self, passed: bool):
+        self.passed = bool(passed)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __eq__(self, other: object) -> bool:
+        return bool(self) == other if isinstance(other, (bool, Verdict)) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.passed)
+
+    def __repr__(self) -> str:
+        return f"Verdict(passed={self.passed})"
+
+    def _ipython_display_(self) -> None:  # the check already printed its verdict
+        pass
+
+
+def check(name: str, fn: Callable, quiet: bool = False) -> Verdict:
+    """Run exercise ``name``'s check on ``fn``: print ✓ or a hint, return a :class:`Verdict` (true when it passed).
+    Never raises for a wrong answer or a crash inside ``fn``; a reference solution that fails its own check raises
+    AssertionError."""
     ex = get(name)
     with torch.random.fork_rng(devices=[]):
         try:
@@ -78,7 +102,7 @@ def check(name: str, fn: Callable, quiet: bool = False) -> bool:
             print(f"✓ {ex.title}: correct, {ex.passed}.")
         else:
             print(f"✗ {ex.title}: {hint}\n  (exercises.reveal({name!r}) shows a solution.)")
-    return hint is None
+    return Verdict(hint is None)
 
 
 def solution(name: str) -> str:

@@ -28,6 +28,7 @@ import copy
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from ..backbones import BACKBONES, resolve
 from ..config import TrainConfig
@@ -108,6 +109,7 @@ def calibrate_deflated_bn(
     batch_size: int = 16,
     num_frames: int = 8,
     seed: int = 0,
+    progress: bool = False,
 ) -> dict:
     """Learn the deflated network's BatchNorm gamma/beta so that it matches the video network on static clips.
 
@@ -117,7 +119,8 @@ def calibrate_deflated_bn(
     other weight is frozen and the video backbone is untouched. BatchNorm running statistics: both networks run in
     eval mode, so the deflated copy keeps the statistics copied from the video network and the correction is a pure
     per-channel affine one (a few images give poor batch statistics, and the result must not depend on the batch).
-    ``requires_grad`` flags and train/eval modes are restored afterwards.
+    ``requires_grad`` flags and train/eval modes are restored afterwards. ``progress``: a progress bar over the steps
+    (tqdm), showing each step's L1.
 
     Returns ``{"before": L1, "after": L1, "history": [L1 of each step's batch], "steps": steps, "by_step": {s: mean
     L1 of the batches of steps s-49..s}}`` (``by_step`` at :data:`L1_CURVE_STEPS` up to ``steps``: is it flat?), the
@@ -146,14 +149,17 @@ def calibrate_deflated_bn(
         opt = build_optimiser(bn_params, tc, images.device, schedule=False)
         gen = torch.Generator().manual_seed(seed)
         history = []
+        bar = tqdm(range(steps), desc="calibrating BatchNorm", unit="step", disable=not progress, dynamic_ncols=True)
         try:
-            for _ in range(steps):
+            for _ in bar:
                 idx = torch.randperm(len(images), generator=gen)[:batch_size].to(images.device)
                 losses = train_step(
                     deflated, images[idx], lambda out, t=targets[idx]: {"loss": (out - t).abs().mean()}, opt
                 )
                 history.append(losses["loss"].item())
+                bar.set_postfix(L1=f"{history[-1]:.4f}", refresh=False)
         finally:
+            bar.close()
             for p, flag in flags:
                 p.requires_grad_(flag)
                 p.grad = None

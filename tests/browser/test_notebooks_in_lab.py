@@ -71,8 +71,8 @@ def test_retrieval_query_reranks_clips(jupyter_lab, page):
 
 
 def test_deflation_toggle_switches_network(jupyter_lab, page):
-    """05_deflation: flip the network toggle (video -> naive -> calibrated); the query and its ranked clips change."""
-    _open_and_run(jupyter_lab, page, "05_deflation.ipynb")
+    """05b_deflation_alpha: flip the network toggle (video -> naive -> calibrated); the ranked clips change."""
+    _open_and_run(jupyter_lab, page, "05b_deflation_alpha.ipynb")
 
     # mmv_lite.widgets.DeflationApp marks its parts with CSS classes (add_class).
     app = page.locator(".mmv-deflation-app")
@@ -82,7 +82,7 @@ def test_deflation_toggle_switches_network(jupyter_lab, page):
     modes = [b.strip() for b in toggle.locator("button").all_inner_texts()]
     assert {"video", "naive", "calibrated"} <= set(modes), f"unexpected toggle buttons {modes}"
     sig = _assert_rendered(results, "deflation (video)")
-    screenshot(page, "05_deflation-video", target=app)
+    screenshot(page, "05b_deflation_alpha-video", target=app)
 
     for mode in ("naive", "calibrated"):
         toggle.locator("button", has_text=mode).click()
@@ -91,4 +91,4 @@ def test_deflation_toggle_switches_network(jupyter_lab, page):
         assert mode in new["text"], f"the results do not say they are for the {mode} network:\n{new['text'][:500]}"
         assert "mod-active" in (toggle.locator("button", has_text=mode).get_attribute("class") or "")
         sig = new
-        screenshot(page, f"05_deflation-{mode}", target=app)
+        screenshot(page, f"05b_deflation_alpha-{mode}", target=app)
