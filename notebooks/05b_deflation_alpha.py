@@ -153,7 +153,8 @@ plt.show()
 # [49.1](../docs/results/findings.json "findings.deflation.checks.1.b.mean") % (pooled seed std of the first gap
 # [4.7](../docs/results/findings.json "findings.deflation.checks.0.pooled_std")). At random initialisation: naive
 # [25.3](../docs/results/findings.json "findings.deflation.control.checks.0.b.mean") %, calibrated [25.1](../docs/results/findings.json "findings.deflation.control.checks.0.a.mean") %.
-#
+
+# %% [markdown]
 # The finding does **not** hold here. The `lite` network is a TSM-ResNet, whose deflation only switches off the
 # temporal shift; notebook 05 (section 3) printed how far that moves the last stage: the border frames differ most,
 # the middle ones less. Calibration has little to recover: its mean is
