@@ -32,6 +32,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -186,7 +187,9 @@ def setup_colab(clone: str | os.PathLike = CLONE_DIR) -> None:
     subprocess.run([*pip, "--no-deps", "-e", str(clone)], check=True)
     missing, pins = install_plan(_dependencies(clone), _installed_versions())
     if missing:
-        constraints = Path("/tmp/mmv_lite_constraints.txt")
+        fd, name = tempfile.mkstemp(prefix="mmv_lite_constraints_", suffix=".txt")
+        os.close(fd)
+        constraints = Path(name)
         constraints.write_text("\n".join(pins) + "\n")
         subprocess.run([*pip, *missing, "-c", str(constraints)], check=True)
     importlib.invalidate_caches()
