@@ -24,6 +24,8 @@ if "google.colab" in __import__("sys").modules:
 
 # %%
 # Parameters. MMV_LITE_MODE=quick|full (default: full on a GPU, quick on a CPU). This notebook is cheap either way.
+# Full mode's budget: the same work as quick mode (16.5 s on a 2-core CPU); under a minute on a T4 by estimate
+# (docs/BENCHMARKS.md, "Full mode on a free GPU").
 import collections
 import json
 

@@ -27,6 +27,8 @@ if "google.colab" in __import__("sys").modules:
 
 # %%
 # Parameters. MMV_LITE_MODE=quick|full (default: full on a GPU, quick on a CPU).
+# Full mode's budget: the full BatchNorm calibration, 64 profile images; about a minute on a T4 by estimate
+# (docs/BENCHMARKS.md, "Full mode on a free GPU").
 import matplotlib.pyplot as plt
 import numpy as np
 import torch

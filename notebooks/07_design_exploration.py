@@ -28,6 +28,9 @@ if "google.colab" in __import__("sys").modules:
 
 # %%
 # Parameters. MMV_LITE_MODE=quick|full (default: full on a GPU, quick on a CPU).
+# Full mode's budget: both modes read docs/results/findings.json (15 s on a 2-core CPU). TRAIN = True trains every
+# arm here instead: 1 h 46 min to 2 h 05 min on 2 CPU cores, more than a free GPU's session; see docs/BENCHMARKS.md,
+# "Full mode on a free GPU".
 import matplotlib.pyplot as plt
 from IPython.display import HTML, display
 
@@ -38,7 +41,8 @@ from mmv_lite.runtime import select_device
 MODE = run_mode()
 DEVICE = select_device()
 SEEDS = (0, 1, 2)
-if MODE == "full":  # every arm of every finding, three seeds (cached per run in runs/findings/runs/)
+TRAIN = False  # True: train every arm of every finding here, whatever the mode (cached per run in runs/findings/runs/)
+if TRAIN:
     doc = findings.run_findings(seeds=SEEDS, out_dir=repo_root() / "runs" / "findings", conditions=True)
     source = f"trained here ({doc['meta']['seconds']['total']:.0f} s)"
 else:  # what the same command measured, stored in docs/results/findings.json (and shown in docs/RESULTS.md)
