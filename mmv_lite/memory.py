@@ -141,3 +141,25 @@ def check_batch_fits(
             f"{total / GiB:.1f} GiB; the largest batch that fits is {fits}{per_gpu}{advice}"
         )
     return est
+
+
+def batch_table(presets: tuple[str, ...] = ("s3dg", "tsm_r50", "tsm_r50x2"), sizes_gb=(16, 24, 40, 80)) -> str:
+    """Markdown: for each paper preset, in float32 and in mixed precision, the largest batch per GPU of each size
+    (``n x 10^9`` bytes) and the estimate at the preset's batch of 32."""
+    from .config import get_config
+
+    head = "| preset | precision | GiB per clip | GiB fixed | GiB at batch 32 | " + " | ".join(
+        f"{g} GB" for g in sizes_gb
+    )
+    lines = [head + " |", "|---|---|---|---|---|" + "---|" * len(sizes_gb)]
+    for preset in presets:
+        for amp in (False, True):
+            est = estimate_training_memory(get_config(preset), amp=amp)
+            fits = " | ".join(str(est.largest_batch(g * 1e9)) for g in sizes_gb)
+            lines.append(f"| {preset} | {'mixed (16-bit)' if amp else 'float32'} | {est.per_clip_bytes / GiB:.3f} | "
+                         f"{est.fixed_bytes / GiB:.2f} | {est.bytes_at(32) / GiB:.1f} | {fits} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(batch_table())

@@ -28,7 +28,7 @@ if "google.colab" in __import__("sys").modules:
 
 # %%
 # Parameters. MMV_LITE_MODE=quick|full (default: full on a GPU, quick on a CPU).
-# Full mode's budget: the main job's 800 steps of 32 clips, the full held-out sets; about 2-4 minutes on a T4 by
+# Full mode's budget: the main job's 800 steps of 32 clips, the full held-out sets; about 2-5 minutes on a T4 by
 # estimate, bounded by the CPU that renders the world (docs/BENCHMARKS.md, "Full mode on a free GPU").
 from pathlib import Path
 
