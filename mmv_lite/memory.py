@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import Config
+from .config import Config, get_config
 from .data.audio import num_audio_frames
 from .models.mmv import build_model
 
@@ -146,8 +146,6 @@ def check_batch_fits(
 def batch_table(presets: tuple[str, ...] = ("s3dg", "tsm_r50", "tsm_r50x2"), sizes_gb=(16, 24, 40, 80)) -> str:
     """Markdown: for each paper preset, in float32 and in mixed precision, the largest batch per GPU of each size
     (``n x 10^9`` bytes) and the estimate at the preset's batch of 32."""
-    from .config import get_config
-
     head = "| preset | precision | GiB per clip | GiB fixed | GiB at batch 32 | " + " | ".join(
         f"{g} GB" for g in sizes_gb
     )
