@@ -20,12 +20,14 @@ Presets
 from __future__ import annotations
 
 import copy
+import json
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from math import inf, isfinite
 from typing import Any
 
+from .backbones import get_backbone
 from .graphs import GRAPHS
 
 # The temperature of every contrastive loss in the paper (MMV_REFERENCE section 3).
@@ -68,8 +70,9 @@ class DataConfig:
 class ModelConfig:
     """The network: backbones, heads and the embedding graph.
 
-    ``video_backbone`` is ``"s3dg"`` or ``"tsm_resnet"``; ``width`` multiplies every channel count
-    of the video backbone (TSM-ResNet50x2 is ``tsm_resnet`` with ``video_depth=50, video_width=2``).
+    ``video_backbone`` names an entry of :data:`mmv_lite.backbones.BACKBONES` (``"s3dg"``, ``"tsm_resnet"``);
+    ``width`` multiplies every channel count of the video backbone (TSM-ResNet50x2 is ``tsm_resnet`` with
+    ``video_depth=50, video_width=2``).
     """
 
     video_backbone: str = "s3dg"
@@ -267,6 +270,27 @@ def apply_overrides(cfg: Config, overrides: Mapping[str, Any]) -> Config:
     return new
 
 
+def parse_set_options(items: Sequence[str]) -> dict[str, Any]:
+    """The command line's ``--set SECTION.NAME=VALUE`` options as overrides for :func:`apply_overrides`
+    (``train --set`` and ``evaluate --set`` alike). A value is read as JSON (``7``, ``0.5``, ``true``,
+    ``"s3dg"``) and else kept as text (``--set model.graph=mmv``)."""
+    over: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set {item!r}: expected SECTION.NAME=VALUE, e.g. --set model.d_va=64")
+        key, text = (x.strip() for x in item.split("=", 1))
+        try:
+            over[key] = json.loads(text)
+        except json.JSONDecodeError:
+            over[key] = text
+    return over
+
+
+def override_key(key: str) -> str:
+    """The dotted name an override sets (``"lr"`` -> ``"train.lr"``), with :func:`apply_overrides`'s errors."""
+    return ".".join(_field_of(key))
+
+
 def _field_of(key: str) -> tuple[str, str]:
     """``"train.lr"`` or ``"lr"`` -> ``("train", "lr")``, with an error naming what does not exist."""
     if "." in key:
@@ -299,12 +323,9 @@ def validate(cfg: Config) -> None:
     m, t = cfg.model, cfg.train
     if m.graph not in GRAPHS:
         raise ValueError(f"model.graph={m.graph!r}; expected one of {tuple(GRAPHS)}")
-    if m.video_backbone not in ("s3dg", "tsm_resnet"):
-        raise ValueError(f"model.video_backbone={m.video_backbone!r}; expected 's3dg' or 'tsm_resnet'")
+    backbone = get_backbone(m.video_backbone)
     if m.video_stem not in ("rgb", "space_to_depth"):
         raise ValueError(f"model.video_stem={m.video_stem!r}; expected 'rgb' or 'space_to_depth'")
-    if m.video_stem == "space_to_depth" and m.video_backbone != "s3dg":
-        raise ValueError("model.video_stem='space_to_depth' exists only for model.video_backbone='s3dg'")
     if m.head not in ("mlp", "linear"):
         raise ValueError(f"model.head={m.head!r}; expected 'mlp' or 'linear'")
     if t.modalities not in MODALITY_SETS:
@@ -318,12 +339,9 @@ def validate(cfg: Config) -> None:
         raise ValueError("model.video_stem_stride must be 1 or 2 and model.video_stem_frames 1, 3, 5 or 7")
     if m.video_stem == "space_to_depth" and (m.video_stem_stride, m.video_stem_frames) != (2, 7):
         raise ValueError("model.video_stem='space_to_depth' is the released stride-2 stem: keep the stem defaults")
-    if m.deflation_alpha != 1.0 and m.video_backbone != "tsm_resnet":
-        # Checked before training, not when the image network is first made (after it).
-        raise ValueError(
-            f"model.deflation_alpha={m.deflation_alpha!r} scales a TSM-ResNet's shifted channels; "
-            f"model.video_backbone={m.video_backbone!r} has none (keep 1.0)"
-        )
+    problem = backbone.check(m)  # what this backbone cannot do (mmv_lite.backbones)
+    if problem:
+        raise ValueError(problem)
     _validate_world(cfg.world)
 
 

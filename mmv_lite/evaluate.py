@@ -2,11 +2,13 @@
 
     python -m mmv_lite evaluate --checkpoint data_samples/mmv_lite_fac.pt [--split test] [--json OUT]
     python -m mmv_lite evaluate --checkpoint data_samples/mmv_lite_fac.pt --factors --random-init
+    python -m mmv_lite evaluate --checkpoint data_samples/mmv_lite_fac.pt --set world.seed=7   # another world
 
 Without ``--data`` a checkpoint is scored on the held-out sets of the data it was trained on: the sample world's
 fixed probe / val / test sets for a network trained on the world stream (the main job, the shipped checkpoint),
-the folder's splits otherwise. ``--random-init`` scores the same architecture with fresh random weights, the
-baseline that shows what training added.
+the folder's splits otherwise. ``--set world.seed=7`` (any world or data field, checked as ``train --set`` is) scores
+on held-out sets drawn with other dials; the JSON records them as ``overrides``. ``--random-init`` scores the same
+architecture with fresh random weights, the baseline that shows what training added.
 
 :func:`evaluate_model` embeds each split once (:mod:`mmv_lite.embedding`), then runs zero-shot retrieval
 (:mod:`mmv_lite.retrieval`), the linear probes of actions and sounds and, optionally, of images through the deflated
@@ -18,7 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,8 +30,8 @@ import torch
 
 from .checkpoints import load_checkpoint, model_from_state
 from .cli import check_at_least
-from .config import Config, validate
-from .data.clips import ClipDataset, hash_split, media_files
+from .config import Config, apply_overrides, override_key, parse_set_options, validate
+from .data.clips import ClipDataset, folder_word_vectors, hash_split, media_files
 from .data.text import WordVectors
 from .data.world import WorldClips
 from .embedding import embed_dataset, subset_embeddings, window_groups
@@ -54,7 +56,8 @@ def evaluate_model(
     device: str | torch.device = "cpu",
     modalities: str = "vat",
     seed: int = 0,
-    factors: bool = False,
+    factors: bool | Mapping[tuple[str, ...], tuple[str, ...] | None] = False,
+    tasks: Sequence[str] = ("action", "sound"),
 ) -> dict[str, Any]:
     """Zero-shot retrieval on ``datasets[split]``; linear probes fitted on "train", tuned on "val", scored on ``split``.
 
@@ -67,7 +70,9 @@ def evaluate_model(
     Returns ``{"graph", "split", "retrieval": {direction: metrics}, "chance": {direction: chance metrics},
     "probes": {task: linear_probe result}, "deflation": calibration report, "num_clips": {split: N},
     "seconds": {stage: s}}``; with ``factors`` (and ``probes``) also ``"factors"``: :func:`factor_probes` of the
-    backbone features and the narrations on each segment's centre window.
+    backbone features and the narrations on each segment's centre window (``factors`` may name them:
+    ``{(feature, ...): (factor, ...) or None for all}``, single-frame features such as ``f_image_naive`` included).
+    ``tasks``: the label probes of :data:`~mmv_lite.probes.PROBE_TASKS` beside the image probes.
     """
     graph = model.cfg.model.graph
     needed = list(dict.fromkeys([split] + (["train", "val"] if probes else [])))
@@ -100,7 +105,7 @@ def evaluate_model(
         result["chance"] = chance_levels(centres[split], graph)
     if probes:
         t0 = time.perf_counter()
-        result["probes"] = probe_suite(embs["train"], embs["val"], embs[split], tasks=("action", "sound"), seed=seed)
+        result["probes"] = probe_suite(embs["train"], embs["val"], embs[split], tasks, seed) if tasks else {}
         times["probes"] = time.perf_counter() - t0
         if images:
             t0 = time.perf_counter()
@@ -114,7 +119,14 @@ def evaluate_model(
             t0 = time.perf_counter()
             for s in needed:
                 attach_factors(centres[s], datasets[s])
-            result["factors"] = factor_probes(centres["train"], centres["val"], centres[split], seed=seed)
+            asked = {None: None} if factors is True else dict(factors)  # type: ignore[arg-type]
+            result["factors"] = {}
+            for features, names in asked.items():
+                feats = {} if features is None else {"features": features}
+                found = factor_probes(
+                    centres["train"], centres["val"], centres[split], **feats, factors=names, seed=seed
+                )
+                result["factors"].update(found)
             times["factors"] = time.perf_counter() - t0
     result["seconds"] = times
     return result
@@ -162,14 +174,14 @@ def load_eval_datasets(
     if not data_dir.is_dir():
         raise FileNotFoundError(f"--data {str(data_dir)!r} is not a folder of clips (videos/, captions.json, ...)")
     if vocab and word_matrix is not None and len(vocab) == word_matrix.shape[0]:
-        wv = WordVectors(list(vocab), to_numpy(word_matrix))
-    else:
-        wv = WordVectors.load(data_dir / "word_vectors.bin")
+        wv: WordVectors | None = WordVectors(list(vocab), to_numpy(word_matrix))
+    else:  # a checkpoint without a vocabulary (trained on a folder without narrations)
+        wv = folder_word_vectors(data_dir, "t" in cfg.train.modalities)
     out: dict[str, torch.utils.data.Dataset] = {}
     for s in splits:
         w = (windows or {}).get(s, 1)
         ds: torch.utils.data.Dataset = ClipDataset(
-            data_dir, s, cfg.data, train=False, word_vectors=wv, windows_per_segment=w
+            data_dir, s, cfg.data, train=False, word_vectors=wv, windows_per_segment=w, narrations=wv is not None
         )
         info = window_groups(ds)
         if max_segments is not None and info is not None:
@@ -300,7 +312,35 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also probe which ground-truth factors (kind, colour, motion, background, ...) each feature encodes",
     )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.NAME=VALUE",
+        help="score on data drawn with other dials: a world or data field of the checkpoint's config, e.g. --set "
+        "world.seed=7 (another sample world), --set world.object_scale=1.0 (repeatable; the same rule as train --set)",
+    )
     return ap
+
+
+EVAL_SECTIONS = ("world", "data")  # what --set may change: the model's own fields come with its weights
+
+
+def _with_overrides(cfg: Config, items: Sequence[str], data: str) -> tuple[Config, dict[str, Any]]:
+    """``cfg`` with evaluate's ``--set`` options (:func:`mmv_lite.config.parse_set_options`, checked by
+    :func:`mmv_lite.config.apply_overrides` as ``train --set`` is), and the overrides by their dotted names."""
+    over = {override_key(k): v for k, v in parse_set_options(items).items()}
+    for key in over:
+        section = key.split(".", 1)[0]
+        if section not in EVAL_SECTIONS:
+            raise ValueError(
+                f"--set {key}: evaluate changes only the data it scores ({', '.join(EVAL_SECTIONS)} fields); the "
+                f"{section} section comes with the checkpoint"
+                + (" (see --deflation-alpha)" if section == "model" else "")
+            )
+        if section == "world" and data != "world":
+            raise ValueError(f"--set {key}: the world's dials change only --data world, not the folder {data!r}")
+    return (apply_overrides(cfg, over) if over else cfg), over
 
 
 def _with_deflation_alpha(cfg: Config, alpha: float) -> Config:
@@ -325,8 +365,10 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
     if args.deflation_alpha is not None:
         cfg = _with_deflation_alpha(cfg, args.deflation_alpha)
         model.cfg = cfg
-    model.to(device).eval()
     data = _data_of(args, state)
+    cfg, overrides = _with_overrides(cfg, args.set, data)
+    model.cfg = cfg
+    model.to(device).eval()
     probes, note = not args.no_probes, None
     if data == "world":
         splits = list(dict.fromkeys([args.split] + (["train", "val"] if probes else [])))
@@ -355,6 +397,7 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
     if probes and not result.get("probes"):
         note = "linear probes: none ran, the clips carry no action, sound or image labels (metadata.json gives them)"
     result.update(checkpoint=str(args.checkpoint), data=str(data), random_init=bool(args.random_init))
+    result["overrides"] = overrides  # {"world.seed": 7}: the dials the scored data was drawn with, beside the config's
     result["machine"] = machine()  # what this evaluation ran on; the checkpoint's own is where it was written
     result["checkpoint_machine"] = state.get("machine")  # None for checkpoints older than the field
     result["notes"] = [note] if note else []

@@ -1,8 +1,8 @@
 """Optimisation: Adam with a linear warm-up and a half-period cosine decay (MMV_REFERENCE section 4), and one step.
 
 Every training loop of the project (the pretraining loop of :mod:`mmv_lite.train`, the supervised reference of
-:mod:`mmv_lite.experiments`, the bench scripts) builds its optimiser with :func:`build_optimiser` and takes its
-steps with :func:`train_step`:
+:mod:`mmv_lite.experiments.supervised`, the BatchNorm calibration of :mod:`mmv_lite.models.deflation`, the bench
+scripts) builds its optimiser with :func:`build_optimiser` and takes its steps with :func:`train_step`:
 
     >>> opt = build_optimiser(model.parameters(), cfg.train, device)
     >>> losses = train_step(model, inputs, lambda out: loss_fn(out, batch), opt)   # {"loss": ..., ...}

@@ -200,21 +200,51 @@ def embeddings_for(
     batch_size: int = 8,
     progress: bool = True,
     cache_dir: str | os.PathLike | None = None,
+    keep_others: bool = False,
 ) -> tuple[dict[str, Any], bool]:
     """The folder's table from ``path`` when it was made from the same checkpoint and files; else embed the folder
-    again and write ``path``. Returns ``(table, reused)``."""
+    again and write ``path``. Returns ``(table, reused)``.
+
+    ``keep_others``: ``path`` is the user's file (``search --embeddings``): it is rewritten only when it was made from
+    this checkpoint and folder with these clip settings (files of the folder added or changed since); a file made from
+    other inputs, or one that is not an embedding file, raises ``ValueError`` and stays as it is."""
     path, info = Path(path), describe(embedder, videos)
     if path.is_file():
         try:
             table, saved = load_embeddings(path)
+        except (OSError, ValueError, KeyError) as e:
+            if keep_others:
+                raise ValueError(
+                    f"--embeddings {path}: not an embedding file that embed or search wrote ({e}); it is not "
+                    "replaced: give another file name"
+                ) from e
+            log.warning("%s cannot be read (%s): embedding %s again", path, e, videos)
+        else:
             if {k: saved.get(k) for k in info} == json.loads(json.dumps(info)):
                 return table, True
+            other = _other_inputs(saved, info)
+            if keep_others and other:
+                raise ValueError(
+                    f"--embeddings {path} was made from {other}; it is not replaced: give another --embeddings file "
+                    "for this checkpoint and folder (or delete that one)"
+                )
             log.warning("%s was made from another checkpoint or other files: embedding %s again", path, videos)
-        except (OSError, ValueError, KeyError) as e:
-            log.warning("%s cannot be read (%s): embedding %s again", path, e, videos)
     table = embed_folder(embedder, videos, batch_size=batch_size, progress=progress, cache_dir=cache_dir)
     save_embeddings(path, table, info)
     return table, False
+
+
+def _other_inputs(saved: dict[str, Any], info: dict[str, Any]) -> str:
+    """How the inputs an embedding file was made from differ from ``info``'s, besides the folder's files ("" if not)."""
+    if saved.get("videos") != info["videos"]:
+        return f"another folder ({saved.get('videos')}, not {info['videos']})"
+    if saved.get("checkpoint") != info["checkpoint"]:
+        return f"another checkpoint ({saved.get('checkpoint')}, not {info['checkpoint']})"
+    if saved.get("checkpoint_version") != info["checkpoint_version"]:
+        return f"an earlier version of the checkpoint {info['checkpoint']} (it was rewritten since)"
+    if saved.get("graph") != info["graph"] or saved.get("data") != json.loads(json.dumps(info["data"])):
+        return "other clip settings"
+    return ""
 
 
 # --------------------------------------------------------------------------------------------------- search
@@ -247,21 +277,31 @@ def unknown_words(word_vectors: WordVectors, query: str) -> list[str]:
 
 
 @torch.no_grad()
-def search_text(table: dict[str, Any], embedder: Embedder, query: str, k: int = 10) -> list[Hit]:
-    """Windows ranked by how well their video matches ``query`` (text -> video, in the graph's space for the pair).
-
-    Raises ``ValueError`` naming the words when none of them is in the checkpoint's vocabulary."""
+def text_query(embedder: Embedder, query: str) -> tuple[torch.Tensor, str]:
+    """``(z (D,), key)``: the embedding of ``query`` in the text-video space and the key of the windows' video
+    embedding it is compared with. Checked before anything else: raises ``ValueError`` when the query has no word to
+    search with (empty, or only stop words), when none of its words is in the vocabulary, or without a vocabulary."""
     if embedder.word_vectors is None:
         raise ValueError(
             f"{embedder.checkpoint.name} has no vocabulary for its text tower (released weights): pass "
             "--word-vectors with the word2vec file it was trained with (GoogleNews-vectors-negative300.bin)"
         )
+    words = tokenize_words(query)
+    if not words:
+        raise ValueError(f"the query {query!r} has no word to search with (stop words are dropped); e.g. 'red ball'")
     missing = unknown_words(embedder.word_vectors, query)
-    if missing and len(missing) == len(tokenize_words(query)):
+    if len(missing) == len(words):
         raise ValueError(f"none of the words of {query!r} is in the checkpoint's vocabulary: {', '.join(missing)}")
     graph = embedder.cfg.model.graph
     z = encode_text(embedder.model, embedder.word_vectors, query)[embedding_key(graph, "t", "v")]
-    return _ranked(table, z.float().cpu(), embedding_key(graph, "v", "t"), k)
+    return z.float().cpu().reshape(-1), embedding_key(graph, "v", "t")
+
+
+def search_text(table: dict[str, Any], embedder: Embedder, query: str, k: int = 10) -> list[Hit]:
+    """Windows ranked by how well their video matches ``query`` (text -> video, in the graph's space for the pair).
+
+    Raises ``ValueError`` naming the words when none of them is in the checkpoint's vocabulary (:func:`text_query`)."""
+    return _ranked(table, *text_query(embedder, query), k)
 
 
 @torch.no_grad()
@@ -359,16 +399,21 @@ def search_main(argv: Sequence[str] | None = None) -> int:
     _folder(args.videos)
     if (args.query is None) == (args.sound is None):
         raise ValueError('give either a text query ("a red ball bounces") or --sound FILE')
+    if args.embeddings is not None and not args.embeddings.endswith(".npz"):
+        raise ValueError(f"--embeddings {args.embeddings!r}: the embedding file is a NumPy archive (.npz)")
     embedder = load_embedder(args.checkpoint, args.word_vectors, _device(args.device))
-    path = args.embeddings or default_embeddings_path(args.videos, args.checkpoint)
-    table, reused = embeddings_for(embedder, args.videos, path, args.batch_size, not args.no_progress, args.cache)
-    print(f"{'reusing' if reused else 'wrote'} {path}: {_summary(table)}")
+    # the query first: a query that cannot be searched with fails before the folder is embedded
     if args.sound is not None:
-        hits = search_sound(table, embedder, args.sound, args.top)
+        z, key = sound_embedding(embedder, args.sound), embedding_key(embedder.cfg.model.graph, "v", "a")
     else:
-        missing = unknown_words(embedder.word_vectors, args.query) if embedder.word_vectors else []
-        hits = search_text(table, embedder, args.query, args.top)
-        if missing:
-            print(f"not in the checkpoint's vocabulary, left out of the query: {', '.join(missing)}")
-    print(format_hits(hits))
+        z, key = text_query(embedder, args.query)
+    path = args.embeddings or default_embeddings_path(args.videos, args.checkpoint)
+    table, reused = embeddings_for(
+        embedder, args.videos, path, args.batch_size, not args.no_progress, args.cache, args.embeddings is not None
+    )
+    print(f"{'reusing' if reused else 'wrote'} {path}: {_summary(table)}")
+    missing = unknown_words(embedder.word_vectors, args.query) if args.query is not None else []
+    if missing:
+        print(f"not in the checkpoint's vocabulary, left out of the query: {', '.join(missing)}")
+    print(format_hits(_ranked(table, z, key, args.top)))
     return 0

@@ -35,7 +35,6 @@ in :mod:`mmv_lite.optim`, devices, threads and DDP in :mod:`mmv_lite.runtime`.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import time
@@ -59,10 +58,9 @@ from .checkpoints import (
     set_rng_state,
 )
 from .cli import check_at_least
-from .config import MODALITY_SETS, PRESETS, Config, apply_overrides, get_config, validate
-from .data.clips import ClipDataset
+from .config import MODALITY_SETS, PRESETS, Config, apply_overrides, get_config, parse_set_options, validate
+from .data.clips import ClipDataset, folder_word_vectors
 from .data.sampling import step_loader
-from .data.text import WordVectors
 from .data.world import WorldClips, world_word_vectors
 from .embedding import embed_dataset
 from .files import stale_temporaries
@@ -98,9 +96,10 @@ def build_datasets(cfg: Config, data_dir: str | os.PathLike) -> tuple[Dataset, D
             f"--data {str(data_dir)!r} is not a folder; point it at a folder of clips such as data_samples/ "
             "(make one with `python -m mmv_lite make-samples --out DIR`), or use --data world"
         )
-    wv = WordVectors.load(data_dir / "word_vectors.bin")
-    train_ds = ClipDataset(data_dir, "train", cfg.data, train=True, word_vectors=wv)
-    val_ds = ClipDataset(data_dir, "val", cfg.data, train=False, word_vectors=wv)
+    wv = folder_word_vectors(data_dir, "t" in cfg.train.modalities)  # None: the text tower gets a placeholder row
+    narrations = wv is not None
+    train_ds = ClipDataset(data_dir, "train", cfg.data, train=True, word_vectors=wv, narrations=narrations)
+    val_ds = ClipDataset(data_dir, "val", cfg.data, train=False, word_vectors=wv, narrations=narrations)
     return train_ds, val_ds, wv
 
 
@@ -201,7 +200,8 @@ class Pretraining:
         self.cfg, self.rt, self.ckpt_path, self.say, self.data = cfg, rt, ckpt_path, say, data
         tc = cfg.train
         self.vocab = list(getattr(word_vectors, "vocab", []) or [])
-        vectors = word_vectors.as_tensor() if hasattr(word_vectors, "as_tensor") else torch.as_tensor(word_vectors)
+        vectors = word_vectors.as_tensor() if hasattr(word_vectors, "as_tensor") else word_vectors
+        vectors = None if vectors is None else torch.as_tensor(vectors)  # None: a folder without narrations
         sync_bn = rt.distributed and rt.device.type == "cuda" and tc.sync_bn  # the paper's cross-replica BatchNorm
         self.model = build_model(cfg, word_vectors=vectors, sync_bn=sync_bn).to(rt.device)
         self.opt = build_optimiser(self.model.parameters(), tc, rt.device)
@@ -452,13 +452,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Config:
     """The run's config: ``base`` (a resumed checkpoint's) or the preset, with the options given on the command line."""
     over: dict[str, Any] = {}
@@ -473,11 +466,7 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Co
     ):
         if getattr(args, name) is not None:
             over[key] = getattr(args, name)
-    for item in args.set:
-        if "=" not in item:
-            raise ValueError(f"--set {item!r}: expected SECTION.NAME=VALUE, e.g. --set model.d_va=64")
-        k, v = item.split("=", 1)
-        over[k.strip()] = _parse_value(v.strip())
+    over.update(parse_set_options(args.set))
     if base is None:
         return get_config(args.preset or "lite", **over)
     if args.preset is not None and args.preset != base.preset:

@@ -39,7 +39,7 @@ from mmv_lite import losses, viz, widgets
 from mmv_lite.colab import run_mode
 from mmv_lite.config import TEMPERATURE, get_config
 from mmv_lite.data.world import bag_hit_rate
-from mmv_lite.findings import load_findings
+from mmv_lite.experiments.findings import load_findings
 from mmv_lite.runtime import select_device
 
 MODE = run_mode()

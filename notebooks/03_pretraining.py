@@ -42,7 +42,7 @@ from mmv_lite.checkpoints import config_from_checkpoint, load_checkpoint, load_m
 from mmv_lite.colab import run_mode, samples_dir
 from mmv_lite.data.world import WorldClips, world_word_vectors
 from mmv_lite.embedding import embed_dataset
-from mmv_lite.findings import load_findings
+from mmv_lite.experiments.findings import load_findings
 from mmv_lite.optim import lr_factor
 from mmv_lite.probes import PROBE_CS, attach_factors, factor_probes
 from mmv_lite.retrieval import chance_levels, zero_shot_retrieval

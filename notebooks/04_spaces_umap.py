@@ -36,7 +36,7 @@ from mmv_lite.checkpoints import load_model
 from mmv_lite.colab import run_mode, samples_dir
 from mmv_lite.data.clips import ClipDataset
 from mmv_lite.embedding import embed_dataset, project_2d
-from mmv_lite.findings import load_findings
+from mmv_lite.experiments.findings import load_findings
 from mmv_lite.runtime import select_device
 
 MODE = run_mode()

@@ -39,7 +39,7 @@ from mmv_lite.checkpoints import load_model
 from mmv_lite.colab import run_mode, samples_dir
 from mmv_lite.embedding import embed_dataset
 from mmv_lite.evaluate import load_eval_datasets
-from mmv_lite.findings import load_findings
+from mmv_lite.experiments.findings import load_findings
 from mmv_lite.images import boundary_profile, gap_by_clip_length, image_embeddings, own_clip_ranks
 from mmv_lite.models.deflation import calibrate_deflated_bn, deflate, deflation_gap
 from mmv_lite.models.deflation import CALIB_STEPS as LIBRARY_CALIB_STEPS

@@ -32,7 +32,7 @@ from mmv_lite import build_model, viz, widgets
 from mmv_lite.checkpoints import load_model
 from mmv_lite.colab import run_mode, samples_dir
 from mmv_lite.data.clips import ClipDataset
-from mmv_lite.findings import load_findings
+from mmv_lite.experiments.findings import load_findings
 from mmv_lite.retrieval import chance_levels, zero_shot_retrieval
 from mmv_lite.runtime import select_device
 from mmv_lite.search import ClipBank

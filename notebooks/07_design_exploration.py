@@ -34,7 +34,8 @@ if "google.colab" in __import__("sys").modules:
 import matplotlib.pyplot as plt
 from IPython.display import HTML, display
 
-from mmv_lite import findings, viz
+from mmv_lite import viz
+from mmv_lite.experiments import findings
 from mmv_lite.colab import repo_root, run_mode
 from mmv_lite.runtime import select_device
 

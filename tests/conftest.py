@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +14,12 @@ from mmv_lite.config import get_config
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_SAMPLES = REPO / "data_samples"
+
+# Decoded videos are cached in a temp folder of this test run, never inside the source tree (data_samples/.cache):
+# a run starts from no cache and leaves none behind. A value already set in the environment wins.
+_CACHE = tempfile.mkdtemp(prefix="mmv_lite-test-cache-")
+os.environ.setdefault("MMV_LITE_CACHE_DIR", _CACHE)
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 
 # The clip pipeline's tests read files with these settings: 8 frames at 5 fps, 56 px crops of 64 px frames, 16 kHz
@@ -62,3 +72,33 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+# The suite writes nothing into the source tree: caches, runs and outputs go to temp folders. These hooks list the
+# untracked paths (ignored ones included) before and after the session, and fail the session if new ones appear.
+# Screenshots of the browser tests (test-artifacts/) and Python's own caches are the exceptions.
+_OWN_LEFTOVERS = ("__pycache__", ".pytest_cache", ".ruff_cache", "test-artifacts", ".egg-info", ".ipynb_checkpoints")
+
+
+def _untracked_paths() -> set[str] | None:
+    import subprocess
+
+    cmd = ["git", "ls-files", "--others", "--ignored", "--exclude-standard", "--directory", "--no-empty-directory"]
+    try:
+        out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None  # not a git checkout (an unzipped bundle): nothing to compare
+    return {p for p in out.splitlines() if not any(part in p for part in _OWN_LEFTOVERS)}
+
+
+def pytest_sessionstart(session):
+    session.config._untracked_before = _untracked_paths()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    before = getattr(session.config, "_untracked_before", None)
+    after = _untracked_paths() if before is not None else None
+    new = sorted(after - before) if after is not None else []
+    if new:
+        print(f"\nerror: the tests wrote into the source tree (use tmp_path or a temp folder): {', '.join(new)}")
+        session.exitstatus = 1

@@ -124,6 +124,8 @@ def test_every_command_reports_user_errors_in_one_line(tmp_path, capsys):
         (["evaluate", "--checkpoint", str(CHECKPOINT), "--batch-size", "0"], "--batch-size 0"),
         (["evaluate", "--checkpoint", str(CHECKPOINT), "--data", nowhere], "nowhere"),
         (["evaluate", "--checkpoint", str(CHECKPOINT), "--data", "world", "--split", "all"], "sample world"),
+        (["evaluate", "--checkpoint", str(CHECKPOINT), "--set", "world.seed=abc"], "world.seed='abc': expected int"),
+        (["evaluate", "--checkpoint", str(CHECKPOINT), "--set", "train.lr"], "SECTION.NAME=VALUE"),
         (["experiment", "design", "--data", nowhere, "--out", str(tmp_path / "x")], "nowhere"),
         (["experiment", "design", "--steps", "-1", "--out", str(tmp_path / "x")], "--steps -1"),
         (["experiment", "findings", "--only", "wings", "--out", str(tmp_path / "x")], "wings"),
@@ -217,3 +219,22 @@ def test_evaluate_explains_an_empty_split_and_scores_all(four_videos, tmp_path, 
     code, out, _ = _run(capsys, *base, "--split", "train", "--windows", "1")  # train and val exist: probes may run
     assert code == 0 and "zero-shot retrieval on train" in out
     assert "linear probes: none ran" in out  # no metadata, so no labels to probe
+
+
+def test_train_on_a_folder_without_captions_needs_no_word_vectors(four_videos, tmp_path, capsys):
+    """--modalities va on a folder of plain videos (no captions.json, no word_vectors.bin) trains and evaluates; a
+    folder with captions still needs the word vectors for a model that reads them, and the error names the file."""
+    run = tmp_path / "run"
+    argv = ["train", *TINY, "--data", str(four_videos), "--modalities", "va", "--steps", "2", "--out", str(run)]
+    code, _, err = _run(capsys, *argv, "--set", "train.eval_every=0")
+    assert code == 0, err
+    state = load_checkpoint(run / "checkpoint.pt")
+    assert state["step"] == 2 and state["config"]["train"]["modalities"] == "va"
+    code, out, err = _run(capsys, "evaluate", "--checkpoint", str(run / "checkpoint.pt"), "--split", "all")
+    assert code == 0 and "v2a" in out, err  # its own folder, scored without word vectors too
+    (four_videos / "captions.json").write_text(json.dumps({"clip0": {"start": [0.0], "end": [2.0], "text": ["hi"]}}))
+    argv = ["train", *TINY, "--data", str(four_videos), "--steps", "2", "--out", str(tmp_path / "vat")]
+    code, _, err = _run(capsys, *argv)
+    assert code == 2 and "word_vectors.bin" in _one_error_line(err) and not (tmp_path / "vat").exists()
+    code, _, err = _run(capsys, *argv[:-1], str(tmp_path / "va"), "--modalities", "va")
+    assert code == 0, err  # captions there, but a "va" model never reads them

@@ -415,3 +415,16 @@ def test_rewritten_file_replaces_its_stale_cache_entries(samples_copy, lite_data
     # entries of other videos were not touched
     other_rec = list(ds.videos.values())[1]
     assert len([n for n in entries(other_rec.path.stem) if n.endswith(".json")]) == 2
+
+
+def test_default_cache_dir_follows_the_environment(tmp_path, monkeypatch):
+    """MMV_LITE_CACHE_DIR moves every folder's decode cache out of the folder (one sub-folder per video folder)."""
+    from mmv_lite.data.decode_cache import CACHE_ENV, default_cache_dir
+
+    a, b = tmp_path / "a" / "videos", tmp_path / "b" / "videos"
+    a.mkdir(parents=True), b.mkdir(parents=True)
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    assert default_cache_dir(a) == a / ".cache"
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "caches"))
+    ca, cb = default_cache_dir(a), default_cache_dir(b)
+    assert ca.parent == cb.parent == tmp_path / "caches" and ca != cb and ca.name.startswith("videos-")

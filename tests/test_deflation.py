@@ -163,7 +163,7 @@ def test_calibration_learns_only_new_batchnorm_affine_and_shrinks_the_gap():
 
 
 def test_deflate_rejects_other_modules():
-    with pytest.raises(TypeError, match="S3DG or TSMResNet"):
+    with pytest.raises(TypeError, match="no video backbone of mmv_lite.backbones.BACKBONES"):
         deflate(torch.nn.Linear(2, 2))
     with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
         net = s3dg(width=0.125)

@@ -162,3 +162,44 @@ def test_evaluate_deflation_alpha_is_checked_and_changes_the_naive_image_network
         before[deflation["alpha"]] = deflation["before"]
     assert "shifted channels x 0" in capsys.readouterr().out
     assert set(before) == {1.0, 0.0} and before[0.0] > before[1.0]  # zeroed channels: further from the video network
+
+
+def test_evaluate_set_scores_another_world_and_records_it(tmp_path, capsys, monkeypatch):
+    """--set world.seed=7: the held-out sets come from another sample world (the dials reach the data), and the JSON
+    says which dials were changed. Bad values fail as train --set's do, before anything is scored."""
+    import json
+
+    from mmv_lite.checkpoints import make_state, save_checkpoint
+    from mmv_lite.data.world import world_word_vectors
+    from mmv_lite.models.mmv import build_model
+
+    wv = world_word_vectors()
+    torch.manual_seed(0)
+    tiny = {"data.num_frames": 4, "data.crop_size": 16, "data.resize_to": 16, "world.num_eval": 6}
+    model = build_model("lite", word_vectors=wv.as_tensor(), **tiny)
+    ckpt = save_checkpoint(tmp_path / "tiny.pt", make_state(model, model.cfg, wv.vocab, data="world"))
+    drawn = []
+    load = ev.load_world_eval_datasets
+    monkeypatch.setattr(ev, "load_world_eval_datasets", lambda cfg, *a: drawn.append(cfg.world) or load(cfg, *a))
+    results = {}
+    for extra in ([], ["--set", "world.seed=7", "--set", "world.object_scale=1"]):
+        out = tmp_path / f"eval{len(extra)}.json"
+        assert ev.cli_main(["--checkpoint", str(ckpt), "--no-probes", "--json", str(out), *extra]) == 0
+        results[len(extra)] = json.loads(out.read_text())
+    assert [(w.seed, w.object_scale) for w in drawn] == [(0, 1.5), (7, 1.0)]
+    assert results[0]["overrides"] == {} and results[4]["overrides"] == {"world.seed": 7, "world.object_scale": 1}
+    assert results[4]["num_clips"] == {"test": 6} and results[4]["data"] == "world"
+    assert "zero-shot retrieval on test" in capsys.readouterr().out
+    cases = [
+        ("world.seed=abc", "world.seed='abc': expected int"),
+        ("world.wings=2", "the world section has no field 'wings'"),
+        ("world.seed", "expected SECTION.NAME=VALUE"),
+        ("world.object_continuity=2", "world.object_continuity=2.0"),
+        ("model.d_va=8", "the model section comes with the checkpoint"),
+    ]
+    for item, message in cases:
+        with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(".", r"\.")):
+            ev.cli_main(["--checkpoint", str(ckpt), "--no-probes", "--set", item])
+    with pytest.raises(ValueError, match="change only --data world"):
+        ev.cli_main(["--checkpoint", str(ckpt), "--no-probes", "--data", "data_samples", "--set", "world.seed=7"])
+    assert len(drawn) == 2  # no bad --set reached the data

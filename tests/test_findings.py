@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from mmv_lite import findings
-from mmv_lite.findings import (
+from mmv_lite.experiments import findings
+from mmv_lite.experiments.findings import (
     CONDITIONS,
     FINDINGS,
     Check,

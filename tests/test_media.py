@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+from fractions import Fraction
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -95,7 +97,8 @@ def test_audio_starting_one_second_late_stays_in_sync(tmp_path, cfg):
     fresh, cached = both_paths(root, cfg)
     rec = fresh.videos["late"]
     for ds in (fresh, cached):
-        for start in (0.0, 0.8, 1.2):  # 2.0 s is one of the clip's instants
+        assert ds.load_clip(rec, 0.0)[1] is None  # the sound track spans 0.6 s of the 1.6: no sound (has_audio)
+        for start in (0.8, 1.2):  # 2.0 s is one of the clip's instants
             frames_, wave = ds.load_clip(rec, start)
             bright = np.nonzero(frames_.reshape(cfg.num_frames, -1).mean(1) > 128)[0]
             v_onset = start + bright[0] / cfg.fps if len(bright) else None
@@ -105,8 +108,24 @@ def test_audio_starting_one_second_late_stays_in_sync(tmp_path, cfg):
                 assert v_onset is None and a_onset is None
             else:
                 assert v_onset == pytest.approx(2.0, abs=1e-6) and a_onset == pytest.approx(2.0, abs=1e-3)
-        _, wave = ds.load_clip(rec, 0.0)
-        assert np.abs(wave[: int(0.9 * SR)]).max() < 1e-3  # before the sound track starts: silence
+        _, wave = ds.load_clip(rec, 0.8)
+        assert np.abs(wave[: int(0.1 * SR)]).max() < 1e-3  # before the sound track starts: silence
+    assert_identical(fresh, cached)
+
+
+def test_windows_after_the_sound_ends_have_no_audio(tmp_path, cfg, caplog):
+    """The sound track ends at 2.0 s, the picture runs on to 6.7 s: the windows the sound spans for less than half
+    are marked has_audio=False on both paths (the masks of the losses and of retrieval then leave their sound out)."""
+    root = tmp_path / "videos"
+    write_media(root / "short_sound.mp4", grey_frames(25).repeat(2, 0), fps=7.5, audio=tone(2.0))
+    with caplog.at_level(logging.WARNING):
+        fresh, cached = both_paths(root, cfg)
+        assert len(fresh) == 4 and fresh.windows[1].start > 2.0 - 0.5 * 1.6  # the sound spans under half of it
+        for ds in (fresh, cached):
+            items = [ds[i] for i in range(len(ds))]
+            assert [bool(it["has_audio"]) for it in items] == [True, False, False, False]
+            assert items[0]["audio"].abs().sum() > 0 and not any(it["audio"].any() for it in items[1:])
+    assert "the audio stream spans" in caplog.text and "has_audio=False" in caplog.text
     assert_identical(fresh, cached)
 
 
@@ -239,4 +258,56 @@ def test_webm_vp9_opus_odd_sizes_and_8khz_pcm(tmp_path, cfg):
             assert abs(2 * int(np.argmax(spectrum)) - 600) <= 4
             item = ds[[w.video_id for w in ds.windows].index(vid)]
             assert item["video"].shape == (3, 8, 56, 56) and item["has_audio"]
+    assert_identical(fresh, cached)
+
+
+# --------------------------------------------------------------------------------------------- one decode semantics
+def test_frames_decoded_out_of_timestamp_order_give_the_frame_on_screen_after_a_seek(tmp_path, cfg):
+    """A variable-frame-rate file whose frames come out of the decoder out of timestamp order (every pair swapped, as
+    AVI's B-frames give them): after a seek the clip still starts on the frame on screen, as the cached path has it."""
+    times = [k * 0.32 + (0.07 if k % 3 == 1 else 0.0) for k in range(24)]  # 7.7 s, irregular gaps
+    order = [k ^ 1 for k in range(24)]  # decoded 1, 0, 3, 2, ...
+    path = tmp_path / "videos" / "swapped.mkv"
+    path.parent.mkdir()
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("mjpeg", rate=5)  # intra only: decoded in the order the packets come
+        vs.height, vs.width, vs.pix_fmt = 48, 64, "yuvj420p"
+        vs.time_base = vs.codec_context.time_base = Fraction(1, 1000)
+        packets = []
+        for k, f in enumerate(grey_frames(24)):
+            vf = av.VideoFrame.from_ndarray(f, format="rgb24")
+            vf.pts, vf.time_base = round(times[k] * 1000), Fraction(1, 1000)
+            packets += vs.encode(vf)
+        packets += vs.encode(None)
+        for i, k in enumerate(order):  # muxed (and so decoded) out of order, decode times before presentation times
+            packets[k].dts = round(times[max(i - 1, 0)] * 1000) - 400
+            out.mux(packets[k])
+    fresh, cached = both_paths(tmp_path / "videos", cfg)
+    rec = fresh.videos["swapped"]
+    for start in (1.7, 3.6, 6.2):  # on screen: frames 5, 11, 19, each decoded before the frame shown just before it
+        instants = start + np.arange(cfg.num_frames) / cfg.fps
+        for ds in (fresh, cached):
+            frames_, _ = ds.load_clip(rec, start)
+            assert [frame_index(f) for f in frames_] == shown_at(times, instants), (start, ds.use_cache)
+    assert_identical(fresh, cached)
+
+
+@pytest.mark.parametrize(
+    "name, kw",
+    [
+        ("talk.webm", {"vcodec": "libvpx-vp9", "acodec": "libopus", "sample_rate": 48_000}),  # pre-skip after a seek
+        ("talk.mkv", {"acodec": "pcm_s16le", "sample_rate": 44_100}),  # 1024-sample packets in whole milliseconds
+    ],
+)
+def test_audio_after_a_seek_is_sample_for_sample_the_whole_files(tmp_path, cfg, name, kw):
+    """Noise (any shift shows) in containers whose timestamps are coarser than a sample: every window decoded after a
+    seek has exactly the samples of the whole file's decode."""
+    rate = kw["sample_rate"]
+    noise = (0.3 * np.random.default_rng(0).standard_normal(8 * rate)).astype(np.float32)
+    write_media(tmp_path / "videos" / name, grey_frames(25).repeat(2, 0), fps=6.25, audio=noise, **kw)
+    fresh, cached = both_paths(tmp_path / "videos", cfg)
+    assert len(fresh) >= 4 and max(w.start for w in fresh.windows) > 4  # decoded after a seek
+    for w in fresh.windows:
+        (_, wa), (_, wb) = (ds.load_clip(ds.videos[w.video_id], w.start) for ds in (fresh, cached))
+        assert np.abs(wb).max() > 0.1 and np.array_equal(wa, wb), f"window at {w.start} s"
     assert_identical(fresh, cached)

@@ -1,4 +1,4 @@
-"""Every number a notebook's text cites is the number in the results file it cites (``mmv_lite.claims``)."""
+"""Every number a notebook's text cites is the number in the results file it cites (``mmv_lite.tools.claims``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mmv_lite.claims import Citation, check_citation, citations, fill_citations, lookup
+from mmv_lite.tools.claims import Citation, check_citation, citations, fill_citations, lookup
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"

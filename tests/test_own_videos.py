@@ -130,6 +130,44 @@ def test_user_errors_are_one_line(own_folder, tmp_path, capsys):
     assert not (tmp_path / "x.csv").exists()
 
 
+def test_search_checks_the_query_before_embedding_anything(own_folder, tmp_path, capsys):
+    """An empty query, stop words only, or only unknown words: one line at once, and no folder is decoded or embedded
+    (no embedding file, no cache)."""
+    emb, cache = tmp_path / "e.npz", tmp_path / "cache"
+    base = ["--checkpoint", str(CHECKPOINT), "--videos", str(own_folder), "--embeddings", str(emb)]
+    base += ["--cache", str(cache), "--no-progress"]
+    for query, named in (("", "no word to search with"), ("the and of", "no word"), ("zorglub blarf", "zorglub")):
+        code, _, stderr = _run(capsys, "search", *base, query)
+        assert code == 2 and named in stderr and len(stderr.splitlines()) == 1, (query, stderr)
+        assert not emb.exists() and not cache.exists(), query
+    code, _, stderr = _run(capsys, "search", *base, "--sound", str(tmp_path / "none.wav"))
+    assert code == 2 and "none.wav" in stderr and not emb.exists() and not cache.exists()
+    code, _, stderr = _run(capsys, "search", *base, "--embeddings", str(tmp_path / "e.csv"), "square")
+    assert code == 2 and ".npz" in stderr and not cache.exists() and not (tmp_path / "e.csv").exists()
+
+
+def test_search_never_replaces_an_embedding_file_of_other_inputs(tmp_path, capsys):
+    """--embeddings F made from another folder (or not an embedding file at all) stays byte for byte: search refuses
+    to write over it; the file of the same folder is reused, and refreshed when the folder's files change."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_media(a / "street.mp4", _scene(18, 0), fps=10, audio=tone(1.8, hz=440))
+    write_media(b / "park.mp4", _scene(18, 4), fps=10, audio=tone(1.8, hz=700))
+    emb, cache = tmp_path / "a.npz", ["--cache", str(tmp_path / "cache"), "--no-progress"]
+    assert _run(capsys, "embed", "--checkpoint", str(CHECKPOINT), "--videos", str(a), "--out", str(emb), *cache)[0] == 0
+    before = emb.read_bytes()
+    mine = tmp_path / "mine.npz"
+    np.savez(mine, x=np.arange(3))
+    for target, named in ((emb, "another folder"), (mine, "not an embedding file")):
+        kept = target.read_bytes()
+        argv = ["--checkpoint", str(CHECKPOINT), "--videos", str(b), "--embeddings", str(target), *cache, "square"]
+        code, stdout, stderr = _run(capsys, "search", *argv)
+        assert code == 2 and named in stderr and str(target) in stderr and "not replaced" in stderr, stderr
+        assert target.read_bytes() == kept and "wrote" not in stdout
+    argv = ["--checkpoint", str(CHECKPOINT), "--videos", str(a), "--embeddings", str(emb), *cache, "square"]
+    code, stdout, _ = _run(capsys, "search", *argv)
+    assert code == 0 and f"reusing {emb}" in stdout and emb.read_bytes() == before
+
+
 def test_search_the_sample_videos_for_their_narrations(data_samples, tmp_path, capsys):
     """The shipped checkpoint finds a narration's own video among the top 5 of the 943 windows of data_samples/videos
     far more often than chance (it was trained on the train split's narrations; held-out ones are near chance, see
@@ -139,7 +177,7 @@ def test_search_the_sample_videos_for_their_narrations(data_samples, tmp_path, c
     emb = tmp_path / "samples.npz"
     videos = data_samples / "videos"
     common = ["--checkpoint", str(CHECKPOINT), "--videos", str(videos), "--embeddings", str(emb)]
-    common += ["--cache", str(data_samples / ".cache"), "--no-progress"]  # the training cache: same clips
+    common += ["--no-progress"]  # the default decode cache: a temp folder under the test suite (tests/conftest.py)
     captions = json.loads((data_samples / "captions.json").read_text())
     split = {v: m["split"] for v, m in json.loads((data_samples / "metadata.json").read_text())["videos"].items()}
     train = sorted(v for v in captions if split[v] == "train")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mmv_lite import tables as tb
+from mmv_lite.experiments import tables as tb
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -69,9 +69,9 @@ def _fake_results():
     def run(seed, base):
         r = {"seed": seed, "probe_action": base + seed, "probe_sound": 50.0, "t2v_R@10": 30.0 + seed, "v2a_R@1": 10.0}
         for mode, off in (("naive", 0.0), ("calibrated", 10.0), ("static", 12.0)):
-            r[f"image_{mode}_acc"] = 40.0 + off + seed
+            r[f"image_{mode}"] = 40.0 + off + seed
             r[f"image_{mode}_mAP"] = 45.0 + off
-        r.update({"chance_probe_action": 12.5, "chance_image_naive_acc": 10.0})
+        r.update({"chance_probe_action": 12.5, "chance_image_naive": 10.0})
         if base > 60.0:  # the first run ("va") has no text, so no text chance level: the table must look further
             r["chance_t2v_R@10"] = 5.0
         return r

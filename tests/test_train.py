@@ -267,8 +267,12 @@ def test_ctrl_c_saves_a_checkpoint(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     metrics = out / "metrics.jsonl"
-    deadline = time.time() + 60
-    while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
+    # SIGINT only once training runs (3 steps logged), however long a loaded machine takes to import torch: an
+    # earlier signal would land before the handler is installed and test nothing.
+    deadline = time.time() + 600
+    while not metrics.exists() or len(metrics.read_text().splitlines()) < 3:
+        assert proc.poll() is None, f"training ended before the signal: {proc.communicate()[1].decode()[-2000:]}"
+        assert time.time() < deadline, "training logged fewer than 3 steps in 10 minutes"
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)

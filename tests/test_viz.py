@@ -284,7 +284,7 @@ def test_show_parameter_counts_uses_a_log_scale():
 
 
 def test_show_finding_draws_a_finding_with_its_control_and_a_condition_alone():
-    from mmv_lite.findings import CONDITIONS, FINDINGS, evaluate_condition, evaluate_finding
+    from mmv_lite.experiments.findings import CONDITIONS, FINDINGS, evaluate_condition, evaluate_finding
 
     series = {"vat_fac": [60.0, 62.0, 64.0], "vat_fac_nce": [40.0, 41.0, 42.0]}
     series |= {"vat_fac_aligned": [70.0, 71.0, 72.0], "vat_fac_nce_aligned": [70.0, 72.0, 71.0]}

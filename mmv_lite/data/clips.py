@@ -37,13 +37,15 @@ user cache folder when ROOT is read-only); later reads memory-map it (``mmv_lite
 
 Bad input. A damaged packet costs only its own stream and span: frames that decode are used (the previous frame is
 held over a damaged one); a clip that overlaps damaged or cut-off audio gets ``has_audio = False`` and a warning naming
-the file, the stream and the span. A truncated file (its index lists packets past the end of the data) serves the
-clips its data covers; a clip that needs the video past the end raises :class:`TruncatedClipError` saying which
-stream ends where. A file with nothing usable (no stream opens, no frame decodes), or a caption entry that does not
-parse, raises :class:`BadClipError` naming the file and the problem. With ``skip_bad=True`` these are logged as
-warnings instead: a bad video found at construction is left out, a clip that fails while loading is replaced by the
-next good window (its ``index`` says which; a truncated clip leaves the file's other clips in), a bad caption entry
-leaves that video without narration. No other item is lost.
+the file, the stream and the span; so does a clip that the audio stream spans for less than half of its part inside
+the file (``MIN_AUDIO_COVER``): windows after the sound ends, or before a late sound starts, are silence, not sound. A
+truncated file (its index lists packets past the end of the data) serves the clips its data covers; a clip that needs
+the video past the end raises :class:`TruncatedClipError` saying which stream ends where. A file with nothing usable
+(no stream opens, no frame decodes), or a caption entry that does not parse, raises :class:`BadClipError` naming the
+file and the problem. With ``skip_bad=True`` these are logged as warnings instead: a bad video found at construction
+is left out, a clip that fails while loading is replaced by the next good window (its ``index`` says which; a
+truncated clip leaves the file's other clips in), a bad caption entry leaves that video without narration. No other
+item is lost.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ from .media import (
     BadClipError,
     MediaInfo,
     TruncatedClipError,
+    audio_cover,
     cut_clip,
     damage_in,
     decode,
@@ -84,6 +87,7 @@ VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".aac")
 SPLITS = ("train", "val", "test", "all")
 KINDS = ("narrated", "sound")
+MIN_AUDIO_COVER = 0.5  # a clip has sound (has_audio) when the audio stream spans at least this fraction of it
 # Ground-truth factors of the sample world (metadata.json): per segment, plus the video's background.
 FACTORS = ("kind", "colour", "shade", "size", "motion", "background")
 
@@ -167,6 +171,17 @@ def media_files(root: str | os.PathLike) -> dict[str, Path]:
     return files
 
 
+def folder_word_vectors(root: str | os.PathLike, text: bool = True) -> WordVectors | None:
+    """``ROOT/word_vectors.bin`` when the folder's narrations are to be read, else None (no word vectors needed).
+
+    They are needed when the folder has ``captions.json`` and the model reads text (``text``: ``"t"`` in
+    ``train.modalities``); then a missing file raises ``FileNotFoundError`` naming it. A file that is there is read."""
+    path = Path(root) / "word_vectors.bin"
+    if path.is_file() or (text and (Path(root) / "captions.json").is_file()):
+        return WordVectors.load(path)
+    return None
+
+
 def hash_split(video_id: str) -> str:
     """Deterministic 70 / 15 / 15 split for folders without metadata, from a checksum of the video id."""
     h = zlib.crc32(video_id.encode()) % 100
@@ -190,6 +205,8 @@ class ClipDataset(Dataset):
         windows_per_segment: fixed windows per ground-truth segment (evenly spaced).
         annotations: read ``captions.json`` and ``metadata.json``; False treats ROOT as a plain folder of media files
             (every video tiled with clip-long windows, no narrations, no labels).
+        narrations: False leaves ``captions.json`` unread (no item has text; no word vectors are needed), for a model
+            that never reads text (``train.modalities="va"``). Kinds and splits still come from ``metadata.json``.
     """
 
     def __init__(
@@ -205,6 +222,7 @@ class ClipDataset(Dataset):
         windows_per_segment: int = 1,
         cache: bool = True,
         annotations: bool = True,
+        narrations: bool = True,
     ):
         self.root = Path(root)
         if not self.root.is_dir():
@@ -235,7 +253,7 @@ class ClipDataset(Dataset):
 
         self.skipped: list[str] = []  # what was left out and why (with skip_bad), in the order it happened
         metadata = self._load_metadata() if annotations else None
-        captions = self._load_captions() if annotations else {}
+        captions = self._load_captions() if annotations and narrations else {}
         self.class_names: dict[str, list[str]] = dict(metadata.get("classes", {})) if metadata else {}
         self.videos: dict[str, VideoRecord] = self._index_videos(metadata, captions, kinds)
 
@@ -447,9 +465,10 @@ class ClipDataset(Dataset):
     def load_clip(self, rec: VideoRecord, start: float) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Raw frames ``(T, H, W, 3)`` uint8 at ``cfg.fps`` and waveform ``(samples,)`` float32 of one window.
 
-        The waveform is None when the file has no audio stream, or when its audio is damaged or cut off within the
-        window (a warning names the file, the stream and the span). Raises :class:`TruncatedClipError` when the
-        window needs the video of a truncated file past its end.
+        The waveform is None when the file has no audio stream, when its audio is damaged or cut off within the
+        window, or when the audio stream spans less than :data:`MIN_AUDIO_COVER` of the window's part inside the
+        file (the sound starts later or has ended: the rest is silence the file never held); a warning says why.
+        Raises :class:`TruncatedClipError` when the window needs the video of a truncated file past its end.
         """
         end = start + self.clip_seconds
         audio_lost = self._check_truncation(rec, start, end)
@@ -459,6 +478,10 @@ class ClipDataset(Dataset):
             d = decode(rec.path, self.cfg.sample_rate, self.cfg.resize_to, start, end + 0.2, rec.seekable)
         frames, wave = cut_clip(d, start, self.cfg.num_frames, self.cfg.fps, self.num_samples)
         lost = audio_lost + [x.describe() for x in damage_in(d, "audio", start, end)]
+        cover = audio_cover(d, start, min(end, max(rec.duration, start + 1e-3)))  # of the part of it in the file
+        if wave is not None and cover < MIN_AUDIO_COVER:
+            a0, a1 = d.audio_t0, d.audio_t0 + len(d.audio) / d.audio_rate
+            lost.append(f"the audio stream spans {a0:.2f}-{a1:.2f} s, {100 * cover:.0f}% of the clip")
         if wave is not None and lost:
             self._warn_once(rec, f"{'; '.join(lost)}: clip {start:.2f}-{end:.2f} s has no audio (has_audio=False)")
             wave = None

@@ -25,16 +25,26 @@ from .media import BadClipError, Damage, Decoded, decode
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 2  # 2: frames stored with their timestamps, audio placed by its own, salvaged damage listed
+CACHE_VERSION = 3  # 2: frames with their timestamps, audio by its own, damage listed; 3: audio runs on the packet grid
 _ENTRY_ARRAYS = (".frames.npy", ".times.npy", ".audio.npy")  # a cache entry: these and its .json
 
 
+CACHE_ENV = "MMV_LITE_CACHE_DIR"  # one folder for every video folder's cache (the test suites set it to a temp folder)
+
+
 def default_cache_dir(root: Path) -> Path:
-    """``ROOT/.cache`` when ROOT is writable, else a folder under the user's cache (``$XDG_CACHE_HOME``)."""
+    """Where the decode cache of the video folder ``root`` lives by default.
+
+    ``$MMV_LITE_CACHE_DIR/<folder>-<hash of its path>`` when that variable is set; else ``ROOT/.cache`` when ROOT is
+    writable; else a folder under the user's cache (``$XDG_CACHE_HOME``).
+    """
+    tag = f"{Path(root).name}-{hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:12]}"
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]) / tag
     if os.access(root, os.W_OK):
         return root / ".cache"
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "mmv_lite" / hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:12]
+    return base / "mmv_lite" / tag
 
 
 class DecodeCache:

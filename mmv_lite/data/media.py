@@ -251,17 +251,26 @@ def upright(rotation: float | None) -> Callable[[np.ndarray], np.ndarray]:
 class AudioTrack:
     """Decoded audio frames -> mono int16 at the stream's own rate, each run of contiguous frames placed at its own
     timestamp. (Resampling to the model's rate happens per clip, in :func:`cut_clip`: a resampler restarted at another
-    packet would change the last bit of some samples, and the cached and uncached clips must be identical.)"""
+    packet would change the last bit of some samples, and the cached and uncached clips must be identical.)
 
-    def __init__(self, origin: float = 0.0, tick: float = 0.0, frame_size: int = 0) -> None:
+    A run is placed when it ends (:meth:`flush`), by its first frame of the codec's full size, on the grid of the
+    stream's packets: coarse timestamps (Matroska's milliseconds) say where a frame is only to a tick, and the first
+    frame after a seek may be trimmed by the decoder (Opus drops its pre-skip again), so the run's first timestamp
+    alone would put the samples of a seek's decode a few samples away from where the whole file's decode puts them.
+    """
+
+    def __init__(self, origin: float = 0.0, tick: float = 0.0, frame_size: int = 0, delay: int = 0) -> None:
         self.rate = 0  # the first frame's sample rate; later frames at another rate are resampled to it
         self.origin, self.tick = origin, tick  # the stream's start time and timestamp unit (s)
-        self.frame_size = frame_size  # samples per frame of the codec (AAC 1024, AC-3 1536; 0 = variable)
+        self.frame_size = frame_size  # samples per frame of the codec (AAC 1024, AC-3 1536; 0 = variable or unsaid)
+        self.delay = delay  # samples the decoder drops at the stream's start (Opus pre-skip): packets start earlier
         self.chunks: list[tuple[int, np.ndarray]] = []  # (index of the first sample on the grid t * rate, samples)
         self._resampler: Any = None
         self._key: tuple | None = None
         self._next_t = 0.0  # where the next frame of the current run should start (s)
-        self._at = 0  # grid index of the next resampled sample of the current run
+        self._run: list[np.ndarray] = []  # the current run's resampled samples
+        self._frames: list[tuple[float, float, int]] = []  # the current run's frames: (timestamp, offset s, samples)
+        self._offset = 0.0  # seconds of the current run so far
 
     def add(self, frame: Any) -> None:
         import av
@@ -272,31 +281,43 @@ class AudioTrack:
         if self._resampler is None or key != self._key or abs(t - self._next_t) > AUDIO_GAP:
             self.flush()  # a gap, or a new format: the run ends here and a new one starts at t
             self._resampler = av.AudioResampler(format="s16", layout="mono", rate=self.rate)
-            self._key, self._at = key, int(round(self._on_frame_grid(t, frame) * self.rate))
+            self._key = key
+        self._frames.append((t, self._offset, frame.samples))
+        self._offset += frame.samples / frame.sample_rate
         self._next_t = t + frame.samples / frame.sample_rate
-        self._place(self._resampler.resample(frame))
+        self._collect(self._resampler.resample(frame))
 
-    def _on_frame_grid(self, t: float, frame: Any) -> float:
-        """Coarse timestamps (Matroska's milliseconds) say where a frame starts only to half a tick; when whole frames
-        from the stream's start agree with it, that is where the frame is. Decoding from a seek then places samples
-        exactly where decoding from the start does."""
-        if self.tick * self.rate <= 1 or not self.frame_size or frame.samples != self.frame_size:
-            return t  # timestamps finer than a sample (exact already), or frames of varying size (no grid)
-        step = frame.samples / frame.sample_rate
-        snapped = self.origin + round((t - self.origin) / step) * step
-        return snapped if abs(snapped - t) <= self.tick / 2 + 1e-9 else t
+    def _run_start(self) -> float:
+        """Where the current run starts (s): its first full-size frame's end put on the packets' grid when the
+        timestamps are coarser than a sample and that moves it by at most one tick, else its first timestamp."""
+        first, rate = self._frames[0][0], self._key[2]  # (the run's frames share one sample rate)
+        if self.tick * rate <= 1:
+            return first  # timestamps finer than a sample: exact already
+        sizes = [n for _, _, n in self._frames]
+        size = self.frame_size or max(set(sizes), key=sizes.count)  # the codec's frame, else the run's usual one
+        step = size / rate
+        if step <= 4 * self.tick:
+            return first  # a grid no finer than the timestamps (AVI counts whole frames): nothing to snap
+        grid0 = self.origin - self.delay / rate  # where the stream's first packet starts
+        for t, offset, n in self._frames:
+            if n == size:
+                end = t + step
+                snapped = grid0 + round((end - grid0) / step) * step
+                return snapped - offset - step if abs(snapped - end) <= self.tick + 1e-9 else first
+        return first
 
     def flush(self) -> None:
-        if self._resampler is not None:
-            self._place(self._resampler.resample(None))
-            self._resampler = None
+        if self._resampler is None:
+            return
+        self._collect(self._resampler.resample(None))
+        at = int(round(self._run_start() * self.rate))
+        for x in self._run:
+            self.chunks.append((at, x))
+            at += len(x)
+        self._resampler, self._run, self._frames, self._offset = None, [], [], 0.0
 
-    def _place(self, frames: list[Any]) -> None:
-        for out in frames:
-            x = out.to_ndarray().reshape(-1)
-            if len(x):
-                self.chunks.append((self._at, x))
-                self._at += len(x)
+    def _collect(self, frames: list[Any]) -> None:
+        self._run += [x for x in (out.to_ndarray().reshape(-1) for out in frames) if len(x)]
 
     def waveform(self) -> tuple[np.ndarray, float]:
         """``(samples (S,) int16 at self.rate, t0 seconds)``: every run on one grid, silence (zeros) between runs."""
@@ -339,7 +360,8 @@ class _Pictures:
         w, h = self.size
         img = np.ascontiguousarray(self.turn(frame.to_ndarray(format="rgb24", width=w, height=h)))
         if t <= self.start + 1e-6 and self.times and self.times[-1] <= self.start + 1e-6:
-            self.frames[-1], self.times[-1] = img, t  # only the frame on screen at `start` is needed
+            if t >= self.times[-1]:  # only the frame on screen at `start` is needed: the latest one before it
+                self.frames[-1], self.times[-1] = img, t  # (a frame whose timestamp is earlier, decoded later, is not)
         else:
             self.frames.append(img)
             self.times.append(t)
@@ -378,7 +400,8 @@ def _decode_span(
         pictures = _Pictures(vs, max_short_side, start, stop) if vs is not None else None
         track = None
         if ast is not None:
-            track = AudioTrack(starts["audio"], float(ast.time_base), ast.codec_context.frame_size or 0)
+            cc = ast.codec_context
+            track = AudioTrack(starts["audio"], float(ast.time_base), cc.frame_size or 0, getattr(cc, "delay", 0) or 0)
         if vs is not None:
             vs.thread_type = "NONE"  # one thread per DataLoader worker; frame threads only add latency here
         if seek:
@@ -498,6 +521,15 @@ def _audio_window(d: Decoded, start: float, num_samples: int) -> np.ndarray:
     y = torchaudio.functional.resample(torch.from_numpy(x), nr, sr).numpy()
     skip = pad * sr // nr
     return np.ascontiguousarray(y[skip : skip + num_samples], dtype=np.float32)
+
+
+def audio_cover(d: Decoded, start: float, end: float) -> float:
+    """The fraction of ``[start, end)`` that the decoded audio stream spans (0 without one): outside it, before the
+    sound starts or after it ends, a clip's waveform is silence that the file never held."""
+    if d.audio is None or not len(d.audio) or end <= start:
+        return 0.0
+    a0, a1 = d.audio_t0, d.audio_t0 + len(d.audio) / d.audio_rate
+    return max(0.0, min(end, a1) - max(start, a0)) / (end - start)
 
 
 def damage_in(d: Decoded, kind: str, start: float, end: float) -> list[Damage]:

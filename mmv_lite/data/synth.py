@@ -40,6 +40,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -388,45 +389,40 @@ KIND_WORDS = {
 }
 SIZE_WORDS = {"small": ("small", "little", "tiny"), "large": ("big", "large", "huge")}
 SHADE_WORDS = {"dark": ("dark", "deep"), "light": ("light", "pale", "bright")}
+
+
+def _verb_forms(verb: str) -> tuple[str, str, str]:
+    """(bare, third person, -ing) of one English verb of the motion phrases: "go" -> goes, "slide" -> sliding,
+    "spin" -> spinning (a one-syllable verb ending consonant-vowel-consonant doubles its last letter)."""
+    third = verb + ("es" if verb.endswith(("o", "sh", "ss")) else "s")
+    if verb.endswith("e"):
+        ing = verb[:-1] + "ing"
+    elif len(re.findall("[aeiou]+", verb)) == 1 and re.search("[^aeiou][aeiou][^aeiouwy]$", verb):
+        ing = verb + verb[-1] + "ing"
+    else:
+        ing = verb + "ing"
+    return verb, third, ing
+
+
+def _forms(*phrases: str) -> tuple[tuple[str, str, str], ...]:
+    """(bare, third person, -ing) of each phrase: its verbs (the first word, and the word after an "and") conjugated."""
+    out = []
+    for phrase in phrases:
+        parts = [p.split(" ", 1) for p in phrase.split(" and ")]  # [[verb, rest?], ...]
+        forms = [[_verb_forms(verb)[i] + "".join(" " + r for r in rest) for verb, *rest in parts] for i in range(3)]
+        out.append(tuple(" and ".join(f) for f in forms))
+    return tuple(out)  # type: ignore[return-value]
+
+
 # (bare, third person, -ing) forms of each motion's synonyms
 MOTION_WORDS = {
-    "slide": (
-        ("slide across", "slides across", "sliding across"),
-        ("glide sideways", "glides sideways", "gliding sideways"),
-        ("move sideways", "moves sideways", "moving sideways"),
-        ("drift across", "drifts across", "drifting across"),
-    ),
-    "rise": (
-        ("rise", "rises", "rising"),
-        ("go up", "goes up", "going up"),
-        ("float up", "floats up", "floating up"),
-        ("climb", "climbs", "climbing"),
-    ),
-    "fall": (
-        ("fall", "falls", "falling"),
-        ("drop", "drops", "dropping"),
-        ("sink", "sinks", "sinking"),
-        ("go down", "goes down", "going down"),
-    ),
-    "spin": (
-        ("spin", "spins", "spinning"),
-        ("rotate", "rotates", "rotating"),
-        ("turn around", "turns around", "turning around"),
-        ("twirl", "twirls", "twirling"),
-    ),
-    "pulse": (
-        ("pulse", "pulses", "pulsing"),
-        ("grow and shrink", "grows and shrinks", "growing and shrinking"),
-        ("swell", "swells", "swelling"),
-        ("throb", "throbs", "throbbing"),
-    ),
-    "bounce": (("bounce", "bounces", "bouncing"), ("hop", "hops", "hopping"), ("jump", "jumps", "jumping")),
-    "orbit": (
-        ("orbit", "orbits", "orbiting"),
-        ("go round", "goes round", "going round"),
-        ("loop around", "loops around", "looping around"),
-        ("revolve", "revolves", "revolving"),
-    ),
+    "slide": _forms("slide across", "glide sideways", "move sideways", "drift across"),
+    "rise": _forms("rise", "go up", "float up", "climb"),
+    "fall": _forms("fall", "drop", "sink", "go down"),
+    "spin": _forms("spin", "rotate", "turn around", "twirl"),
+    "pulse": _forms("pulse", "grow and shrink", "swell", "throb"),
+    "bounce": _forms("bounce", "hop", "jump"),
+    "orbit": _forms("orbit", "go round", "loop around", "revolve"),
 }
 # ASR-style mis-recognitions: real words that sound alike
 ASR_ERRORS = {

@@ -1,5 +1,7 @@
 """Deflation: turn a video backbone into an image network (MMV paper, section 3.3 and Table 3).
 
+Each backbone's rule is its entry's ``deflate`` in :data:`mmv_lite.backbones.BACKBONES`, written beside the network:
+
 * S3D-G: every 3D kernel is summed over its temporal axis to a 2D kernel; temporal strides, temporal padding and
   the temporal axis of the pools disappear, so the result is a true 2D network on ``(B, 3, H, W)``. The temporal
   conv of a separable unit (``kT x 1 x 1``) becomes a 1x1 conv; self-gating averages over H, W.
@@ -27,9 +29,10 @@ import copy
 import torch
 from torch import nn
 
-from .layers import Conv3dSame, batched, eval_mode
-from .s3dg import S3DG
-from .tsm_resnet import ResNetV2, TSMResNet
+from ..backbones import BACKBONES, resolve
+from ..config import TrainConfig
+from ..optim import build_optimiser, train_step
+from .layers import batched, eval_mode
 
 
 class DeflatedConv3d(nn.Module):
@@ -52,7 +55,8 @@ class DeflatedConv3d(nn.Module):
 
 
 def deflate(video_backbone: nn.Module, alpha: float = 1.0) -> nn.Module:
-    """A new image network ``(B, 3, H, W) -> (B, out_dim)`` from a video backbone (or an ``MMV`` model's).
+    """A new image network ``(B, 3, H, W) -> (B, out_dim)`` from a video backbone (or an ``MMV`` model's), by the
+    deflation rule of its :data:`mmv_lite.backbones.BACKBONES` entry.
 
     ``alpha``: TSM only, the scale of the shifted channels in every block (module docstring); must be 1 for S3D-G.
 
@@ -64,44 +68,13 @@ def deflate(video_backbone: nn.Module, alpha: float = 1.0) -> nn.Module:
     ref = next(video_backbone.parameters())
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"deflate: alpha must be in [0, 1], got {alpha}")
-    if isinstance(video_backbone, S3DG) and alpha != 1.0:
-        raise ValueError(f"deflate: alpha scales a TSM's shifted channels; an S3D-G has none (got alpha={alpha})")
-    if isinstance(video_backbone, S3DG):
-        if video_backbone.dims != 3:
-            raise ValueError("deflate: this S3DG is already a 2D (deflated) network")
-        net = S3DG(
-            width=video_backbone.width,
-            first_temporal_kernel=video_backbone.first_temporal_kernel,
-            gating=video_backbone.gating,
-            dims=2,
-            stem_stride=video_backbone.stem_stride,
-        )
-        # Conv3d weight (out, in, kT, kH, kW) -> Conv2d (out, in, kH, kW): sum over time. Names are identical.
-        state = {k: (v.sum(dim=2) if v.dim() == 5 else v) for k, v in video_backbone.state_dict().items()}
-        stem = video_backbone.Conv2d_1a_7x7.conv
-        if type(stem) is not Conv3dSame:  # a replaced stem, e.g. the released space-to-depth one
-            net.Conv2d_1a_7x7.conv = DeflatedConv3d(stem)
-            state = {k: v for k, v in state.items() if not k.startswith("Conv2d_1a_7x7.conv.")}
-            state.update({k: v for k, v in net.state_dict().items() if k.startswith("Conv2d_1a_7x7.conv.")})
-    elif isinstance(video_backbone, TSMResNet):
-        net = ResNetV2(
-            in_channels=3,
-            depth=video_backbone.depth,
-            width=video_backbone.width,
-            shift_fraction=0.0,
-            stem_stride=video_backbone.stem_stride,
-        )
-        state = video_backbone.state_dict()
-        if alpha != 1.0 and video_backbone.shift_fraction > 0:
-            for unit in net.units:
-                for block in unit:
-                    block.deflated_shift = (video_backbone.shift_fraction, alpha)
-    else:
+    entry = next((b for b in BACKBONES.values() if isinstance(video_backbone, resolve(b.network))), None)
+    if entry is None:
         raise TypeError(
-            "deflate: expected an S3DG or TSMResNet video backbone (or an MMV model), "
-            f"got {type(video_backbone).__name__}"
+            f"deflate: {type(video_backbone).__name__} is no video backbone of mmv_lite.backbones.BACKBONES "
+            f"(expected one of {[resolve(b.network).__name__ for b in BACKBONES.values()]}, or an MMV model)"
         )
-    net.load_state_dict({k: v.detach().clone() for k, v in state.items()})
+    net = resolve(entry.deflate)(video_backbone, alpha)
     return net.to(device=ref.device, dtype=ref.dtype).train(video_backbone.training)
 
 
@@ -138,8 +111,9 @@ def calibrate_deflated_bn(
 ) -> dict:
     """Learn the deflated network's BatchNorm gamma/beta so that it matches the video network on static clips.
 
-    Minimises ``mean |deflated(image) - video_backbone(image repeated num_frames times)|`` with Adam over random
-    mini-batches of ``images (N, 3, H, W)``. Only the BatchNorm ``weight``/``bias`` of ``deflated`` change; every
+    Minimises ``mean |deflated(image) - video_backbone(image repeated num_frames times)|`` with Adam at a constant rate
+    (:func:`~mmv_lite.optim.build_optimiser` and the one :func:`~mmv_lite.optim.train_step`) over random mini-batches
+    of ``images (N, 3, H, W)``. Only the BatchNorm ``weight``/``bias`` of ``deflated`` change; every
     other weight is frozen and the video backbone is untouched. BatchNorm running statistics: both networks run in
     eval mode, so the deflated copy keeps the statistics copied from the video network and the correction is a pure
     per-channel affine one (a few images give poor batch statistics, and the result must not depend on the batch).
@@ -167,17 +141,18 @@ def calibrate_deflated_bn(
             p.requires_grad_(False)
         for p in bn_params:
             p.requires_grad_(True)
-        opt = torch.optim.Adam(bn_params, lr=lr)
+        # A training step like any other (the one step of mmv_lite.optim): Adam at a constant rate, in float32.
+        tc = TrainConfig(steps=steps, lr=lr, warmup_steps=0, weight_decay=0.0, amp=False)
+        opt = build_optimiser(bn_params, tc, images.device, schedule=False)
         gen = torch.Generator().manual_seed(seed)
         history = []
         try:
             for _ in range(steps):
                 idx = torch.randperm(len(images), generator=gen)[:batch_size].to(images.device)
-                loss = (deflated(images[idx]) - targets[idx]).abs().mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                history.append(loss.item())
+                losses = train_step(
+                    deflated, images[idx], lambda out, t=targets[idx]: {"loss": (out - t).abs().mean()}, opt
+                )
+                history.append(losses["loss"].item())
         finally:
             for p, flag in flags:
                 p.requires_grad_(flag)

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..backbones import get_backbone, resolve
 from ..config import Config, apply_overrides, get_config
 from ..graphs import get_graph
 from ..graphs import space_for as _space_for
@@ -35,9 +36,7 @@ from .audio_resnet import audio_resnet
 from .deflation import deflate
 from .heads import EmbeddingGraph
 from .layers import NormLayer, batch_norm, count_parameters, init_like_haiku
-from .s3dg import ReleasedS3DGStem, s3dg
 from .text import TextTower
-from .tsm_resnet import tsm_resnet
 
 # The forward arguments that carry each modality (v = video, a = audio, t = text).
 MODALITY_INPUTS: dict[str, tuple[str, ...]] = {"v": ("video",), "a": ("audio",), "t": ("text_ids", "text_mask")}
@@ -52,29 +51,14 @@ def model_inputs(batch: Mapping[str, Any], modalities: str = "vat") -> dict[str,
 
 
 def build_video_backbone(cfg: Config, norm_layer: NormLayer | None = None) -> nn.Module:
-    """The video backbone a config asks for (``model.video_backbone``); ``norm_layer`` as in :class:`MMV`."""
+    """The video backbone a config asks for (``model.video_backbone``, an entry of
+    :data:`mmv_lite.backbones.BACKBONES`); ``norm_layer`` as in :class:`MMV` (default: the entry's BatchNorm)."""
     m = cfg.model
-    if m.video_backbone == "s3dg":
-        net = s3dg(
-            width=m.video_width,
-            first_temporal_kernel=m.video_stem_frames,
-            stem_stride=m.video_stem_stride,
-            norm_layer=norm_layer or batch_norm(3, m.bn_eps, m.bn_momentum),
-        )
-        if m.video_stem == "space_to_depth":
-            # The released S3D-G's first layer (a 4x8x8 stride-2 conv equal to its space-to-depth stem).
-            net.Conv2d_1a_7x7.conv = ReleasedS3DGStem(net.Conv2d_1a_7x7.conv.out_channels)
-        return net
-    if m.video_backbone == "tsm_resnet":
-        return tsm_resnet(
-            depth=m.video_depth,
-            width=m.video_width,
-            shift_fraction=m.shift_fraction,
-            num_frames=cfg.data.num_frames,
-            norm_layer=norm_layer or batch_norm(2, m.bn_eps, m.bn_momentum),
-            stem_stride=m.video_stem_stride,
-        )
-    raise ValueError(f"model.video_backbone={m.video_backbone!r}; expected 's3dg' or 'tsm_resnet'")
+    entry = get_backbone(m.video_backbone)
+    net = resolve(entry.build)(cfg, norm_layer or batch_norm(entry.norm_dims, m.bn_eps, m.bn_momentum))
+    if not isinstance(getattr(net, "out_dim", None), int):
+        raise TypeError(f"the builder of video backbone {m.video_backbone!r} gave a network without an int out_dim")
+    return net
 
 
 class MMV(nn.Module):
@@ -96,7 +80,7 @@ class MMV(nn.Module):
         def norm(dims: int) -> NormLayer:
             return batch_norm(dims, m.bn_eps, m.bn_momentum, sync=sync_bn)
 
-        self.video_backbone = build_video_backbone(cfg, norm(3 if m.video_backbone == "s3dg" else 2))
+        self.video_backbone = build_video_backbone(cfg, norm(get_backbone(m.video_backbone).norm_dims))
         self.audio_backbone = audio_resnet(depth=m.audio_depth, width=m.audio_width, norm_layer=norm(2))
         self.text_backbone = TextTower(word_vectors, out_dim=m.text_dim)
         if self.text_backbone.word_dim != cfg.data.word_dim:

@@ -37,10 +37,13 @@ over H and W.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .deflation import DeflatedConv3d
 from .layers import Conv2dSame, Conv3dSame, NormLayer, batch_norm, init_like_haiku, max_pool_same
 
 # Inception channel sizes, ordered as in the official code:
@@ -308,3 +311,40 @@ class ReleasedS3DGStem(nn.Conv3d):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + ", padding=(T 0-2, H 2-4, W 2-4): the released space-to-depth stem"
+
+
+def build_s3dg(cfg: Any, norm_layer: NormLayer) -> S3DG:
+    """The S3D-G a config asks for (its :data:`mmv_lite.backbones.BACKBONES` entry): ``model.video_width``, the stem's
+    frames and stride, and with ``model.video_stem = "space_to_depth"`` the released stem."""
+    m = cfg.model
+    net = s3dg(m.video_width, m.video_stem_frames, norm_layer=norm_layer, stem_stride=m.video_stem_stride)
+    if m.video_stem == "space_to_depth":
+        # The released S3D-G's first layer (a 4x8x8 stride-2 conv equal to its space-to-depth stem).
+        net.Conv2d_1a_7x7.conv = ReleasedS3DGStem(net.Conv2d_1a_7x7.conv.out_channels)
+    return net
+
+
+def deflate_s3dg(video_backbone: S3DG, alpha: float = 1.0) -> S3DG:
+    """The deflated S3D-G (:func:`mmv_lite.models.deflation.deflate`): every 3D kernel summed over its temporal axis
+    to a 2D kernel, a true 2D network on ``(B, 3, H, W)`` with the same parameter names. ``alpha`` must be 1 (an
+    S3D-G has no shifted channels)."""
+    if alpha != 1.0:
+        raise ValueError(f"deflate: alpha scales a TSM's shifted channels; an S3D-G has none (got alpha={alpha})")
+    if video_backbone.dims != 3:
+        raise ValueError("deflate: this S3DG is already a 2D (deflated) network")
+    net = S3DG(
+        width=video_backbone.width,
+        first_temporal_kernel=video_backbone.first_temporal_kernel,
+        gating=video_backbone.gating,
+        dims=2,
+        stem_stride=video_backbone.stem_stride,
+    )
+    # Conv3d weight (out, in, kT, kH, kW) -> Conv2d (out, in, kH, kW): sum over time. Names are identical.
+    state = {k: (v.sum(dim=2) if v.dim() == 5 else v) for k, v in video_backbone.state_dict().items()}
+    stem = video_backbone.Conv2d_1a_7x7.conv
+    if type(stem) is not Conv3dSame:  # a replaced stem, e.g. the released space-to-depth one
+        net.Conv2d_1a_7x7.conv = DeflatedConv3d(stem)
+        state = {k: v for k, v in state.items() if not k.startswith("Conv2d_1a_7x7.conv.")}
+        state.update({k: v for k, v in net.state_dict().items() if k.startswith("Conv2d_1a_7x7.conv.")})
+    net.load_state_dict({k: v.detach().clone() for k, v in state.items()})
+    return net

@@ -38,6 +38,8 @@ State-dict names and the official Haiku names (TSM: ``tsm_resnet_stem``, ``tsm_r
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -337,3 +339,34 @@ def tsm_resnet(
     ``tsm_resnet(50, 1)`` and ``tsm_resnet(50, 2)`` are the paper's.
     """
     return TSMResNet(depth, width, shift_fraction, num_frames, norm_layer, stem_stride)
+
+
+def build_tsm_resnet(cfg: Any, norm_layer: NormLayer) -> TSMResNet:
+    """The TSM-ResNet a config asks for (its :data:`mmv_lite.backbones.BACKBONES` entry)."""
+    m = cfg.model
+    return tsm_resnet(
+        depth=m.video_depth,
+        width=m.video_width,
+        shift_fraction=m.shift_fraction,
+        num_frames=cfg.data.num_frames,
+        norm_layer=norm_layer,
+        stem_stride=m.video_stem_stride,
+    )
+
+
+def deflate_tsm_resnet(video_backbone: TSMResNet, alpha: float = 1.0) -> ResNetV2:
+    """The deflated TSM-ResNet (:func:`mmv_lite.models.deflation.deflate`): the same ResNet without the temporal
+    shift, the channels it shifts scaled by ``alpha`` (1: the shift switched off)."""
+    net = ResNetV2(
+        in_channels=3,
+        depth=video_backbone.depth,
+        width=video_backbone.width,
+        shift_fraction=0.0,
+        stem_stride=video_backbone.stem_stride,
+    )
+    if alpha != 1.0 and video_backbone.shift_fraction > 0:
+        for unit in net.units:
+            for block in unit:
+                block.deflated_shift = (video_backbone.shift_fraction, alpha)
+    net.load_state_dict({k: v.detach().clone() for k, v in video_backbone.state_dict().items()})
+    return net

@@ -1,6 +1,8 @@
 """The design tables: the paper's Tables 1a, 1b and 3 in miniature, their rows, columns and the paper's numbers.
 
-:func:`build_table` turns the flat metrics of every run and seed (``mmv_lite.experiments``) into a table of
+The tables are views over runs of the experiments' arms (:mod:`mmv_lite.experiments.arms`) on a folder of clips:
+:func:`run_experiment` trains and measures the arms a table's rows name, with the one budget, cache and pool of
+:mod:`mmv_lite.experiments.runs`. :func:`build_table` turns the flat metrics of every arm and seed into a table of
 means and standard deviations, with a chance row and a supervised row; :func:`write_tables` stores each table as
 JSON (the data) and markdown (to read); :func:`load_tables` reads the JSON back. The tables the project measured
 are stored in ``docs/results/`` (and shown in ``docs/RESULTS.md``).
@@ -14,14 +16,19 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from .files import atomic_write
+from ..files import atomic_write
+from .arms import SUPERVISED
+from .budget import FULL, Budget
+from .runs import run_arms
 
 
 @dataclass(frozen=True)
@@ -119,11 +126,16 @@ def _cell(stat: dict[str, Any] | None) -> str:
     return f"{stat['mean']:.1f}"
 
 
+def _mode_key(key: str, mode: str) -> str:
+    """A deflation column's flat metric for one mode: ``image_acc`` -> ``image_<mode>``, ``image_mAP`` ->
+    ``image_<mode>_mAP`` (:func:`~mmv_lite.experiments.measure.flat_metrics`)."""
+    return {"image_acc": f"image_{mode}", "image_mAP": f"image_{mode}_mAP"}.get(key, key)
+
+
 def _row_metric(result: dict[str, Any], row: str, key: str) -> float | None:
-    """A row's metric in one run's flat results: deflation rows ("run:mode") read ``image_<mode>_<acc|mAP>``."""
+    """A row's metric in one run's flat results: deflation rows ("run:mode") read the mode's image probe."""
     if ":" in row:
-        mode = row.split(":")[1]
-        key = key.replace("image_", f"image_{mode}_")
+        key = _mode_key(key, row.split(":")[1])
     value = result.get(key)
     return None if value is None else float(value)
 
@@ -175,7 +187,7 @@ def build_table(table: Table, results: dict[str, list[dict[str, Any]]]) -> dict[
     # Chance depends on the data only, not on the run: take it from the first run that reports it for the column.
     chance_cells = {}
     for c in table.columns:
-        key = c.key.replace("image_", "image_naive_") if table.name == "table3" else c.key
+        key = _mode_key(c.key, "naive") if table.name == "table3" else c.key
         value = next((r[f"chance_{key}"] for runs in results.values() for r in runs if f"chance_{key}" in r), None)
         chance_cells[c.key] = mean_std([value] if value is not None else [])
     rows_out.append({"label": "chance", "run": "chance", "seeds": [], "cells": chance_cells, "paper": {}})
@@ -254,3 +266,60 @@ def row_differences(table: dict[str, Any]) -> list[dict[str, Any]]:
             rec.update({"best": a, "runner-up": b, "gap": gap, "noise": noise, "verdict": verdict})
         out.append(rec)
     return out
+
+
+def runs_of(experiment: str) -> list[str]:
+    """The arms an experiment's tables read (the supervised reference included)."""
+    names: list[str] = []
+    for t in EXPERIMENTS[experiment]:
+        for _, row in TABLES[t].rows:
+            arm = row.split(":")[0]
+            if arm not in names:
+                names.append(arm)
+    return names + [SUPERVISED]
+
+
+def run_experiment(
+    experiment: str,
+    seeds: Sequence[int] = (0, 1, 2),
+    budget: Budget = FULL,
+    data_dir: str | os.PathLike = "data_samples",
+    out_dir: str | os.PathLike = "runs/experiments",
+    device: str = "cpu",
+    force: bool = False,
+    log: Callable[[str], None] = print,
+    jobs: int = 1,
+) -> dict[str, Any]:
+    """Train and measure every arm of ``experiment`` ("design" or "deflation") for every seed on the folder of clips
+    ``data_dir`` (:func:`~mmv_lite.experiments.runs.run_arms`, cached in ``<out_dir>/runs``), write its tables.
+
+    Returns ``{"tables": {name: built table}, "markdown": str, "runs": {arm: [flat metrics per seed]},
+    "seconds": {"total", "train", "eval"}}``.
+    """
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {experiment!r}; expected one of {sorted(EXPERIMENTS)}")
+    if not seeds:
+        raise ValueError("at least one seed is needed")
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    names = runs_of(experiment)
+    log(f"{experiment}: {len(names) * len(seeds)} runs on {data_dir}, {jobs} at a time")
+    done = run_arms([(n, s) for s in seeds for n in names], budget, data_dir, out, jobs, force, log, device)
+    results: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    for r in done:
+        results[r["arm"]].append({"seed": r["seed"], **r["flat"]})
+    train_s, eval_s = sum(r["train_seconds"] for r in done), sum(r["eval_seconds"] for r in done)
+    seconds = {"total": time.perf_counter() - t0, "train": train_s, "eval": eval_s}
+    meta = {
+        "experiment": experiment,
+        "seeds": list(seeds),
+        "budget": asdict(budget),
+        "data": str(data_dir),
+        "device": device,
+        "seconds": seconds,
+        "threads": torch.get_num_threads(),
+        "jobs": jobs,
+    }
+    md = write_tables(experiment, results, out, meta)
+    atomic_write(out / f"{experiment}_runs.json", json.dumps({"meta": meta, "runs": results}, indent=2))
+    return {"tables": load_tables(out, EXPERIMENTS[experiment]), "markdown": md, "runs": results, "seconds": seconds}

@@ -2,7 +2,7 @@
 
     python -m mmv_lite experiment findings [--only mil_nce ...] [--seeds 0 1 2] [--jobs 2] [--conditions] [--quick]
 
-Every finding compares *arms* (:mod:`mmv_lite.findings_arms`): pretraining runs of the ``lite`` preset on the world
+Every finding compares *arms* (:mod:`mmv_lite.experiments.arms`): pretraining runs of the ``lite`` preset on the world
 stream (:mod:`mmv_lite.data.world`) that differ in one thing (the loss, the embedding graph, the modalities, or one
 dial of the world), trained with one equal budget and scored on the world's fixed held-out sets. A finding *holds*
 when each of its checks passes on the test set over the seeds: a gap larger than twice the pooled seed standard
@@ -42,10 +42,8 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing as mp
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,23 +51,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from .files import atomic_write
-from .findings_arms import (  # noqa: F401  (re-exported: the findings' arms and budget are part of its API)
-    ARMS,
-    FULL,
+from ..files import atomic_write
+from ..runtime import machine
+from ..train import WORLD
+from .arms import ARMS as ALL_ARMS
+from .arms import (  # noqa: F401  (re-exported: the findings' arms are part of its API)
     IMAGE_ARMS,
     PROBE_FEATURES,
     PROBED,
-    QUICK,
     RANDOM_INIT,
-    Budget,
-    HeldOut,
     arm_config,
-    measure,
-    run_arm,
     run_key,
 )
-from .runtime import machine
+from .budget import FULL, QUICK, Budget  # noqa: F401  (re-exported: the budget the findings are measured with)
+from .measure import measure  # noqa: F401
+from .runs import run_arm, run_arms  # noqa: F401
+from .sources import HeldOut  # noqa: F401
 
 # --------------------------------------------------------------------------------------------------------------------
 # The findings: checks over seeds
@@ -291,6 +288,10 @@ def arms_of(names: Sequence[str], conditions: bool = False) -> list[str]:
     return out
 
 
+# The arms the findings and their conditions compare, and their changes (the design tables add vat_disjoint).
+ARMS = {arm: changes for arm, changes in ALL_ARMS.items() if arm in arms_of(list(FINDINGS), conditions=True)}
+
+
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single value)."""
     v = np.asarray(values, dtype=float)
@@ -411,17 +412,7 @@ def run_findings(
     tasks = [(arm, seed) for seed in seeds for arm in arms if (arm, seed) not in have]
     log(f"findings {names}: {len(tasks) + len(have)} runs ({len(arms)} arms x {len(seeds)} seeds), {len(have)} "
         f"from the document reused, {jobs} at a time")  # fmt: skip
-    if jobs > 1:
-        init = (budget, torch.get_num_threads())
-        # spawn, not fork: forking a process whose torch thread pools are running can deadlock
-        with ProcessPoolExecutor(jobs, mp.get_context("spawn"), initializer=_init_worker, initargs=init) as pool:
-            futures = [pool.submit(_worker_run, arm, s, budget, str(out_dir), force) for arm, s in tasks]
-            done = [f.result() for f in futures]
-    elif tasks:
-        held = HeldOut(budget)
-        done = [run_arm(arm, s, budget, held, out_dir, force, log) for arm, s in tasks]
-    else:
-        done = []
+    done = run_arms(tasks, budget, WORLD, out_dir, jobs, force, log)
     by_arm: dict[str, list[dict[str, Any]]] = {}
     for r in sorted(done + reused, key=lambda r: r["seed"]):
         by_arm.setdefault(r["arm"], []).append({"seed": r["seed"], **r["flat"]})
@@ -490,25 +481,11 @@ def arm_summary(runs: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, 
     return out
 
 
-_HELD: HeldOut | None = None
-
-
-def _init_worker(budget: Budget, threads: int) -> None:
-    global _HELD
-    torch.set_num_threads(threads)
-    _HELD = HeldOut(budget)
-
-
-def _worker_run(arm: str, seed: int, budget: Budget, out: str, force: bool) -> dict[str, Any]:
-    assert _HELD is not None, "worker not initialised"
-    return run_arm(arm, seed, budget, _HELD, out, force, log=lambda m: print(m, flush=True))
-
-
 def _side(s: dict[str, Any]) -> str:
     return f"{s['mean']:.1f} ± {s['std']:.1f}"
 
 
-STORED = Path(__file__).resolve().parents[1] / "docs" / "results" / "findings.json"
+STORED = Path(__file__).resolve().parents[2] / "docs" / "results" / "findings.json"
 
 
 def load_findings(path: str | Path = STORED) -> dict[str, Any]:

@@ -10,7 +10,7 @@ and :func:`check_citation` reads the file and says whether the stated number is 
 digits stated; ``tests/test_notebook_claims.py`` runs it over every notebook, so text and results cannot drift apart.
 The place is a dotted path through the JSON: object keys, and list indices as integers.
 
-After the results are measured again, ``python -m mmv_lite.claims notebooks/*.py`` rewrites every cited number to
+After the results are measured again, ``python -m mmv_lite.tools.claims notebooks/*.py`` rewrites every cited number to
 its file's value (with the digits it had); read the sentences around them again before committing.
 """
 
@@ -99,7 +99,7 @@ def fill_citations(text: str, base: str | Path) -> str:
 def main(paths: list[str]) -> int:
     """Rewrite the cited numbers of each file in ``paths`` (paths relative to each file's folder)."""
     if not paths:
-        print("usage: python -m mmv_lite.claims FILE [FILE ...]  (rewrites cited numbers to their files' values)")
+        print("usage: python -m mmv_lite.tools.claims FILE [FILE ...]  (rewrites cited numbers to their files' values)")
         return 2
     for name in paths:
         path = Path(name)
