@@ -23,7 +23,7 @@ import pytest
 from mmv_lite import colab
 from mmv_lite.bundle import write_bundle
 
-pytestmark = pytest.mark.slow  # one fresh environment for the module (about 15 s), then about 10 s per way
+pytestmark = pytest.mark.slow  # 25 s on a 2-core machine: the environment (8 s), then 4-6 s per way
 
 DRIVER = r"""
 import json, os, subprocess, sys, types
