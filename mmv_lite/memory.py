@@ -87,7 +87,8 @@ def _saved_bytes(model: torch.nn.Module, batch: dict[str, torch.Tensor], params:
 def estimate_training_memory(cfg: Config, amp: bool | None = None, batches: tuple[int, int] = (2, 4)) -> MemoryEstimate:
     """The memory of one training step of ``cfg``'s network, from two forward passes on the meta device.
 
-    ``amp`` (default ``cfg.train.amp``): the activations in 16-bit. Takes about a second for the paper presets.
+    ``amp`` (default ``cfg.train.amp``): the activations in 16-bit. Took 1-7 s per preset on a 2-core CPU (the
+    first call in a process the longest).
     """
     amp = cfg.train.amp if amp is None else amp
     d = cfg.data
