@@ -240,14 +240,17 @@ def parity_row(preset: str, batch: int, args: argparse.Namespace, device: torch.
     results = {}
     for p in ("fp32", precision):
         model = copy.deepcopy(base).to(device)
-        loss = float(make_step(model, cfg, make_optimiser(model, cfg, p, device), device)(data))
+        opt = make_optimiser(model, cfg, p, device)
+        loss = float(make_step(model, cfg, opt, device)(data))
         grads = torch.cat([q.grad.float().flatten() for q in model.parameters() if q.grad is not None])
-        results[p] = (loss, grads)
-    (l32, g32), (lamp, gamp) = results["fp32"], results[precision]
+        results[p] = (loss, grads, opt.steps_taken)
+    (l32, g32, _), (lamp, gamp, taken) = results["fp32"], results[precision]
     rel = abs(lamp - l32) / max(abs(l32), 1e-12)
-    cos = float(torch.nn.functional.cosine_similarity(g32, gamp, dim=0))
     verdict = "agree" if rel <= PARITY_LOSS_TOLERANCE else "DISAGREE"
     note = f"{verdict}: loss {l32:.4f} vs {lamp:.4f} (rel. {rel:.1e}; tolerance {PARITY_LOSS_TOLERANCE:.0%})"
+    if not taken:  # fp16: the GradScaler's first scale overflowed, so the gradients hold inf and the step was skipped
+        return {**row, "note": f"{note}; gradient not compared (the GradScaler skipped this first step)"}
+    cos = float(torch.nn.functional.cosine_similarity(g32, gamp, dim=0))
     return {**row, "note": f"{note}; gradient cosine {cos:.3f}"}
 
 
