@@ -22,6 +22,7 @@ COMMANDS = {
     "embed": ("mmv_lite.own_videos:embed_main", "features and embeddings of every clip of a folder of your videos"),
     "search": ("mmv_lite.own_videos:search_main", "find the clips of your videos that match words or a sound"),
     "render-notebooks": ("mmv_lite.tools.render_notebooks", "run the notebooks and write them as HTML, for teachers"),
+    "bundle": ("mmv_lite.bundle", "write the kit (notebooks, samples, checkpoint) as one zip to upload to Colab"),
 }
 
 

@@ -9,10 +9,14 @@
 Everything else follows it: each notebook's "Open in Colab" badge (:func:`colab_badge`;
 ``python -m mmv_lite.tools.notebook_pairs --sync`` rewrites the badges) and, through the badge, the clone that the
 Colab set-up cell makes. While the address is the placeholder (owner ``OWNER``) the project is not published: the
-badges point at the README's Colab section and the set-up cell stops with a message that says which line to change.
+badges point at the README's Colab section, and the set-up cell works from an uploaded or Drive copy only.
 
-**The set-up cell** (:data:`SETUP_CELL`, the first code cell of every notebook, at most six lines) names no address:
-on Colab it reads the repository and branch from the notebook's own badge, clones it into ``/content/mmv_lite`` and
+**The set-up cell** (:data:`SETUP_CELL`, the first code cell of every notebook, at most six lines) names no address.
+On Colab it first uses a copy of the kit that is already there: ``/content/<folder>/`` (a teacher's clone, or the zip
+of ``python -m mmv_lite bundle`` uploaded as ``/content/mmv_lite*.zip``, which the cell unzips), else
+``/content/drive/MyDrive/<folder>/`` (Drive, once mounted). Only without a copy does it read the repository and branch
+from the notebook's own badge and clone it into ``/content/mmv_lite``; with the placeholder address it stops with a
+message giving the three ways (README.md, "Colab"). Then it
 calls :func:`setup_colab`, which installs the kit without its dependencies and then only the dependencies Colab lacks,
 with torch, ipywidgets and every other package Colab already has pinned at its installed version: nothing is upgraded
 (installing ipywidgets 8 on Colab breaks its widgets). On a laptop the cell does nothing: ``pip install -r
@@ -28,11 +32,13 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from importlib import metadata
 from pathlib import Path
 
 BRANCH = "main"
 MODE_ENV = "MMV_LITE_MODE"
+SAMPLES_ENV = "MMV_LITE_SAMPLES"  # the sample folder, where the kit is not a checkout (pip install from git)
 SOLUTIONS_ENV = "MMV_LITE_SOLUTIONS"  # 1: exercise starters use the solutions (mmv_lite.exercises)
 MODES = ("quick", "full")
 PLACEHOLDER_OWNER = "OWNER"  # the owner in pyproject.toml's address until the project is published
@@ -46,12 +52,12 @@ _UNPUBLISHED_LINK = "../README.md#colab"
 # On Colab mmv_lite is not installed yet, so the cell cannot import it before the clone: it takes the repository and
 # branch from the notebook's own "Open in Colab" badge (derived from pyproject.toml), which holds no badge link while
 # the project is unpublished. "# fmt: off" keeps the formatter from spreading the three lines over twenty.
-SETUP_CELL = r"""# Set-up. On Colab: clone the repository this notebook's "Open in Colab" badge names, then install what Colab lacks, never torch or ipywidgets (mmv_lite/colab.py).
+SETUP_CELL = r"""# Set-up. On Colab: use the kit already in /content (an uploaded mmv_lite.zip, unzipped here; a clone) or on Drive, else clone the repository this notebook's "Open in Colab" badge names; then install what Colab lacks, never torch or ipywidgets (mmv_lite/colab.py).
 if "google.colab" in __import__("sys").modules:
     # fmt: off
-    import re, subprocess, sys; from google.colab import _message
-    repo = re.search(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/([\w.-]+)/", str(_message.blocking_request("get_ipynb", timeout_sec=60)["ipynb"]["cells"][0])) or sys.exit("This notebook's badge names no published repository. To run a fork: set Repository under [project.urls] in pyproject.toml to its address, run python -m mmv_lite.tools.notebook_pairs --sync, push, and open the notebook from its badge (README.md, 'Colab').")
-    subprocess.run(f"[ -d /content/mmv_lite ] || git clone -q --depth 1 -b {repo[2]} https://github.com/{repo[1]} /content/mmv_lite", shell=True, check=True); sys.path.insert(0, "/content/mmv_lite"); from mmv_lite.colab import setup_colab; setup_colab()"""  # noqa: E501
+    import glob, re, subprocess, sys; from google.colab import _message; find = lambda: sorted(glob.glob("/content/*/mmv_lite/colab.py")) + sorted(glob.glob("/content/drive/MyDrive/*/mmv_lite/colab.py")); [subprocess.run(["unzip", "-qn", z, "-d", "/content"], check=True) for z in sorted(glob.glob("/content/mmv_lite*.zip"))[:1] if not find()]
+    kit = (find() + [""])[0][:-18]; repo = kit or re.search(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/([\w.-]+)/", str(_message.blocking_request("get_ipynb", timeout_sec=60)["ipynb"]["cells"][0])) or sys.exit("No copy of mmv_lite in /content or on Drive, and this notebook's badge names no published repository. Three ways (README.md, 'Colab'): 1. upload mmv_lite.zip (python -m mmv_lite bundle --out mmv_lite.zip) in the Files pane and run this cell again; 2. put the unzipped mmv_lite folder in MyDrive, mount Drive (drive.mount('/content/drive')) and run this cell again; 3. a fork: set Repository under [project.urls] in pyproject.toml to its address, run python -m mmv_lite.tools.notebook_pairs --sync, push, and open the notebook from its badge.")
+    kit or subprocess.run(f"git clone -q --depth 1 -b {repo[2]} https://github.com/{repo[1]} /content/mmv_lite", shell=True, check=True); kit = kit or "/content/mmv_lite"; sys.path.insert(0, kit); from mmv_lite.colab import setup_colab; setup_colab(kit)"""  # noqa: E501
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -169,24 +175,28 @@ def _dependencies(root: Path) -> list[str]:
 
 
 def setup_colab(clone: str | os.PathLike = CLONE_DIR) -> None:
-    """Finish the Colab set-up once the set-up cell has cloned the repository into ``clone``.
+    """Finish the Colab set-up once the set-up cell has found the kit (or cloned it) at ``clone``.
 
     Installs the kit itself without its dependencies (editable, so ``python -m mmv_lite`` works in a shell too), then
     the dependencies Colab lacks, under constraints that pin every requirement Colab has, and torch, torchvision,
-    torchaudio, ipywidgets and numpy, at the installed versions; then works from ``clone/notebooks``.
+    torchaudio, ipywidgets and numpy, at the installed versions; then works from ``clone/notebooks``, with
+    ``MMV_LITE_SAMPLES`` naming ``clone/data_samples`` (:func:`samples_dir`).
     """
     clone = Path(clone)
     pip = [sys.executable, "-m", "pip", "install", "-q"]
     subprocess.run([*pip, "--no-deps", "-e", str(clone)], check=True)
     missing, pins = install_plan(_dependencies(clone), _installed_versions())
     if missing:
-        constraints = Path("/tmp/mmv_lite_constraints.txt")
+        fd, name = tempfile.mkstemp(prefix="mmv_lite_constraints_", suffix=".txt")
+        os.close(fd)
+        constraints = Path(name)
         constraints.write_text("\n".join(pins) + "\n")
         subprocess.run([*pip, *missing, "-c", str(constraints)], check=True)
     importlib.invalidate_caches()
     if str(clone) not in sys.path:
         sys.path.insert(0, str(clone))
     os.chdir(clone / "notebooks")
+    os.environ[SAMPLES_ENV] = str(clone / "data_samples")
     print(f"mmv_lite is set up from {clone}" + (f"; installed {', '.join(missing)}" if missing else ""))
 
 
@@ -219,8 +229,8 @@ def samples_dir(path: str | os.PathLike | None = None) -> Path:
     candidates: list[Path] = []
     if path is not None:
         candidates.append(Path(path))
-    if os.environ.get("MMV_LITE_SAMPLES"):
-        candidates.append(Path(os.environ["MMV_LITE_SAMPLES"]))
+    if os.environ.get(SAMPLES_ENV):
+        candidates.append(Path(os.environ[SAMPLES_ENV]))
     here = Path.cwd().resolve()
     candidates += [p / "data_samples" for p in (here, *here.parents)]
     candidates.append(repo_root() / "data_samples")
@@ -230,7 +240,8 @@ def samples_dir(path: str | os.PathLike | None = None) -> Path:
     raise FileNotFoundError(
         "no data_samples/ folder with metadata.json found (looked in: "
         + ", ".join(str(c) for c in candidates[:4])
-        + ", ...). Run the notebooks from a clone of the repository, set MMV_LITE_SAMPLES, "
+        + ", ...). `pip install` from a git address leaves data_samples/ behind: run the notebooks from a clone or "
+        "an unzipped `python -m mmv_lite bundle`, set MMV_LITE_SAMPLES to the folder, "
         "or make the samples with: python -m mmv_lite make-samples"
     )
 

@@ -120,7 +120,7 @@ class TrainConfig:
     log_every: int = 50
     seed: int = 0
     amp: bool = True  # mixed precision on CUDA (bf16 where supported)
-    amp_dtype: str = "auto"  # "auto" (CUDA only: bf16, else fp16), "bf16" (any device, CPU too), "fp16" (CUDA)
+    amp_dtype: str = "auto"  # "auto" (CUDA only: native bf16, else fp16), "bf16" (any device, CPU too), "fp16"
     sync_bn: bool = True  # several GPUs: SyncBatchNorm, the paper's cross-replica BatchNorm
 
 

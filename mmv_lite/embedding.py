@@ -19,6 +19,7 @@ from torch import Tensor
 
 from .models.layers import eval_mode
 from .models.mmv import model_inputs
+from .runtime import to_numpy
 
 # Per-item keys copied from the batch into the embedding dict (ground truth and bookkeeping, no model input).
 _CARRIED_KEYS = (
@@ -141,7 +142,7 @@ def subset_embeddings(emb: dict[str, Any], keep: Tensor) -> dict[str, Any]:
 
 
 def _numpy(x: Any) -> np.ndarray:
-    return x.detach().float().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
+    return to_numpy(x.float() if isinstance(x, Tensor) else x)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -40,7 +40,7 @@ from .images import IMAGE_MODES, image_features
 from .models.deflation import CALIB_STEPS
 from .probes import attach_factors, factor_probes, format_factor_table, format_probes, probe_suite
 from .retrieval import chance_levels, format_retrieval, zero_shot_retrieval
-from .runtime import machine, select_device
+from .runtime import machine, select_device, to_numpy
 
 
 def _labelled(embs: dict[str, dict[str, Any]], key: str) -> bool:
@@ -185,7 +185,7 @@ def load_eval_datasets(
     if not data_dir.is_dir():
         raise FileNotFoundError(f"--data {str(data_dir)!r} is not a folder of clips (videos/, captions.json, ...)")
     if vocab and word_matrix is not None and len(vocab) == word_matrix.shape[0]:
-        wv: WordVectors | None = WordVectors(list(vocab), word_matrix.detach().cpu().numpy())
+        wv: WordVectors | None = WordVectors(list(vocab), to_numpy(word_matrix))
     else:  # a checkpoint without a vocabulary (trained on a folder without narrations)
         wv = folder_word_vectors(data_dir, "t" in cfg.train.modalities)
     out: dict[str, torch.utils.data.Dataset] = {}
@@ -209,7 +209,7 @@ def load_world_eval_datasets(
 ) -> dict[str, torch.utils.data.Dataset]:
     """The sample world's held-out sets of ``cfg.world`` for each of ``splits``: "train" (what probes are fitted on)
     is the world's fixed probe set, "val" and "test" its val and test sets. Narrations use the model's vocabulary."""
-    wv = WordVectors(list(vocab), word_matrix.detach().cpu().numpy())
+    wv = WordVectors(list(vocab), to_numpy(word_matrix))
     unknown = [s for s in splits if s not in ("train", "val", "test")]
     if unknown:
         raise ValueError(f"--split {unknown[0]!r}: the sample world has the splits train (probe set), val and test")

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from .models.deflation import CALIB_STEPS, calibrate_deflated_bn, deflate, static_clip
 from .models.layers import batched, eval_mode
 from .retrieval import cosine_similarity, positive_ranks
+from .runtime import to_numpy
 
 IMAGE_MODES = ("naive", "calibrated", "static")
 
@@ -114,7 +115,7 @@ def relative_l1(x: Tensor, reference: Tensor) -> float:
     """``mean |x - reference| / mean |reference|``: an L1 gap as a fraction of the reference's typical size."""
     if x.shape != reference.shape:
         raise ValueError(f"relative_l1: shapes differ, {tuple(x.shape)} vs {tuple(reference.shape)}")
-    return float((x - reference).abs().mean() / reference.abs().mean().clamp_min(1e-12))
+    return float(to_numpy((x - reference).abs().mean() / reference.abs().mean().clamp_min(1e-12)))
 
 
 @torch.no_grad()
@@ -148,7 +149,7 @@ def boundary_profile(
             continue  # the final embedding has no time axis
         ref = img[name].float()
         scale = ref.abs().mean().clamp_min(1e-12)
-        out[name] = ((v.float() - ref.unsqueeze(2)).abs().mean(dim=(0, 1, 3, 4)) / scale).numpy()
+        out[name] = to_numpy((v.float() - ref.unsqueeze(2)).abs().mean(dim=(0, 1, 3, 4)) / scale)
     return out
 
 
@@ -185,5 +186,5 @@ def own_clip_ranks(query: Tensor, clips: Tensor) -> tuple[Tensor, Tensor]:
     if query.shape != clips.shape:
         raise ValueError(f"own_clip_ranks: query {tuple(query.shape)} and clips {tuple(clips.shape)} must match")
     sim = cosine_similarity(query, clips)
-    eye = torch.eye(len(query), dtype=torch.bool)
+    eye = torch.eye(len(query), dtype=torch.bool, device=sim.device)
     return positive_ranks(sim, eye), sim.diagonal().clone()

@@ -70,6 +70,7 @@ from .official_files import (
     detect_backbone,
     read_official,
 )
+from .runtime import to_numpy
 
 __all__ = [
     "RELEASE_URL",
@@ -367,7 +368,7 @@ def _as_matrix(word_vectors: Any) -> tuple[np.ndarray, list[str] | None]:
     if hasattr(word_vectors, "vectors") and hasattr(word_vectors, "vocab"):  # mmv_lite.data.text.WordVectors
         return np.asarray(word_vectors.vectors, dtype=np.float32), list(word_vectors.vocab)
     if torch.is_tensor(word_vectors):
-        word_vectors = word_vectors.detach().cpu().numpy()
+        word_vectors = to_numpy(word_vectors)
     m = np.asarray(word_vectors, dtype=np.float32)
     if m.ndim != 2 or m.shape[1] != OFFICIAL_WORD_DIM:
         raise ValueError(f"word_vectors must be a ({'V'}, {OFFICIAL_WORD_DIM}) matrix, got shape {m.shape}")
@@ -445,7 +446,7 @@ def release_vocabulary(matrix: np.ndarray, word_vectors: Any) -> list[str | None
     if not (hasattr(word_vectors, "vectors") and hasattr(word_vectors, "vocab")):
         raise TypeError("release_vocabulary needs a WordVectors (vectors and their vocab), e.g. WordVectors.load(...)")
     if torch.is_tensor(matrix):
-        matrix = matrix.detach().cpu().numpy()
+        matrix = to_numpy(matrix)
     matrix = np.ascontiguousarray(matrix, dtype=np.float32)
     vectors = np.ascontiguousarray(word_vectors.vectors, dtype=np.float32)
     if matrix.ndim != 2 or matrix.shape[1] != vectors.shape[1]:

@@ -56,6 +56,7 @@ class Optimiser:
     """What a step needs besides the model: the optimiser, its schedule, and mixed precision.
 
     ``amp_dtype``: the autocast dtype (None: float32); ``scaler``: a ``GradScaler``, enabled only for float16.
+    ``steps_taken``: optimiser steps actually taken (a GradScaler skips the step when a gradient overflowed).
     """
 
     optimizer: torch.optim.Optimizer
@@ -63,6 +64,14 @@ class Optimiser:
     scaler: torch.amp.GradScaler
     amp_dtype: torch.dtype | None
     device_type: str
+    steps_taken: int = 0
+
+    def __post_init__(self) -> None:
+        # Counted by the optimiser itself: GradScaler.step() calls optimizer.step() only when no gradient overflowed.
+        self.optimizer.register_step_post_hook(lambda *_: self._count_step())
+
+    def _count_step(self) -> None:
+        self.steps_taken += 1
 
     @property
     def lr(self) -> float:
@@ -95,7 +104,8 @@ def build_optimiser(
 ) -> Optimiser:
     """Adam (``tc.lr``, ``tc.weight_decay``) over the trainable ``params``, warm-up + cosine over ``tc.steps``.
 
-    ``amp`` (default ``tc.amp``): mixed precision on CUDA (bf16 where supported, else fp16 with a GradScaler).
+    ``amp`` (default ``tc.amp``): mixed precision on CUDA (bf16 where the GPU has it natively, else fp16 with a
+    GradScaler; :func:`mmv_lite.runtime.autocast_settings`).
     ``schedule=False``: a constant learning rate instead (a baseline for bench scripts).
     """
     device = torch.device(device)
@@ -103,7 +113,7 @@ def build_optimiser(
     rate = WarmupCosine(tc.warmup_steps, tc.steps) if schedule else ConstantRate()
     sched = torch.optim.lr_scheduler.LambdaLR(opt, rate)
     amp_dtype, needs_scaler = autocast_settings(device, tc.amp if amp is None else amp, tc.amp_dtype)
-    scaler = torch.amp.GradScaler("cuda", enabled=needs_scaler)
+    scaler = torch.amp.GradScaler(device.type, enabled=needs_scaler)
     return Optimiser(opt, sched, scaler, amp_dtype, device.type)
 
 
@@ -117,7 +127,8 @@ def train_step(
 
     The forward pass ``model(**inputs)`` (or ``model(inputs)`` for one tensor) runs under the optimiser's autocast;
     ``loss_fn(output)`` gives ``{"loss": ...}``; the backward pass is scaled when float16 needs it; then the
-    optimiser and the learning-rate schedule take one step.
+    optimiser and the learning-rate schedule take one step. When the GradScaler skips the optimiser's step (an
+    overflowed float16 gradient), the schedule does not advance either: it counts the steps taken.
     """
     with cpu_autocast_kernels(torch.device(opt.device_type), opt.amp_dtype):
         with opt.autocast():
@@ -125,7 +136,9 @@ def train_step(
         losses = loss_fn(out)
         opt.optimizer.zero_grad(set_to_none=True)
         opt.scaler.scale(losses["loss"]).backward()
+    taken = opt.steps_taken
     opt.scaler.step(opt.optimizer)
     opt.scaler.update()
-    opt.scheduler.step()
+    if opt.steps_taken > taken:
+        opt.scheduler.step()
     return losses

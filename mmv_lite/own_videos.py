@@ -48,6 +48,7 @@ from .embedding import embed_dataset, subset_embeddings
 from .graphs import embedding_key
 from .models.layers import eval_mode
 from .retrieval import cosine_similarity
+from .runtime import to_numpy
 from .search import encode_text, model_word_vectors
 
 log = logging.getLogger(__name__)
@@ -144,13 +145,13 @@ def embed_folder(
             embedder.model, _EachWindowOnce(ds, bar), batch_size=batch_size, device=device, modalities="va"
         )
     emb = subset_embeddings(emb, emb["index"] >= 0)
-    table: dict[str, Any] = {k: v.numpy() for k, v in emb.items() if k.startswith(("f_", "z_"))}
+    table: dict[str, Any] = {k: to_numpy(v) for k, v in emb.items() if k.startswith(("f_", "z_"))}
     table.update(
         video_id=list(emb["video_id"]),
         path=[str(ds.videos[v].path) for v in emb["video_id"]],
-        start=emb["start"].double().numpy(),
-        end=emb["end"].double().numpy(),
-        has_audio=emb["has_audio"].bool().numpy(),
+        start=to_numpy(emb["start"].double()),
+        end=to_numpy(emb["end"].double()),
+        has_audio=to_numpy(emb["has_audio"].bool()),
         skipped=list(dict.fromkeys(ds.skipped)),
     )
     return table

@@ -17,14 +17,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .runtime import to_numpy
+
 # C grid for the LinearSVC; the official UCF101 script uses C = 1e-3 on standardised features.
 PROBE_CS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 
 
 def _as_numpy(x: Any) -> np.ndarray:
-    if isinstance(x, Tensor):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
+    return to_numpy(x)
 
 
 def _group_scores(scores: np.ndarray, labels: np.ndarray, groups: Sequence | None) -> tuple[np.ndarray, np.ndarray]:

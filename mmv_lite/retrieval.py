@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from .graphs import space_for, z_key
+from .runtime import to_numpy
 
 KS = (1, 5, 10)
 METRIC_KEYS = ("R@1", "R@5", "R@10", "MedR")
@@ -86,7 +87,7 @@ def retrieval_metrics(sim: Tensor, positive: Tensor, ks: Sequence[int] = KS) -> 
     else:
         for k in ks:
             out[f"R@{k}"] = 100.0 * (ranks <= k).double().mean().item()
-        out["MedR"] = float(np.median(ranks.numpy()))
+        out["MedR"] = float(np.median(to_numpy(ranks)))
     out["num_queries"] = int(ranks.numel())
     out["gallery_size"] = int(sim.shape[1])
     return out

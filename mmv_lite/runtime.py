@@ -3,6 +3,7 @@
 >>> rt = setup_runtime("auto")            # device, rank and world size (joins torchrun's group when launched so)
 >>> torch.set_num_threads(default_cpu_threads())
 >>> dtype, needs_scaler = autocast_settings(rt.device)
+>>> array = to_numpy(z_v_va)              # every tensor that leaves the device for NumPy goes through here
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import os
 import platform
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -101,14 +104,47 @@ def default_cpu_threads() -> int:
     return max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) // 2))
 
 
+def to_numpy(x: Any) -> np.ndarray:
+    """A tensor on any device (CUDA, MPS, the CPU) as a NumPy array: detached and copied to the CPU first.
+
+    ``Tensor.numpy()`` works on CPU tensors only ("can't convert cuda:0 device type tensor to numpy"); every tensor
+    of the package that leaves its device for NumPy goes through here. bfloat16, which NumPy lacks, becomes float32.
+    Anything that is not a tensor goes through ``np.asarray``.
+    """
+    if not isinstance(x, torch.Tensor):
+        return np.asarray(x)
+    x = x.detach()
+    if x.dtype == torch.bfloat16:
+        x = x.float()
+    return x.cpu().numpy()
+
+
+def cuda_capability(device: torch.device) -> tuple[int, int] | None:
+    """``(major, minor)`` compute capability of a CUDA ``device`` (T4: (7, 5), A100: (8, 0)); None for other devices."""
+    if device.type != "cuda":
+        return None
+    return tuple(torch.cuda.get_device_capability(device))
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes in bfloat16 in hardware: CUDA compute capability 8.0 (Ampere) or higher.
+
+    Not ``torch.cuda.is_bf16_supported()``: it is True on a T4 (7.5) through emulation, where every convolution then
+    runs a slow fallback kernel.
+    """
+    cap = cuda_capability(device)
+    return cap is not None and cap >= (8, 0)
+
+
 def autocast_settings(
     device: torch.device, enabled: bool = True, dtype: str = "auto"
 ) -> tuple[torch.dtype | None, bool]:
     """(autocast dtype or None, whether a GradScaler is needed) for ``train.amp`` / ``train.amp_dtype``.
 
-    ``"auto"``: bf16 on CUDA where supported, else fp16 + scaler; CPU and MPS train in float32 (CPU bf16 is slower than
-    float32 for these convolutions on most laptops). ``"bf16"``: bf16 on any device, the CPU included (no scaler: bf16
-    has float32's range). ``"fp16"``: fp16 + scaler, CUDA only.
+    ``"auto"``: on CUDA, bf16 where the GPU has it natively (:func:`native_bf16`, capability >= 8.0: A100, L4, H100),
+    else fp16 + GradScaler (T4, V100); CPU and MPS train in float32 (CPU bf16 is slower than float32 for these
+    convolutions on most laptops). ``"bf16"``: bf16 on any device, the CPU included (no scaler: bf16 has float32's
+    range). ``"fp16"``: fp16 + scaler, CUDA only.
     """
     if not enabled:
         return None, False
@@ -120,7 +156,7 @@ def autocast_settings(
         return torch.float16, True
     if device.type != "cuda":
         return None, False
-    if torch.cuda.is_bf16_supported():
+    if native_bf16(device):
         return torch.bfloat16, False
     return torch.float16, True
 

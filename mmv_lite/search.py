@@ -22,6 +22,7 @@ from .embedding import embed_dataset
 from .graphs import embedding_key
 from .models.layers import eval_mode
 from .retrieval import cosine_similarity
+from .runtime import to_numpy
 
 
 def model_word_vectors(model: torch.nn.Module, vocab: Sequence[str]) -> Any:
@@ -30,7 +31,7 @@ def model_word_vectors(model: torch.nn.Module, vocab: Sequence[str]) -> Any:
 
     Give it to ``ClipDataset(..., word_vectors=...)`` so narrations and typed queries get the ids the model knows,
     whatever ``word_vectors.bin`` currently sits in the sample folder."""
-    matrix = model.text_backbone.word_vectors.detach().cpu().numpy()
+    matrix = to_numpy(model.text_backbone.word_vectors)
     if len(vocab) != len(matrix):
         raise ValueError(f"vocab has {len(vocab)} words but the model's text tower has {len(matrix)} word vectors")
     return WordVectors(list(vocab), matrix)

@@ -66,6 +66,7 @@ from .embedding import embed_dataset
 from .files import stale_temporaries
 from .graphs import GRAPHS
 from .losses import MMVLoss
+from .memory import check_batch_fits
 from .models.mmv import build_model, model_inputs
 from .optim import build_optimiser, train_step
 from .retrieval import chance_levels, format_retrieval, zero_shot_retrieval
@@ -349,6 +350,7 @@ def train(
     say = print if (verbose and rt.main) else (lambda *a, **k: None)
     cfg, ckpt_path, state = _resolve_run(cfg, out_dir, resume, say)
     tc, out = cfg.train, ckpt_path.parent
+    check_batch_fits(cfg, rt.device, rt.world)  # on a GPU: refuse a batch that cannot fit before loading data
     seed_everything(tc.seed)
     train_ds, val_ds, wv = datasets if datasets is not None else build_datasets(cfg, data_dir)
     if rt.main:  # only now that the config and the data are known to work is anything written

@@ -85,7 +85,7 @@ def _run_cell_as_on_colab(monkeypatch, first_cell: str):
         monkeypatch.setitem(sys.modules, name, module)
     commands, setups = [], []
     monkeypatch.setattr(subprocess, "run", lambda cmd, **kwargs: commands.append(cmd))
-    monkeypatch.setattr(colab, "setup_colab", lambda: setups.append(True))
+    monkeypatch.setattr(colab, "setup_colab", lambda kit: setups.append(kit))
     monkeypatch.setattr(sys, "path", list(sys.path))
     exec(compile(colab.SETUP_CELL, "setup_cell", "exec"), {})
     return commands, setups
@@ -94,11 +94,8 @@ def _run_cell_as_on_colab(monkeypatch, first_cell: str):
 def test_the_setup_cell_clones_the_repository_its_badge_names(monkeypatch):
     badge = colab.colab_badge("03_pretraining.ipynb", repo_url=A_FORK)
     shell, setups = _run_cell_as_on_colab(monkeypatch, f"# 03 · Pretraining\n\n{badge}\n\n**Learning goals.**")
-    assert shell == [
-        "[ -d /content/mmv_lite ] || git clone -q --depth 1 -b main "
-        "https://github.com/example-owner/mmv_lite /content/mmv_lite"
-    ]
-    assert setups == [True]
+    assert shell == ["git clone -q --depth 1 -b main https://github.com/example-owner/mmv_lite /content/mmv_lite"]
+    assert setups == ["/content/mmv_lite"]
     assert sys.path[0] == "/content/mmv_lite"
 
 
@@ -108,6 +105,7 @@ def test_the_setup_cell_stops_with_the_line_to_change_while_unpublished(monkeypa
         _run_cell_as_on_colab(monkeypatch, f"# 03 · Pretraining\n\n{badge}\n")
     message = str(stop.value)
     assert "Repository under [project.urls] in pyproject.toml" in message and "notebook_pairs --sync" in message
+    assert "upload mmv_lite.zip" in message and "bundle --out" in message and "MyDrive" in message  # the 3 ways
 
 
 def test_install_plan_never_upgrades_what_colab_has():

@@ -1,5 +1,8 @@
 """Single images through the video network (mmv_lite.images): deflation diagnostics, image embeddings."""
 
+import copy
+
+import numpy as np
 import pytest
 import torch
 
@@ -94,3 +97,26 @@ def test_own_clip_ranks_and_relative_l1():
     assert im.relative_l1(torch.tensor([1.0, 3.0]), torch.tensor([2.0, 2.0])) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="must match"):
         im.own_clip_ranks(q[:2], clips)
+
+
+def test_the_deflation_diagnostics_run_on_a_device_without_numpy(s3dg_pair, monkeypatch):
+    """Notebook 05 on a GPU: the activations live on the device, and every tensor that leaves it for NumPy or Python
+    goes through runtime.to_numpy (a plain ``.numpy()`` or ``float()`` fails there). On the meta device any such
+    shortcut raises, so the diagnostics run end to end only if they all use the helper, here a stand-in that records
+    the device and hands back zeros of the tensor's shape."""
+    seen = []
+
+    def fake_to_numpy(x):
+        seen.append(x.device.type)
+        return np.zeros(tuple(x.shape), dtype=np.float32)
+
+    monkeypatch.setattr(im, "to_numpy", fake_to_numpy)
+    video, image_net = (copy.deepcopy(net).to("meta") for net in s3dg_pair)
+    images = torch.empty(2, 3, 32, 32, device="meta")
+    prof = im.boundary_profile(video, image_net, images, num_frames=16)
+    assert prof["Conv2d_1a_7x7"].shape == (8,) and "Mixed_5c" in prof
+    gaps = im.gap_by_clip_length(video, image_net, images, lengths=(8, 16))
+    assert set(gaps) == {8, 16}
+    assert seen and set(seen) == {"meta"}  # every conversion went through the helper, from the device
+    with pytest.raises(TypeError, match="meta"):  # the shortcut the helper replaced fails on a device
+        torch.empty(3, device="meta").numpy()

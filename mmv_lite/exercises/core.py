@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import runtime
 from ..colab import SOLUTIONS_ENV
 
 
@@ -225,7 +226,7 @@ def to_numpy(x: Any, what: str) -> np.ndarray:
     if x is None:
         raise Hint(f"{what} is None: did you forget the `return`?")
     if isinstance(x, torch.Tensor):
-        return x.detach().double().cpu().numpy()
+        return runtime.to_numpy(x.double())
     try:
         return np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError):

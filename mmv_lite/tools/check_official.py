@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from mmv_lite.official import load_official
+from mmv_lite.runtime import to_numpy
 
 BACKBONES = {"s3d": "mmv_s3d.pkl", "tsm_x1": "mmv_tsm_resnet_x1.pkl", "tsm_x2": "mmv_tsm_resnet_x2.pkl"}
 OUTPUTS = ("f_v", "f_a", "f_t", "z_v_va", "z_a_va", "z_v_vat", "z_a_vat", "z_t_vat")
@@ -190,7 +191,7 @@ def ours_outputs(
             text_ids=ids,
             text_mask=torch.ones_like(ids, dtype=torch.bool),
         )
-    res = {k: out[k].numpy() for k in OUTPUTS if k in out}
+    res = {k: to_numpy(out[k]) for k in OUTPUTS if k in out}
     for k in ("f_t", "z_t_vat"):
         if k in res and res[k].ndim == 3:
             res[k] = res[k][:, 0]  # drop the candidate axis K = 1

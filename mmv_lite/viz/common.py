@@ -7,6 +7,8 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..runtime import to_numpy
+
 # One colour per modality, used in every figure (v = video, a = audio, t = text).
 MODALITY_COLOURS = {"v": "#1f77b4", "a": "#d62728", "t": "#2ca02c"}
 MODALITY_NAMES = {"v": "video", "a": "audio", "t": "text"}
@@ -14,9 +16,7 @@ MODALITY_NAMES = {"v": "video", "a": "audio", "t": "text"}
 
 def as_numpy(x: Any) -> np.ndarray:
     """A numpy copy of a tensor or array (detached, on the CPU)."""
-    if hasattr(x, "detach"):
-        x = x.detach().float().cpu().numpy()
-    return np.asarray(x)
+    return to_numpy(x.float() if hasattr(x, "detach") else x)
 
 
 def fig_ax(ax, figsize):

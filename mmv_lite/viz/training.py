@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from ..config import TEMPERATURE
 from ..losses import anchor_nce, candidate_weights
+from ..runtime import to_numpy
 from .common import MODALITY_COLOURS, as_numpy, fig_ax
 
 
@@ -31,7 +32,7 @@ def show_temperature(
         raise ValueError(f"tau must be positive; got {tau}")
     taus = np.geomspace(0.01, 1.0, 60) if taus is None else np.asarray(taus)
     order = np.argsort(-s)
-    p = candidate_weights(s, tau).numpy()
+    p = to_numpy(candidate_weights(s, tau))
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.2), gridspec_kw={"width_ratios": [1.6, 1]})
     colours = [MODALITY_COLOURS["t"] if i == positive else "#9e9e9e" for i in order]
     a1.bar(np.arange(len(s)), p[order], color=colours)
