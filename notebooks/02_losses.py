@@ -27,6 +27,7 @@ if "google.colab" in __import__("sys").modules:
 # Parameters. MMV_LITE_MODE=quick|full (default: full on a GPU, quick on a CPU). Everything here is small.
 # Full mode's budget: the same work as quick mode (17 s on a 2-core CPU); under a minute on a T4 by estimate
 # (docs/BENCHMARKS.md, "Full mode on a free GPU").
+import mmv_lite  # noqa: F401  (first: it sets the threading policy before torch loads)
 from dataclasses import replace
 
 import matplotlib.pyplot as plt

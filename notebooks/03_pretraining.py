@@ -31,6 +31,7 @@ if "google.colab" in __import__("sys").modules:
 # Parameters. MMV_LITE_MODE=quick|full (default: full on a GPU, quick on a CPU).
 # Full mode's budget: the main job's 800 steps of 32 clips, the full held-out sets; about 2-5 minutes on a T4 by
 # estimate, bounded by the CPU that renders the world (docs/BENCHMARKS.md, "Full mode on a free GPU").
+import mmv_lite  # noqa: F401  (first: it sets the threading policy before torch loads)
 from pathlib import Path
 
 import matplotlib.pyplot as plt

@@ -27,6 +27,7 @@ if "google.colab" in __import__("sys").modules:
 # Parameters. MMV_LITE_MODE=quick|full (default: full on a GPU, quick on a CPU).
 # Full mode's budget: every sample clip instead of the 50 test clips; about a minute on a T4 by estimate
 # (docs/BENCHMARKS.md, "Full mode on a free GPU").
+import mmv_lite  # noqa: F401  (first: it sets the threading policy before torch loads)
 import matplotlib.pyplot as plt
 import numpy as np
 import torch

@@ -24,6 +24,7 @@ if "google.colab" in __import__("sys").modules:
 # %%
 # Parameters. MMV_LITE_MODE=quick|full (default: full on a GPU, quick on a CPU).
 # Full mode's budget: the same work as quick mode, more results shown (15 s on a 2-core CPU); under a minute on a T4.
+import mmv_lite  # noqa: F401  (first: it sets the threading policy before torch loads)
 import matplotlib.pyplot as plt
 import torch
 from IPython.display import display

@@ -170,3 +170,16 @@ def test_pretraining_notebook_shows_the_command_that_made_the_shipped_checkpoint
     md = "\n".join(c.source for c in _cells(NOTEBOOKS / "03_pretraining.py") if c.cell_type == "markdown")
     blocks = [b.strip() for b in re.findall(r"```(?:bash)?\n(.*?)```", md, re.S)]
     assert card.group(1).strip() in blocks, "03_pretraining shows another command than data_samples/CHECKPOINT.md"
+
+
+@pytest.mark.parametrize("py", SOURCES, ids=lambda p: p.stem)
+def test_the_kit_is_imported_before_torch(py):
+    """``import mmv_lite`` sets OMP_WAIT_POLICY (mmv_lite.colab.set_threading_policy), which OpenMP reads once, when
+    torch loads: a notebook that imports torch first keeps spinning threads on a busy laptop."""
+    code = "\n".join(c.source for c in _cells(py)[1:] if c.cell_type == "code")  # after the set-up cell
+    first = {
+        name: m.start() if (m := re.search(rf"^\s*(?:import|from) {name}\b", code, flags=re.M)) else None
+        for name in ("mmv_lite", "torch")
+    }
+    assert first["mmv_lite"] is not None, f"{py.name} never imports the kit"
+    assert first["torch"] is None or first["mmv_lite"] < first["torch"], f"{py.name}: import mmv_lite before torch"
