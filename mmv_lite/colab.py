@@ -220,6 +220,18 @@ def run_mode(default: str | None = None) -> str:
     return value
 
 
+RUNS_ENV = "MMV_LITE_RUNS"  # where notebooks write their training runs (the notebook tests set a temp folder)
+
+
+def runs_dir() -> Path:
+    """Where a notebook writes its training runs: ``$MMV_LITE_RUNS`` when set, else ``runs/`` at the top of the kit
+    (beside ``data_samples/``; ``runs/`` in the current folder when the kit is installed elsewhere)."""
+    if os.environ.get(RUNS_ENV):
+        return Path(os.environ[RUNS_ENV])
+    root = repo_root()
+    return root / "runs" if (root / "pyproject.toml").is_file() else Path.cwd() / "runs"
+
+
 def samples_dir(path: str | os.PathLike | None = None) -> Path:
     """The shipped sample data folder (``data_samples/``).
 

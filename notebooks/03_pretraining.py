@@ -32,7 +32,6 @@ if "google.colab" in __import__("sys").modules:
 # Full mode's budget: the main job's 800 steps of 32 clips, the full held-out sets; about 2-5 minutes on a T4 by
 # estimate, bounded by the CPU that renders the world (docs/BENCHMARKS.md, "Full mode on a free GPU").
 import mmv_lite  # noqa: F401  (first: it sets the threading policy before torch loads)
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -41,7 +40,7 @@ from IPython.display import HTML, display
 
 from mmv_lite import build_model, viz
 from mmv_lite.checkpoints import config_from_checkpoint, load_checkpoint, load_model
-from mmv_lite.colab import run_mode, samples_dir
+from mmv_lite.colab import run_mode, runs_dir, samples_dir
 from mmv_lite.data.world import WorldClips, world_word_vectors
 from mmv_lite.embedding import embed_dataset
 from mmv_lite.experiments.findings import load_findings
@@ -57,7 +56,7 @@ QUICK = MODE == "quick"
 DEVICE = select_device()
 SAMPLES = samples_dir()
 SHIPPED = SAMPLES / "mmv_lite_fac.pt"
-RUN_DIR = Path("runs") / f"03_pretraining_{MODE}"
+RUN_DIR = runs_dir() / f"03_pretraining_{MODE}"  # runs/ beside data_samples/
 
 # The shipped checkpoint carries the configuration it was trained with: we train with the same one.
 cfg = config_from_checkpoint(load_checkpoint(SHIPPED), SHIPPED)

@@ -37,7 +37,7 @@ from IPython.display import HTML, display
 
 from mmv_lite import viz
 from mmv_lite.experiments import findings
-from mmv_lite.colab import repo_root, run_mode
+from mmv_lite.colab import run_mode, runs_dir
 from mmv_lite.runtime import select_device
 
 MODE = run_mode()
@@ -45,7 +45,7 @@ DEVICE = select_device()
 SEEDS = (0, 1, 2)
 TRAIN = False  # True: train every arm of every finding here, whatever the mode (cached per run in runs/findings/runs/)
 if TRAIN:
-    doc = findings.run_findings(seeds=SEEDS, out_dir=repo_root() / "runs" / "findings", conditions=True)
+    doc = findings.run_findings(seeds=SEEDS, out_dir=runs_dir() / "findings", conditions=True)
     source = f"trained here ({doc['meta']['seconds']['total']:.0f} s)"
 else:  # what the same command measured, stored in docs/results/findings.json (and shown in docs/RESULTS.md)
     doc, source = findings.load_findings(), "docs/results/findings.json"

@@ -7,7 +7,8 @@ set in the environment wins over the defaults below.
   process, on a busy 2-core machine; passive waiting avoids that. Measured on the 2-core CPU at load average 9: ten
   BatchNorm-calibration steps of the deflated lite S3D-G (notebook 05) took 76.7 s with torch's 2 threads and spinning
   waits, 4.9 s with 2 threads and ``OMP_WAIT_POLICY=PASSIVE``, 5.5 s with 1 thread.
-- ``MMV_LITE_CACHE_DIR``: a temp folder of this run for the decode cache (never ``data_samples/.cache``).
+- ``MMV_LITE_CACHE_DIR``, ``MMV_LITE_RUNS``: temp folders of this run for the decode cache and the notebooks'
+  training runs (never ``data_samples/.cache`` or ``runs/``).
 - ``MMV_LITE_SOLUTIONS=1``: every exercise's starter function is replaced by its solution (``mmv_lite.exercises``),
   so the notebooks run top to bottom with every check passing.
 """
@@ -22,6 +23,10 @@ os.environ.setdefault("MMV_LITE_SOLUTIONS", "1")
 
 # Decoded videos are cached in a temp folder of this test run, never inside the source tree (data_samples/.cache):
 # a run starts from no cache and leaves none behind. A value already set in the environment wins.
+# The notebooks' training runs (mmv_lite.colab.runs_dir) go to another one.
 _CACHE = tempfile.mkdtemp(prefix="mmv_lite-test-cache-")
+_RUNS = tempfile.mkdtemp(prefix="mmv_lite-test-runs-")
 os.environ.setdefault("MMV_LITE_CACHE_DIR", _CACHE)
+os.environ.setdefault("MMV_LITE_RUNS", _RUNS)
 atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+atexit.register(shutil.rmtree, _RUNS, ignore_errors=True)

@@ -17,9 +17,13 @@ DATA_SAMPLES = REPO / "data_samples"
 
 # Decoded videos are cached in a temp folder of this test run, never inside the source tree (data_samples/.cache):
 # a run starts from no cache and leaves none behind. A value already set in the environment wins.
+# The notebooks' training runs (mmv_lite.colab.runs_dir) go to another one.
 _CACHE = tempfile.mkdtemp(prefix="mmv_lite-test-cache-")
+_RUNS = tempfile.mkdtemp(prefix="mmv_lite-test-runs-")
 os.environ.setdefault("MMV_LITE_CACHE_DIR", _CACHE)
+os.environ.setdefault("MMV_LITE_RUNS", _RUNS)
 atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+atexit.register(shutil.rmtree, _RUNS, ignore_errors=True)
 
 
 # The clip pipeline's tests read files with these settings: 8 frames at 5 fps, 56 px crops of 64 px frames, 16 kHz

@@ -157,3 +157,11 @@ def test_set_threading_policy_says_whether_it_came_before_torch(monkeypatch):
     assert __import__("os").environ["OMP_WAIT_POLICY"] == "PASSIVE"  # children still inherit it
     monkeypatch.delitem(sys.modules, "torch")
     assert colab.set_threading_policy() is True
+
+
+def test_runs_dir_follows_the_environment_else_the_kit(monkeypatch, tmp_path):
+    """Notebooks write their runs to $MMV_LITE_RUNS (the notebook tests: a temp folder), else to runs/ of the kit."""
+    monkeypatch.setenv(colab.RUNS_ENV, str(tmp_path / "r"))
+    assert colab.runs_dir() == tmp_path / "r"
+    monkeypatch.delenv(colab.RUNS_ENV)
+    assert colab.runs_dir() == colab.repo_root() / "runs"
