@@ -30,3 +30,19 @@ os.environ.setdefault("MMV_LITE_CACHE_DIR", _CACHE)
 os.environ.setdefault("MMV_LITE_RUNS", _RUNS)
 atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 atexit.register(shutil.rmtree, _RUNS, ignore_errors=True)
+
+# With MMV_LAB_TIMINGS=FILE, each notebook's nbmake time is recorded in FILE (mmv_lite.tools.render_notebooks), beside
+# the JupyterLab Run All times the browser test records in the same run (README's table).
+_NBMAKE_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    if os.environ.get("MMV_LAB_TIMINGS") and report.when == "call" and report.nodeid.endswith(".ipynb"):
+        _NBMAKE_SECONDS[report.nodeid.rsplit("::", 1)[-1].removesuffix(".ipynb")] = report.duration
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if os.environ.get("MMV_LAB_TIMINGS") and _NBMAKE_SECONDS:
+        from mmv_lite.tools.render_notebooks import record_timings
+
+        record_timings(os.environ["MMV_LAB_TIMINGS"], "nbmake", _NBMAKE_SECONDS, "pytest --nbmake, one kernel each")

@@ -59,3 +59,16 @@ def test_a_failing_notebook_is_written_up_to_its_error(tmp_path):
     page = result.html.read_text()
     assert "before the error" in page and "boom" in page
     assert "failed: ValueError: boom" in (tmp_path / "out" / "index.html").read_text()
+
+
+def test_record_timings_keeps_what_the_other_runner_wrote(tmp_path):
+    """nbmake's and JupyterLab's times of one run land in one file, each under its key, with the machine."""
+    from mmv_lite.tools.render_notebooks import TIMINGS_COMMAND, record_timings
+
+    path = tmp_path / "t.json"
+    record_timings(path, "lab", {"01_model": 12.34, "00_data_tour": 5.0}, "lab")
+    record_timings(path, "nbmake", {"00_data_tour": 4.0}, "nbmake")
+    doc = json.loads(path.read_text())
+    assert doc["lab"]["seconds"] == {"00_data_tour": 5.0, "01_model": 12.3} and doc["lab"]["total_seconds"] == 17.3
+    assert doc["nbmake"]["seconds"] == {"00_data_tour": 4.0} and doc["command"] == TIMINGS_COMMAND
+    assert doc["machine"]["cores"] >= 1

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from mmv_lite.cli import check_at_least
 from mmv_lite.colab import MODE_ENV, SOLUTIONS_ENV, run_mode
+from mmv_lite.files import atomic_write
 from mmv_lite.runtime import machine
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
@@ -176,6 +177,26 @@ def render(
     }
     (out / "timings.json").write_text(json.dumps(timings, indent=2))
     return results
+
+
+TIMINGS_ENV = "MMV_LAB_TIMINGS"  # a JSON file: the notebook tests record their times there when it is set
+TIMINGS_COMMAND = (
+    "MMV_LAB_TIMINGS=docs/results/lab_timings.json python -m pytest --nbmake notebooks "
+    "tests/browser/test_notebooks_in_lab.py -p no:cacheprovider"
+)
+
+
+def record_timings(path: str | os.PathLike, key: str, seconds: dict[str, float], how: str) -> None:
+    """Add ``{notebook: seconds}`` under ``key`` to the timings file ``path`` (kept: what other keys hold).
+
+    The notebook tests call it: ``key="nbmake"`` for each notebook run by nbmake (notebooks/conftest.py) and
+    ``key="lab"`` for Run > Run All Cells in JupyterLab, as a student runs it (tests/browser), in one pytest run."""
+    path = Path(path)
+    doc = json.loads(path.read_text()) if path.is_file() else {}
+    doc.update(command=TIMINGS_COMMAND, machine=machine(), mode=run_mode())
+    doc[key] = {"how": how, "seconds": {k: round(v, 1) for k, v in sorted(seconds.items())}}
+    doc[key]["total_seconds"] = round(sum(seconds.values()), 1)
+    atomic_write(path, json.dumps(doc, indent=2) + "\n")
 
 
 def cli_main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,9 @@ Screenshots of the widgets before and after the interaction go to ``test-artifac
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 from lab_harness import (
     REPO,
@@ -17,6 +20,8 @@ from lab_harness import (
     wait_signature_change,
 )
 
+from mmv_lite.tools.render_notebooks import TIMINGS_ENV, record_timings
+
 pytestmark = pytest.mark.browser
 
 NOTEBOOKS = REPO / "notebooks"
@@ -24,16 +29,20 @@ RUN_ALL_TIMEOUT_S = 420  # quick mode on a shared 2-core CPU: 05_deflation took 
 WIDGET_TIMEOUT_S = 60  # one recompute after an input change
 
 
-def _open_and_run(lab, page, name: str) -> None:
+def _open_and_run(lab, page, name: str) -> float:
+    """Open ``name`` in JupyterLab and Run All Cells; returns the seconds from the menu click to the kernel idle."""
     src = NOTEBOOKS / name
     assert src.is_file(), f"{src} is missing (the browser test drives it)"
     lab.add_notebook(src)
     open_notebook(page, lab, name)
+    t0 = time.perf_counter()
     run_all_cells(page, timeout_s=RUN_ALL_TIMEOUT_S)
+    seconds = time.perf_counter() - t0
     panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
     # ipywidgets' front end writes this instead of a widget when the model never reached the browser.
     broken = panel.get_by_text("Error displaying widget")
     assert broken.count() == 0, f"{name}: a widget failed to render: {broken.first.inner_text()}"
+    return seconds
 
 
 def _assert_rendered(output, what: str) -> dict:
@@ -92,3 +101,24 @@ def test_deflation_toggle_switches_network(jupyter_lab, page):
         assert "mod-active" in (toggle.locator("button", has_text=mode).get_attribute("class") or "")
         sig = new
         screenshot(page, f"05b_deflation_alpha-{mode}", target=app)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Run All times of every notebook, as a student meets them (the README's table): only when asked, with
+# MMV_LAB_TIMINGS=FILE (mmv_lite.tools.render_notebooks.TIMINGS_COMMAND runs them beside nbmake, in one pytest run).
+
+LAB_SECONDS: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def lab_timings():
+    yield LAB_SECONDS
+    if LAB_SECONDS and os.environ.get(TIMINGS_ENV):
+        record_timings(os.environ[TIMINGS_ENV], "lab", LAB_SECONDS, "JupyterLab in Chromium, Run > Run All Cells")
+
+
+@pytest.mark.skipif(not os.environ.get(TIMINGS_ENV), reason=f"Run All timings are recorded only with {TIMINGS_ENV}")
+@pytest.mark.parametrize("name", sorted(p.name for p in NOTEBOOKS.glob("[0-9]*.ipynb")))
+def test_run_all_time_in_lab(lab_timings, jupyter_lab, page, name):
+    """Every notebook runs to the end from the Run menu in JupyterLab; the time it took is recorded."""
+    lab_timings[name.removesuffix(".ipynb")] = _open_and_run(jupyter_lab, page, name)
