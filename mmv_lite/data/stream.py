@@ -1,0 +1,172 @@
+"""NumPy's default random stream, ``np.random.default_rng(entropy)``, for the world's planning: the same numbers,
+bit for bit, at a fraction of the cost for the few scalar draws a clip's plan makes.
+
+A clip's plan makes about 8 streams and a few hundred scalar draws. Through NumPy, making a stream costs about
+35 us (a ``SeedSequence`` and a ``PCG64``) and a scalar draw 1-3 us (argument checks, an array scalar); here both are
+a few Python integer operations. The arithmetic is NumPy's own:
+
+- seeding: ``SeedSequence(entropy).generate_state(4, uint64)`` (its hash mix, pool of 4 words), then PCG64's
+  ``srandom(state, inc)``;
+- ``random()``: the next 64-bit output's top 53 bits times ``2**-53``; ``uniform(a, b)``: ``a + (b - a) * random()``;
+- ``integers(n)``: Lemire's bounded draw, on 32-bit halves of the 64-bit output for ``n <= 2**32`` (the other half
+  kept for the next such draw, as PCG64's ``next_uint32`` does), on whole outputs above.
+
+``tests/test_stream.py`` draws long mixed sequences from both and compares them. Anything else (``standard_normal``)
+is handed to a NumPy generator set to this stream's state (:meth:`Stream.generator`), as ``standard_normal`` is.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_M32, _M64, _M128 = (1 << 32) - 1, (1 << 64) - 1, (1 << 128) - 1
+_INIT_A, _MULT_A, _INIT_B, _MULT_B = 0x43B0D7E5, 0x931E8875, 0x8B51F9DD, 0x58F38DED
+_MIX_L, _MIX_R = 0xCA01F9DD, 0x4973F715
+_PCG_MULT = 0x2360ED051FC65DA44385DF649FCCF645
+_POOL = 4
+
+
+def _words(entropy) -> list[int]:
+    """The uint32 words of ``entropy`` (an int or a sequence of ints) as ``SeedSequence`` reads them."""
+    if type(entropy) is list and all(type(e) is int and 0 <= e <= _M32 for e in entropy):
+        return entropy  # the common case: one word each
+    if isinstance(entropy, (int, np.integer)):
+        n = int(entropy)
+        if n < 0:
+            raise ValueError(f"entropy {n} is negative; expected a non-negative integer")
+        out = [n & _M32]
+        while n > _M32:
+            n >>= 32
+            out.append(n & _M32)
+        return out
+    return [w for e in entropy for w in _words(e)]
+
+
+def _constants(init: int, mult: int, n: int) -> list[int]:
+    out = [init]
+    for _ in range(n):
+        out.append((out[-1] * mult) & _M32)
+    return out
+
+
+_HASH_A = _constants(_INIT_A, _MULT_A, 64)  # SeedSequence's hash constant before each of its hashmix calls ...
+_HASH_B = _constants(_INIT_B, _MULT_B, 8)  # ... and in generate_state: they depend on no data
+
+
+_MIX_STEPS = [  # (dst, src, hash constant, the next one) of each step of SeedSequence's pool mixing
+    (dst, src, _HASH_A[k], _HASH_A[k + 1])
+    for k, (src, dst) in enumerate(((s, d) for s in range(_POOL) for d in range(_POOL) if s != d), start=_POOL)
+]
+
+
+def _seed_state(entropy) -> tuple[int, int]:
+    """PCG64's ``(state, inc)`` after ``PCG64(SeedSequence(entropy))``."""
+    data = _words(entropy)
+    if len(data) > 20:
+        raise ValueError(f"entropy of {len(data)} words; expected at most 20")
+    ha = _HASH_A
+    pool = []
+    for i in range(_POOL):  # hashmix(value): value ^= h; h *= MULT_A; value *= h; value ^= value >> 16
+        v = ((data[i] if i < len(data) else 0) ^ ha[i]) * ha[i + 1] & _M32
+        pool.append(v ^ (v >> 16))
+    for dst, src, h, h1 in _MIX_STEPS:
+        v = (pool[src] ^ h) * h1 & _M32
+        r = (_MIX_L * pool[dst] - _MIX_R * (v ^ (v >> 16))) & _M32
+        pool[dst] = r ^ (r >> 16)
+    k = _POOL + len(_MIX_STEPS)
+    for value in data[_POOL:]:
+        for dst in range(_POOL):
+            v = (value ^ ha[k]) * ha[k + 1] & _M32
+            k += 1
+            r = (_MIX_L * pool[dst] - _MIX_R * (v ^ (v >> 16))) & _M32
+            pool[dst] = r ^ (r >> 16)
+    hb, words = _HASH_B, []
+    for i in range(8):  # generate_state(4, uint64): 8 uint32 words, pairs little-endian
+        v = (pool[i % _POOL] ^ hb[i]) * hb[i + 1] & _M32
+        words.append(v ^ (v >> 16))
+    v = [words[2 * i] | (words[2 * i + 1] << 32) for i in range(4)]
+    initstate, initseq = (v[0] << 64) | v[1], (v[2] << 64) | v[3]
+    inc = ((initseq << 1) | 1) & _M128
+    state = ((inc + initstate) * _PCG_MULT + inc) & _M128  # srandom: state 0, a step (inc), + initstate, a step
+    return state, inc
+
+
+class Stream:
+    """``np.random.default_rng(entropy)`` for scalar ``random``, ``uniform``, ``integers`` (and ``uniform`` with a
+    ``size``), the same numbers in the same order."""
+
+    __slots__ = ("_state", "_inc", "_half")
+
+    def __init__(self, entropy) -> None:
+        self._state, self._inc = _seed_state(entropy)
+        self._half: int | None = None  # the upper 32 bits of an output whose lower half a 32-bit draw took
+
+    def _next64(self) -> int:
+        s = self._state = (self._state * _PCG_MULT + self._inc) & _M128
+        hi, rot = s >> 64, s >> 122
+        x = hi ^ (s & _M64)
+        return ((x >> rot) | (x << (64 - rot))) & _M64
+
+    def _next32(self) -> int:
+        if self._half is not None:
+            out, self._half = self._half, None
+            return out
+        x = self._next64()
+        self._half = x >> 32
+        return x & _M32
+
+    def random(self) -> float:
+        return (self._next64() >> 11) * (1.0 / 9007199254740992.0)
+
+    def uniform(self, low: float = 0.0, high: float = 1.0, size: int | None = None):
+        span = float(high) - float(low)
+        if size is None:
+            return float(low) + span * self.random()
+        return np.array([float(low) + span * self.random() for _ in range(size)])
+
+    def integers(self, high: int) -> int:
+        """A uniform integer in ``[0, high)``."""
+        last = int(high) - 1
+        if last < 0:
+            raise ValueError(f"high={high}; expected a positive integer")
+        if last == 0:
+            return 0  # NumPy draws nothing
+        if last <= _M32:
+            if last == _M32:
+                return self._next32()
+            n = last + 1
+            m = self._next32() * n
+            if (m & _M32) < n:
+                threshold = (_M32 - last) % n
+                while (m & _M32) < threshold:
+                    m = self._next32() * n
+            return m >> 32
+        if last == _M64:
+            return self._next64()
+        n = last + 1
+        m = self._next64() * n
+        if (m & _M64) < n:
+            threshold = (_M64 - last) % n
+            while (m & _M64) < threshold:
+                m = self._next64() * n
+        return m >> 64
+
+    def standard_normal(self, size: int) -> np.ndarray:
+        """NumPy's ``standard_normal(size)`` (its ziggurat) by :meth:`generator`; this stream moves on past it."""
+        g = self.generator()
+        out = g.standard_normal(size)
+        state = g.bit_generator.state
+        self._state, self._inc = state["state"]["state"], state["state"]["inc"]
+        self._half = state["uinteger"] if state["has_uint32"] else None
+        return out
+
+    def generator(self) -> np.random.Generator:
+        """A NumPy generator at this stream's place (for the draws not made here); this stream is not advanced."""
+        bits = np.random.PCG64()
+        bits.state = {
+            "bit_generator": "PCG64",
+            "state": {"state": self._state, "inc": self._inc},
+            "has_uint32": int(self._half is not None),
+            "uinteger": self._half or 0,
+        }
+        return np.random.Generator(bits)
