@@ -1,9 +1,10 @@
 """NumPy's default random stream, ``np.random.default_rng(entropy)``, for the world's planning: the same numbers,
 bit for bit, at a fraction of the cost for the few scalar draws a clip's plan makes.
 
-A clip's plan makes about 8 streams and a few hundred scalar draws. Through NumPy, making a stream costs about
-35 us (a ``SeedSequence`` and a ``PCG64``) and a scalar draw 1-3 us (argument checks, an array scalar); here both are
-a few Python integer operations. The arithmetic is NumPy's own:
+A clip's plan makes about 8 streams and some 300 scalar draws. Through NumPy, making a stream costs about 35 us (a
+``SeedSequence`` and a ``PCG64``) and a scalar draw 1-3 us (argument checks, an array scalar). Here the seeding is
+a few Python integer operations, the raw 64-bit outputs come from NumPy's PCG64 32 at a time (``random_raw``), and
+a draw is a list read and NumPy's own arithmetic on it:
 
 - seeding: ``SeedSequence(entropy).generate_state(4, uint64)`` (its hash mix, pool of 4 words), then PCG64's
   ``srandom(state, inc)``;
@@ -17,6 +18,8 @@ is handed to a NumPy generator set to this stream's state (:meth:`Stream.generat
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 _M32, _M64, _M128 = (1 << 32) - 1, (1 << 64) - 1, (1 << 128) - 1
@@ -28,18 +31,19 @@ _POOL = 4
 
 def _words(entropy) -> list[int]:
     """The uint32 words of ``entropy`` (an int or a sequence of ints) as ``SeedSequence`` reads them."""
-    if type(entropy) is list and all(type(e) is int and 0 <= e <= _M32 for e in entropy):
-        return entropy  # the common case: one word each
-    if isinstance(entropy, (int, np.integer)):
-        n = int(entropy)
-        if n < 0:
-            raise ValueError(f"entropy {n} is negative; expected a non-negative integer")
-        out = [n & _M32]
-        while n > _M32:
-            n >>= 32
-            out.append(n & _M32)
-        return out
-    return [w for e in entropy for w in _words(e)]
+    if isinstance(entropy, (list, tuple)):
+        values = [operator.index(e) for e in entropy]  # ints (NumPy's too); a float is refused, as NumPy does
+        if all(0 <= v <= _M32 for v in values):
+            return values  # the common case: one word each
+        return [w for v in values for w in _words(v)]
+    n = operator.index(entropy)
+    if n < 0:
+        raise ValueError(f"entropy {n} is negative; expected a non-negative integer")
+    out = [n & _M32]
+    while n > _M32:
+        n >>= 32
+        out.append(n & _M32)
+    return out
 
 
 def _constants(init: int, mult: int, n: int) -> list[int]:
@@ -91,21 +95,42 @@ def _seed_state(entropy) -> tuple[int, int]:
     return state, inc
 
 
+_BLOCK = 32  # outputs drawn from NumPy at a time
+_BITS = np.random.PCG64(0)  # set to a stream's state to draw its next block
+_LCG_MUL, _LCG_ADD = [1], [0]  # k steps of the LCG: state -> MUL[k] * state + ADD[k] * inc (mod 2**128)
+for _ in range(_BLOCK):
+    _LCG_MUL.append(_LCG_MUL[-1] * _PCG_MULT & _M128)
+    _LCG_ADD.append((_LCG_ADD[-1] * _PCG_MULT + 1) & _M128)
+
+
 class Stream:
     """``np.random.default_rng(entropy)`` for scalar ``random``, ``uniform``, ``integers`` (and ``uniform`` with a
     ``size``), the same numbers in the same order."""
 
-    __slots__ = ("_state", "_inc", "_half")
+    __slots__ = ("_start", "_inc", "_half", "_block", "_pos")
 
     def __init__(self, entropy) -> None:
-        self._state, self._inc = _seed_state(entropy)
+        self._start, self._inc = _seed_state(entropy)  # the generator's state before the first output of _block
         self._half: int | None = None  # the upper 32 bits of an output whose lower half a 32-bit draw took
+        self._block: list[int] = []  # the next outputs, made by NumPy a block at a time (one call, no per-draw cost)
+        self._pos = 0
 
     def _next64(self) -> int:
-        s = self._state = (self._state * _PCG_MULT + self._inc) & _M128
-        hi, rot = s >> 64, s >> 122
-        x = hi ^ (s & _M64)
-        return ((x >> rot) | (x << (64 - rot))) & _M64
+        if self._pos == len(self._block):
+            self._start = self._state()
+            _BITS.state = {
+                "bit_generator": "PCG64",
+                "state": {"state": self._start, "inc": self._inc},
+                "has_uint32": 0,
+                "uinteger": 0,
+            }
+            self._block, self._pos = _BITS.random_raw(_BLOCK).tolist(), 0
+        self._pos += 1
+        return self._block[self._pos - 1]
+
+    def _state(self) -> int:
+        """The generator's state after the outputs drawn so far: ``pos`` steps of the LCG from ``_start``."""
+        return (_LCG_MUL[self._pos] * self._start + _LCG_ADD[self._pos] * self._inc) & _M128
 
     def _next32(self) -> int:
         if self._half is not None:
@@ -116,10 +141,16 @@ class Stream:
         return x & _M32
 
     def random(self) -> float:
+        if self._pos < len(self._block):  # the usual case, inline
+            self._pos += 1
+            return (self._block[self._pos - 1] >> 11) * (1.0 / 9007199254740992.0)
         return (self._next64() >> 11) * (1.0 / 9007199254740992.0)
 
     def uniform(self, low: float = 0.0, high: float = 1.0, size: int | None = None):
         span = float(high) - float(low)
+        if size is None and self._pos < len(self._block):  # the usual case, inline
+            self._pos += 1
+            return float(low) + span * ((self._block[self._pos - 1] >> 11) * (1.0 / 9007199254740992.0))
         if size is None:
             return float(low) + span * self.random()
         return np.array([float(low) + span * self.random() for _ in range(size)])
@@ -156,7 +187,7 @@ class Stream:
         g = self.generator()
         out = g.standard_normal(size)
         state = g.bit_generator.state
-        self._state, self._inc = state["state"]["state"], state["state"]["inc"]
+        self._start, self._block, self._pos = state["state"]["state"], [], 0
         self._half = state["uinteger"] if state["has_uint32"] else None
         return out
 
@@ -165,7 +196,7 @@ class Stream:
         bits = np.random.PCG64()
         bits.state = {
             "bit_generator": "PCG64",
-            "state": {"state": self._state, "inc": self._inc},
+            "state": {"state": self._state(), "inc": self._inc},
             "has_uint32": int(self._half is not None),
             "uinteger": self._half or 0,
         }
