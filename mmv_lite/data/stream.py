@@ -31,18 +31,17 @@ _POOL = 4
 
 def _words(entropy) -> list[int]:
     """The uint32 words of ``entropy`` (an int or a sequence of ints) as ``SeedSequence`` reads them."""
-    if isinstance(entropy, (list, tuple)):
-        values = [operator.index(e) for e in entropy]  # ints (NumPy's too); a float is refused, as NumPy does
-        if all(0 <= v <= _M32 for v in values):
-            return values  # the common case: one word each
-        return [w for v in values for w in _words(v)]
-    n = operator.index(entropy)
-    if n < 0:
-        raise ValueError(f"entropy {n} is negative; expected a non-negative integer")
-    out = [n & _M32]
-    while n > _M32:
-        n >>= 32
+    values = [operator.index(e) for e in entropy] if isinstance(entropy, (list, tuple)) else [operator.index(entropy)]
+    if all(0 <= v <= _M32 for v in values):
+        return values  # the common case: one word each
+    out = []
+    for n in values:  # a float is refused above (operator.index), as NumPy does; a large int is split in words
+        if n < 0:
+            raise ValueError(f"entropy {n} is negative; expected non-negative integers")
         out.append(n & _M32)
+        while n > _M32:
+            n >>= 32
+            out.append(n & _M32)
     return out
 
 
@@ -63,27 +62,56 @@ _MIX_STEPS = [  # (dst, src, hash constant, the next one) of each step of SeedSe
 ]
 
 
+def _hashmix(value: int, k: int) -> int:
+    """SeedSequence's hashmix with its k-th hash constant: value ^= h; h *= MULT_A; value *= h; value ^= value >> 16."""
+    v = (value ^ _HASH_A[k]) * _HASH_A[k + 1] & _M32
+    return v ^ (v >> 16)
+
+
+def _mixed(x: int, y: int) -> int:
+    r = (_MIX_L * x - _MIX_R * y) & _M32
+    return r ^ (r >> 16)
+
+
+def _prefix(w0: int, w1: int) -> tuple[int, int, int, int, int, int]:
+    """The pool mixing's first two rounds (their sources are pool words 0 and 1) for entropy that starts ``w0, w1``:
+    words 0 and 1 after them, and the two values each round mixes into words 2 and 3. The world's streams share their
+    first two words (the world's seed and the split; a caption's video), so this is made once per prefix."""
+    key = (w0, w1)
+    if key not in _PREFIXES:
+        if len(_PREFIXES) > 4096:
+            _PREFIXES.clear()
+        pool, into = [_hashmix(w0, 0), _hashmix(w1, 1)], {2: [], 3: []}
+        for k, (dst, src, _, _) in enumerate(_MIX_STEPS[:6], start=_POOL):  # the rounds of sources 0 and 1
+            v = _hashmix(pool[src], k)
+            if dst < 2:
+                pool[dst] = _mixed(pool[dst], v)
+            else:
+                into[dst].append(v)
+        _PREFIXES[key] = (pool[0], pool[1], *into[2], *into[3])
+    return _PREFIXES[key]
+
+
+_PREFIXES: dict[tuple[int, int], tuple[int, int, int, int, int, int]] = {}
+
+
 def _seed_state(entropy) -> tuple[int, int]:
     """PCG64's ``(state, inc)`` after ``PCG64(SeedSequence(entropy))``."""
     data = _words(entropy)
     if len(data) > 20:
         raise ValueError(f"entropy of {len(data)} words; expected at most 20")
-    ha = _HASH_A
-    pool = []
-    for i in range(_POOL):  # hashmix(value): value ^= h; h *= MULT_A; value *= h; value ^= value >> 16
-        v = ((data[i] if i < len(data) else 0) ^ ha[i]) * ha[i + 1] & _M32
-        pool.append(v ^ (v >> 16))
-    for dst, src, h, h1 in _MIX_STEPS:
+    w = data + [0] * (_POOL - len(data))
+    p0, p1, a2, b2, a3, b3 = _prefix(w[0], w[1])
+    pool = [p0, p1, _mixed(_mixed(_hashmix(w[2], 2), a2), b2), _mixed(_mixed(_hashmix(w[3], 3), a3), b3)]
+    for dst, src, h, h1 in _MIX_STEPS[6:]:  # the rounds of sources 2 and 3
         v = (pool[src] ^ h) * h1 & _M32
         r = (_MIX_L * pool[dst] - _MIX_R * (v ^ (v >> 16))) & _M32
         pool[dst] = r ^ (r >> 16)
     k = _POOL + len(_MIX_STEPS)
     for value in data[_POOL:]:
         for dst in range(_POOL):
-            v = (value ^ ha[k]) * ha[k + 1] & _M32
+            pool[dst] = _mixed(pool[dst], _hashmix(value, k))
             k += 1
-            r = (_MIX_L * pool[dst] - _MIX_R * (v ^ (v >> 16))) & _M32
-            pool[dst] = r ^ (r >> 16)
     hb, words = _HASH_B, []
     for i in range(8):  # generate_state(4, uint64): 8 uint32 words, pairs little-endian
         v = (pool[i % _POOL] ^ hb[i]) * hb[i + 1] & _M32
