@@ -185,6 +185,22 @@ class Stream:
 
     def integers(self, high: int) -> int:
         """A uniform integer in ``[0, high)``."""
+        if type(high) is int and 1 < high <= _M32:  # the usual case, inline: Lemire on the next 32 bits
+            if self._half is not None:
+                bits, self._half = self._half, None
+            elif self._pos < len(self._block):
+                x = self._block[self._pos]
+                self._pos += 1
+                bits, self._half = x & _M32, x >> 32
+            else:
+                bits = self._next32()
+            m = bits * high
+            if (m & _M32) >= high:
+                return m >> 32
+            threshold = (_M32 + 1 - high) % high
+            while (m & _M32) < threshold:
+                m = self._next32() * high
+            return m >> 32
         last = int(high) - 1
         if last < 0:
             raise ValueError(f"high={high}; expected a positive integer")
