@@ -19,6 +19,7 @@ is handed to a NumPy generator set to this stream's state (:meth:`Stream.generat
 from __future__ import annotations
 
 import operator
+import threading
 
 import numpy as np
 
@@ -125,6 +126,7 @@ def _seed_state(entropy) -> tuple[int, int]:
 
 _BLOCK = 32  # outputs drawn from NumPy at a time
 _BITS = np.random.PCG64(0)  # set to a stream's state to draw its next block
+_BITS_LOCK = threading.Lock()
 _LCG_MUL, _LCG_ADD = [1], [0]  # k steps of the LCG: state -> MUL[k] * state + ADD[k] * inc (mod 2**128)
 for _ in range(_BLOCK):
     _LCG_MUL.append(_LCG_MUL[-1] * _PCG_MULT & _M128)
@@ -146,13 +148,10 @@ class Stream:
     def _next64(self) -> int:
         if self._pos == len(self._block):
             self._start = self._state()
-            _BITS.state = {
-                "bit_generator": "PCG64",
-                "state": {"state": self._start, "inc": self._inc},
-                "has_uint32": 0,
-                "uinteger": 0,
-            }
-            self._block, self._pos = _BITS.random_raw(_BLOCK).tolist(), 0
+            state = {"state": self._start, "inc": self._inc}
+            with _BITS_LOCK:  # one generator per process, shared by the streams of every thread
+                _BITS.state = {"bit_generator": "PCG64", "state": state, "has_uint32": 0, "uinteger": 0}
+                self._block, self._pos = _BITS.random_raw(_BLOCK).tolist(), 0
         self._pos += 1
         return self._block[self._pos - 1]
 
