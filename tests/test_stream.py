@@ -26,7 +26,7 @@ def test_stream_draws_numpys_numbers_in_any_order():
         entropy = [int(x) for x in chooser.integers(0, 2**40 if trial % 3 == 0 else 1000, chooser.integers(1, 7))]
         entropy = entropy[0] if trial % 7 == 0 else entropy
         numpy_rng, stream = np.random.default_rng(entropy), Stream(entropy)
-        for op in chooser.integers(6, size=100):
+        for op in chooser.integers(6, size=700 if trial % 10 == 0 else 100):  # long ones: blocks refilled
             if op == 0:
                 assert stream.random() == numpy_rng.random()
             elif op == 1:

@@ -3,8 +3,8 @@ bit for bit, at a fraction of the cost for the few scalar draws a clip's plan ma
 
 A clip's plan makes about 8 streams and some 300 scalar draws. Through NumPy, making a stream costs about 35 us (a
 ``SeedSequence`` and a ``PCG64``) and a scalar draw 1-3 us (argument checks, an array scalar). Here the seeding is
-a few Python integer operations, the raw 64-bit outputs come from NumPy's PCG64 32 at a time (``random_raw``), and
-a draw is a list read and NumPy's own arithmetic on it:
+a few Python integer operations, the raw 64-bit outputs come from NumPy's PCG64 32, then 256 at a time
+(``random_raw``), and a draw is a list read and NumPy's own arithmetic on it:
 
 - seeding: ``SeedSequence(entropy).generate_state(4, uint64)`` (its hash mix, pool of 4 words), then PCG64's
   ``srandom(state, inc)``;
@@ -124,11 +124,11 @@ def _seed_state(entropy) -> tuple[int, int]:
     return state, inc
 
 
-_BLOCK = 32  # outputs drawn from NumPy at a time
+_BLOCKS = (32, 256)  # outputs drawn from NumPy at a time: the first block of a stream, and the next ones
 _BITS = np.random.PCG64(0)  # set to a stream's state to draw its next block
 _BITS_LOCK = threading.Lock()
 _LCG_MUL, _LCG_ADD = [1], [0]  # k steps of the LCG: state -> MUL[k] * state + ADD[k] * inc (mod 2**128)
-for _ in range(_BLOCK):
+for _ in range(_BLOCKS[1]):
     _LCG_MUL.append(_LCG_MUL[-1] * _PCG_MULT & _M128)
     _LCG_ADD.append((_LCG_ADD[-1] * _PCG_MULT + 1) & _M128)
 
@@ -151,7 +151,8 @@ class Stream:
             state = {"state": self._start, "inc": self._inc}
             with _BITS_LOCK:  # one generator per process, shared by the streams of every thread
                 _BITS.state = {"bit_generator": "PCG64", "state": state, "has_uint32": 0, "uinteger": 0}
-                self._block, self._pos = _BITS.random_raw(_BLOCK).tolist(), 0
+                size = _BLOCKS[bool(self._block)]  # a small first block: most streams draw a few numbers
+                self._block, self._pos = _BITS.random_raw(size).tolist(), 0
         self._pos += 1
         return self._block[self._pos - 1]
 
