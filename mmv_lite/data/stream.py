@@ -169,16 +169,19 @@ class Stream:
         return x & _M32
 
     def random(self) -> float:
-        if self._pos < len(self._block):  # the usual case, inline
-            self._pos += 1
-            return (self._block[self._pos - 1] >> 11) * (1.0 / 9007199254740992.0)
+        pos = self._pos
+        if pos < len(self._block):  # the usual case, inline
+            self._pos = pos + 1
+            return (self._block[pos] >> 11) * (1.0 / 9007199254740992.0)
         return (self._next64() >> 11) * (1.0 / 9007199254740992.0)
 
     def uniform(self, low: float = 0.0, high: float = 1.0, size: int | None = None):
+        pos = self._pos
+        if size is None and pos < len(self._block):  # the usual case, inline
+            self._pos = pos + 1
+            low = float(low)
+            return low + (float(high) - low) * ((self._block[pos] >> 11) * (1.0 / 9007199254740992.0))
         span = float(high) - float(low)
-        if size is None and self._pos < len(self._block):  # the usual case, inline
-            self._pos += 1
-            return float(low) + span * ((self._block[self._pos - 1] >> 11) * (1.0 / 9007199254740992.0))
         if size is None:
             return float(low) + span * self.random()
         return np.array([float(low) + span * self.random() for _ in range(size)])
