@@ -26,6 +26,8 @@ clips a training run draws (each from a video of its own):
 - ``reference_ms_per_clip``: today's per-clip NumPy renderer, frames + sound + log-mel (``WorldClips._frames`` and
   ``_logmel``), the plan made beforehand;
 - ``batched_ms_per_clip``: :func:`mmv_lite.data.render.render_batch` on batches of 32 (collated parameters);
+- ``batched_parts_ms_per_clip``: where the batched renderer's time goes: frames, sound and log-mel, CPU ms per clip,
+  on batches of 32 (training's) and 128;
 - ``planning_ms_per_clip``: what a worker does per clip when the batch is drawn elsewhere
   (``WorldClips.planned``: plan, narration, text ids and the render parameters);
 - ``planning_clips_per_s_2_workers``: planned items through a DataLoader with 2 workers (batch 32, collated), wall
@@ -49,6 +51,7 @@ import time
 import torch
 
 from mmv_lite.config import get_config
+from mmv_lite.data import render
 from mmv_lite.data.sampling import PlannedItems, StepBatchSampler, step_loader
 from mmv_lite.data.world import WorldClips, plan_clip, world_word_vectors
 from mmv_lite.files import atomic_write
@@ -97,6 +100,27 @@ def rendering(ds: WorldClips, indices: list[int], batch: int = 32) -> dict[str, 
     batched = time.process_time() - t0
     n = len(indices) / 1000
     return {"reference": reference / n, "batched": batched / n, "planning": planning / n}
+
+
+def batched_parts(ds: WorldClips, indices: list[int], batch: int) -> dict[str, float]:
+    """CPU ms per clip of each part of the batched renderer (frames, sound, log-mel) on batches of ``batch``: where
+    its time goes."""
+    params = [
+        ds.collate([ds.planned(i) for i in indices[j : j + batch]])["render"] for j in range(0, len(indices), batch)
+    ]
+    times = {"frames": 0.0, "sound": 0.0, "log_mel": 0.0}
+    for p in params:
+        codes = {k: p[k] for k in render.CPU_KEYS}
+        t0 = time.process_time()
+        render.render_frames(p, codes["kind"], ds.cfg)
+        t1 = time.process_time()
+        waves = render.render_waves(p, codes, ds.cfg)
+        t2 = time.process_time()
+        render.log_mel(waves, ds.cfg)
+        t3 = time.process_time()
+        for key, dt in zip(times, (t1 - t0, t2 - t1, t3 - t2)):
+            times[key] += dt
+    return {key: t / len(indices) * 1000 for key, t in times.items()}
 
 
 def gpu_ms_per_clip(ds: WorldClips, indices: list[int], batch: int = 32) -> float:
@@ -149,6 +173,7 @@ def render_comparison(cfg, words, clips: int, rounds: int) -> dict:
     ds = WorldClips(cfg.data, "train", cfg.world, words)
     rendering(ds, training_indices(32, seed=99))  # first-call costs out of the timing
     runs = [rendering(ds, training_indices(clips, seed=r)) for r in range(rounds)]
+    parts = {str(b): batched_parts(ds, training_indices(max(clips, b), seed=0), b) for b in (32, 128)}
     os.sched_setaffinity(0, cores)
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     out = {
@@ -162,6 +187,7 @@ def render_comparison(cfg, words, clips: int, rounds: int) -> dict:
         "planning_ms_per_clip": med["planning"],
         "batched_speedup": med["reference"] / med["batched"],
         "per_round": runs,
+        "batched_parts_ms_per_clip": parts,
         "planning_clips_per_s_2_workers": planning_rate(ds, max(clips * 4, 64)),
         "planning_clips_per_s_2_workers_from_cpu_time": 2 * 1000 / med["planning"],
         "gpu": None,
@@ -218,6 +244,8 @@ def main() -> None:
         for key in ("reference_ms_per_clip", "batched_ms_per_clip", "planning_ms_per_clip"):
             print(f"{key:>32} {report[key]:8.3f}")
         print(f"{'batched speed-up':>32} {report['batched_speedup']:8.2f}x")
+        for b, part in report["batched_parts_ms_per_clip"].items():
+            print(f"{'batch ' + b + ': ' + ', '.join(part):>32} " + " ".join(f"{v:.3f}" for v in part.values()))
         print(f"{'planning, 2 workers, clips/s':>32} {report['planning_clips_per_s_2_workers']:8.0f}")
         for mode, rate in report["loader_clips_per_s_2_workers"].items():
             print(f"{'loader, 2 workers, ' + mode + ', clips/s':>32} {rate:8.0f}")

@@ -360,11 +360,17 @@ def _fundamentals(p: dict[str, torch.Tensor], codes: dict[str, torch.Tensor], n:
     return z, phase, gain
 
 
+_WINDOW_SPECTRA: dict[tuple[int, str], torch.Tensor] = {}
+
+
 def _smooth(x: torch.Tensor) -> torch.Tensor:
     """``np.convolve(row, hanning(161) / sum, mode="same")`` for each row of ``x (b, n)``, by FFT."""
-    w = torch.from_numpy(np.hanning(161) / np.hanning(161).sum()).to(x.device)
     size = 1 << (x.shape[1] + 160 - 1).bit_length()  # a power of two: the FFT's fast size
-    spec = torch.fft.rfft(x, size) * torch.fft.rfft(w, size)
+    key = (size, str(x.device))
+    if key not in _WINDOW_SPECTRA:  # the window's spectrum, made once
+        w = torch.from_numpy(np.hanning(161) / np.hanning(161).sum()).to(x.device)
+        _WINDOW_SPECTRA[key] = torch.fft.rfft(w, size)
+    spec = torch.fft.rfft(x, size) * _WINDOW_SPECTRA[key]
     return torch.fft.irfft(spec, size)[:, 80 : 80 + x.shape[1]]
 
 

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from ..config import WorldConfig
+from .stream import Stream
 
 log = logging.getLogger(__name__)
 
@@ -551,7 +552,7 @@ class Narration:
 
     def text(self, i: int) -> str:
         if i not in self._texts:  # the clips of a video share its captions: each is worded once
-            rng = np.random.default_rng([self.seed, i])
+            rng = Stream([self.seed, i])  # np.random.default_rng([self.seed, i])'s numbers
             if self.about[i] < 0:
                 self._texts[i] = _pick(rng, FILLER_ONLY)
             else:

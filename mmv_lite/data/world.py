@@ -58,6 +58,7 @@ from ..config import DataConfig, WorldConfig
 from ..files import atomic_write
 from . import items, render, synth
 from .audio import LogMel, num_audio_samples
+from .stream import Stream
 from .text import WordVectors
 
 WORDS_FILE = Path(__file__).with_name("world_words.bin")  # the world's word vectors, made by make_world_words
@@ -125,7 +126,7 @@ def _video_plan(w: WorldConfig, split: str, video: int) -> tuple[list[synth.Segm
     key = (type(w), tuple(vars(w).values()), split, video)  # every dial, as a tuple of scalars: cheap to hash
     if key in _VIDEO_PLANS:
         return _VIDEO_PLANS[key]
-    rng = np.random.default_rng([w.seed, SPLIT_CODES[split], video])
+    rng = Stream([w.seed, SPLIT_CODES[split], video])  # np.random.default_rng's numbers, made faster
     segments, background = _segments(rng, w)
     told = segments
     if rng.random() >= w.text_correspondence:  # narrations of an unrelated video
@@ -152,7 +153,7 @@ def plan_clip(world: WorldConfig, split: str, index: int, clip_seconds: float) -
     per_video = w.clips_per_video if split == "train" else 1
     video, part = divmod(index, per_video)
     segments, background, narration = _video_plan(w, split, video)
-    rng = np.random.default_rng([w.seed, SPLIT_CODES[split], video, 1 + part])  # this clip of it
+    rng = Stream([w.seed, SPLIT_CODES[split], video, 1 + part])  # this clip of it
     size, extra = divmod(len(segments), per_video)  # part `part` of np.array_split(segments, per_video) ...
     first = part * size + min(part, extra)
     shown = first + int(rng.integers(size + (part < extra)))  # ... and the draw of rng.choice over it
@@ -326,7 +327,7 @@ class WorldClips(Dataset):
         """What :func:`mmv_lite.data.render.render_batch` needs to draw item ``index`` (planned as ``p``): the same
         factors and the same random streams as :meth:`_frames` and :meth:`_logmel`."""
         code = [self.world.seed, SPLIT_CODES[self.split], index]
-        streams = np.random.default_rng(code + [1]), np.random.default_rng(code + [2])
+        streams = Stream(code + [1]), Stream(code + [2])  # np.random.default_rng(code + [k])'s numbers
         return render.clip_params(
             self.cfg, p.segments[p.segment], p.background, p.sound, p.noise, self._t0(p), *streams
         )
