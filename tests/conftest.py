@@ -79,7 +79,8 @@ def one_thread():
 
 
 # The suite writes nothing into the source tree: caches, runs and outputs go to temp folders. These hooks list the
-# untracked paths (ignored ones included) before and after the session, and fail the session if new ones appear.
+# untracked paths (ignored ones included) before and after the session, and fail the session if new ones appear
+# (with pytest-xdist, once, in the controller, after every worker has finished).
 # Screenshots of the browser tests (test-artifacts/) and Python's own caches are the exceptions.
 _OWN_LEFTOVERS = ("__pycache__", ".pytest_cache", ".ruff_cache", "test-artifacts", ".egg-info", ".ipynb_checkpoints")
 
@@ -96,7 +97,8 @@ def _untracked_paths() -> set[str] | None:
 
 
 def pytest_sessionstart(session):
-    session.config._untracked_before = _untracked_paths()
+    if not hasattr(session.config, "workerinput"):  # with pytest-xdist, the controller alone compares (at the end)
+        session.config._untracked_before = _untracked_paths()
 
 
 def pytest_sessionfinish(session, exitstatus):
