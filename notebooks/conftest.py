@@ -9,6 +9,9 @@ set in the environment wins over the defaults below.
   waits, 4.9 s with 2 threads and ``OMP_WAIT_POLICY=PASSIVE``, 5.5 s with 1 thread.
 - ``MMV_LITE_CACHE_DIR``, ``MMV_LITE_RUNS``: temp folders of this run for the decode cache and the notebooks'
   training runs (never ``data_samples/.cache`` or ``runs/``).
+- A cell may run for 15 minutes, not nbmake's default 5 (an explicit ``--nbmake-timeout`` other than 300 wins): the
+  limit is there to catch a hang, not to time the course. Notebook 03 trains for one to two minutes on a
+  quiet 2-core CPU, and its training cell ran past 5 minutes on the same machine with other work beside it.
 - ``MMV_LITE_SOLUTIONS=1``: every exercise's starter function is replaced by its solution (``mmv_lite.exercises``),
   so the notebooks run top to bottom with every check passing.
 """
@@ -46,3 +49,11 @@ def pytest_sessionfinish(session, exitstatus):
         from mmv_lite.tools.render_notebooks import record_timings
 
         record_timings(os.environ["MMV_LAB_TIMINGS"], "nbmake", _NBMAKE_SECONDS, "pytest --nbmake, one kernel each")
+
+
+NBMAKE_DEFAULT_TIMEOUT, CELL_TIMEOUT_S = 300, 900
+
+
+def pytest_configure(config):
+    if getattr(config.option, "nbmake_timeout", None) == NBMAKE_DEFAULT_TIMEOUT:
+        config.option.nbmake_timeout = CELL_TIMEOUT_S
