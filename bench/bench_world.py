@@ -52,7 +52,7 @@ import torch
 
 from mmv_lite.config import get_config
 from mmv_lite.data import render
-from mmv_lite.data.sampling import PlannedItems, StepBatchSampler, step_loader
+from mmv_lite.data.sampling import PlannedItems, StepBatchSampler, as_tensors, collate_planned, step_loader
 from mmv_lite.data.world import WorldClips, plan_clip, world_word_vectors
 from mmv_lite.files import atomic_write
 from mmv_lite.runtime import machine
@@ -143,13 +143,13 @@ def planning_rate(ds: WorldClips, clips: int, workers: int = 2, batch: int = 32)
         batch_size=batch,
         sampler=training_indices(clips + batch, seed=5),
         num_workers=workers,
-        collate_fn=ds.collate,
+        collate_fn=collate_planned,  # as step_loader's workers hand planned batches over
     )
     it = iter(loader)
     next(it)  # the workers are up
     t0, n = time.perf_counter(), 0
     for b in it:
-        n += len(b["index"])
+        n += len(as_tensors(b)["index"])
         if n >= clips:
             break
     return n / (time.perf_counter() - t0)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
+from torch.utils.data import default_collate
 
 from mmv_lite.config import TrainConfig, WorldConfig, get_config
 from mmv_lite.data import render, synth
-from mmv_lite.data.sampling import CPU_RENDER, RenderedBatches, render_mode, step_loader
+from mmv_lite.data.sampling import CPU_RENDER, RenderedBatches, as_tensors, collate_planned, render_mode, step_loader
 from mmv_lite.data.world import WorldClips, world_word_vectors
 
 CFG = get_config("lite")
@@ -100,6 +102,33 @@ def test_the_loader_draws_where_the_training_runs(words):
     for mode in ("batch", "device"):
         for reference, drawn in zip(batches["clip"], batches[mode]):
             _assert_same_clips(reference, drawn)
+
+
+def test_planned_batches_cross_as_arrays_and_come_back_as_default_collate_makes_them(words):
+    """Workers hand planned batches over as NumPy arrays (cheaper than one shared-memory segment per tensor);
+    back in the main process they are default_collate's tensors: the same keys, dtypes, shapes and values."""
+    ds = WorldClips(CFG.data, "val", CFG.world, words)
+    items = [ds.planned(i) for i in range(5)]
+    for i, item in enumerate(items):
+        item["np_scalar"] = np.float32(i / 2)  # NumPy scalars stack too
+    crossed = collate_planned(items)
+    assert all(isinstance(v, (np.ndarray, list, dict)) for v in crossed.values())
+    assert all(isinstance(v, np.ndarray) for v in crossed["render"].values())
+    expected, got = default_collate(items), as_tensors(crossed)
+
+    def same(a, b, where):
+        assert type(a) is type(b), where
+        if isinstance(a, dict):
+            assert a.keys() == b.keys(), where
+            for k in a:
+                same(a[k], b[k], f"{where}.{k}")
+        elif isinstance(a, torch.Tensor):
+            assert a.dtype == b.dtype and a.shape == b.shape, where
+            assert torch.equal(a, b) or torch.allclose(a, b, rtol=0, atol=0, equal_nan=True), where  # NaN: no partial
+        else:
+            assert a == b, where
+
+    same(expected, got, "batch")
 
 
 def test_the_cache_key_follows_every_dial(words):

@@ -62,22 +62,23 @@ def clip_item(
 ) -> dict[str, Any]:
     """One item of the contract above. ``caption_ids``: ``(n, max_words)`` word ids of the clip's ``n <= K``
     candidate narrations, nearest first (None or ``n = 0``: no narration); ``labels``: (action, sound, image)."""
-    text_ids = torch.zeros(num_candidates, max_words, dtype=torch.long)
-    text_valid = torch.zeros(num_candidates, dtype=torch.bool)
+    # Built in NumPy and handed to torch once per field: torch's per-op cost is most of an item's cost in the world
+    # stream, where planning has to keep up with a GPU (docs/BENCHMARKS.md, "Planning").
+    text_ids = np.zeros((num_candidates, max_words), dtype=np.int64)
     if caption_ids is not None and len(caption_ids):
-        n = len(caption_ids)
-        text_ids[:n] = caption_ids
-        text_valid[:n] = caption_ids.ne(0).any(1)
+        text_ids[: len(caption_ids)] = np.asarray(caption_ids)
+    text_mask = text_ids != 0
+    text_valid = text_mask.any(1)  # a candidate with no word in the vocabulary is no candidate
     action, sound, image = labels
     return {
         "video": video,
         "audio": audio,
-        "text_ids": text_ids,
-        "text_mask": text_ids != 0,
-        "text_valid": text_valid,
-        "has_audio": torch.tensor(bool(has_audio)),
-        "has_text": torch.tensor(bool(text_valid.any())),
-        "has_video": torch.tensor(bool(has_video)),
+        "text_ids": torch.from_numpy(text_ids),
+        "text_mask": torch.from_numpy(text_mask),
+        "text_valid": torch.from_numpy(text_valid),
+        "has_audio": torch.from_numpy(np.array(bool(has_audio))),
+        "has_text": torch.from_numpy(np.array(bool(text_valid.any()))),
+        "has_video": torch.from_numpy(np.array(bool(has_video))),
         "video_id": video_id,
         "start": float(start),
         "end": float(end),

@@ -124,9 +124,11 @@ class WordVectors:
         """
         if isinstance(texts, str):
             raise TypeError("encode expects a list of strings, not a single string")
-        rows = [self.token_ids(text, max_words) for text in texts]
-        ids = torch.tensor([row + [0] * (max_words - len(row)) for row in rows], dtype=torch.long)
-        return ids.view(len(texts), max_words), ids.view(len(texts), max_words) != 0
+        ids = np.zeros((len(texts), max_words), dtype=np.int64)  # NumPy first: one torch call, not one per row
+        for r, text in enumerate(texts):
+            row = self.token_ids(text, max_words)
+            ids[r, : len(row)] = row
+        return torch.from_numpy(ids), torch.from_numpy(ids != 0)
 
     # ----------------------------------------------------------------------------------------- files
     @classmethod
