@@ -63,7 +63,7 @@ def clip_item(
     """One item of the contract above. ``caption_ids``: ``(n, max_words)`` word ids of the clip's ``n <= K``
     candidate narrations, nearest first (None or ``n = 0``: no narration); ``labels``: (action, sound, image)."""
     # Built in NumPy and handed to torch once per field: torch's per-op cost is most of an item's cost in the world
-    # stream, where planning has to keep up with a GPU (docs/BENCHMARKS.md, "Planning").
+    # stream, where planning has to keep up with a GPU (docs/BENCHMARKS.md, "The world drawn a batch at a time").
     text_ids = np.zeros((num_candidates, max_words), dtype=np.int64)
     if caption_ids is not None and len(caption_ids):
         text_ids[: len(caption_ids)] = np.asarray(caption_ids)

@@ -153,8 +153,8 @@ def collate_planned(items: list[dict[str, Any]]) -> dict[str, Any]:
 
     Workers hand planned batches over this way. A planned batch is some 47 small tensors; a tensor leaves a worker
     through a shared-memory segment of its own, which the main process opens and maps, while an array is pickled by
-    value through the pipe. With 2 workers on the 2-core CPU: about 580 planned clips/s as tensors, 1,290 as arrays
-    (``bench/bench_world.py``, docs/BENCHMARKS.md, "Planning")."""
+    value through the pipe. With 2 workers on the 2-core CPU: 552-568 planned clips/s as tensors, 1,254-1,297 as arrays
+    (``bench/bench_world.py``; docs/BENCHMARKS.md, "The world drawn a batch at a time")."""
     out: dict[str, Any] = {}
     for key, first in items[0].items():
         values = [item[key] for item in items]
