@@ -428,3 +428,23 @@ def test_default_cache_dir_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "caches"))
     ca, cb = default_cache_dir(a), default_cache_dir(b)
     assert ca.parent == cb.parent == tmp_path / "caches" and ca != cb and ca.name.startswith("videos-")
+
+
+def test_a_dataset_and_its_videos_folder_share_one_decode_cache(tiny_samples, lite_data_cfg, tmp_path, monkeypatch):
+    """ClipDataset("ROOT") and a search of "ROOT/videos" (mmv_lite.own_videos) read the same decoded clips: the
+    second decodes nothing."""
+    from mmv_lite.data.decode_cache import CACHE_ENV, default_cache_dir
+
+    root = shutil.copytree(tiny_samples, tmp_path / "samples", ignore=shutil.ignore_patterns(".cache"))
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    assert default_cache_dir(root) == default_cache_dir(root / "videos") == root / "videos" / ".cache"
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "caches"))
+    assert default_cache_dir(root) == default_cache_dir(root / "videos")
+    ClipDataset(root, "all", lite_data_cfg).warm_cache()
+    entries = sorted(p.name for p in default_cache_dir(root).iterdir())
+    videos = ClipDataset(root / "videos", "all", lite_data_cfg, annotations=False)
+    monkeypatch.setattr("mmv_lite.data.decode_cache.decode", lambda *a, **k: pytest.fail("decoded again"))
+    assert (
+        videos.warm_cache() == len(videos.videos)
+        and sorted(p.name for p in default_cache_dir(root).iterdir()) == entries
+    )

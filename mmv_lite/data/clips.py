@@ -32,8 +32,9 @@ clips.
 Short videos. A clip longer than the video starts at 0 and is *padded*, not looped: the last frame is held and the
 audio after the end is silence, so that frames and sound stay in sync.
 
-Cache. The first time a video is read it is decoded whole and kept in ``cache_dir`` (default ``ROOT/.cache``, or a
-user cache folder when ROOT is read-only); later reads memory-map it (``mmv_lite.data.decode_cache``).
+Cache. The first time a video is read it is decoded whole and kept in ``cache_dir`` (default: the media folder's
+``.cache``, i.e. ``ROOT/videos/.cache``, or a user cache folder when it is read-only); later reads memory-map it
+(``mmv_lite.data.decode_cache``).
 
 Bad input. A damaged packet costs only its own stream and span: frames that decode are used (the previous frame is
 held over a damaged one); a clip that overlaps damaged or cut-off audio gets ``has_audio = False`` and a warning naming
@@ -66,7 +67,7 @@ from torch.utils.data import Dataset, default_collate
 from ..config import DataConfig, get_config
 from .audio import LogMel, num_audio_frames, num_audio_samples
 from .augment import VideoTransform
-from .decode_cache import DecodeCache, default_cache_dir
+from .decode_cache import DecodeCache, default_cache_dir, media_folder
 from .items import clip_item, nearest_captions
 from .media import (
     TRUNCATION_SLACK,
@@ -162,10 +163,8 @@ def media_files(root: str | os.PathLike) -> dict[str, Path]:
 
     The id is the file name without its extension; when two files share it (``a.mp4``, ``a.webm``), the later one
     keeps its extension in the id (``a.webm``), so that no file is left out."""
-    root = Path(root)
-    folder = root / "videos" if (root / "videos").is_dir() else root
     files: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
+    for p in sorted(media_folder(root).iterdir()):
         if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS + AUDIO_EXTENSIONS and not p.name.startswith("."):
             files[p.stem if p.stem not in files else p.name] = p
     return files

@@ -32,17 +32,26 @@ _ENTRY_ARRAYS = (".frames.npy", ".times.npy", ".audio.npy")  # a cache entry: th
 CACHE_ENV = "MMV_LITE_CACHE_DIR"  # one folder for every video folder's cache (the test suites set it to a temp folder)
 
 
-def default_cache_dir(root: Path) -> Path:
-    """Where the decode cache of the video folder ``root`` lives by default.
+def media_folder(root: str | os.PathLike) -> Path:
+    """The folder that holds a dataset's media files: ``ROOT/videos/`` if it exists, else ``ROOT`` itself."""
+    root = Path(root)
+    return root / "videos" if (root / "videos").is_dir() else root
 
-    ``$MMV_LITE_CACHE_DIR/<folder>-<hash of its path>`` when that variable is set; else ``ROOT/.cache`` when ROOT is
-    writable; else a folder under the user's cache (``$XDG_CACHE_HOME``).
+
+def default_cache_dir(root: str | os.PathLike) -> Path:
+    """Where the decode cache of the dataset or video folder ``root`` lives by default.
+
+    One cache per folder of media files (:func:`media_folder`), so that a dataset (``ClipDataset("data_samples")``)
+    and its videos searched on their own (``search --videos data_samples/videos``) share their decoded clips.
+    ``$MMV_LITE_CACHE_DIR/<folder>-<hash of its path>`` when that variable is set; else ``FOLDER/.cache`` when the
+    folder is writable; else a folder under the user's cache (``$XDG_CACHE_HOME``).
     """
-    tag = f"{Path(root).name}-{hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:12]}"
+    folder = media_folder(root)
+    tag = f"{folder.name}-{hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:12]}"
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]) / tag
-    if os.access(root, os.W_OK):
-        return root / ".cache"
+    if os.access(folder, os.W_OK):
+        return folder / ".cache"
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return base / "mmv_lite" / tag
 
