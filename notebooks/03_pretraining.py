@@ -15,7 +15,7 @@
 #
 # We train on the **sample world's stream**: an unlimited supply of synthetic clips (a coloured object that moves and
 # makes a sound, on a background, narrated like a how-to video about every 1.5 s, and about half the time about
-# another moment). In **quick** mode (a CPU, the tests) we train for one to two minutes, enough to see the losses fall and
+# another moment). In **quick** mode (a CPU, the tests) we train for about a minute, enough to see the losses fall and
 # retrieval leave chance, then load the shipped checkpoint, trained with the full budget (800 steps). In **full**
 # mode (a GPU session) we train the full budget here, with the shipped checkpoint's own configuration.
 
@@ -60,9 +60,9 @@ RUN_DIR = runs_dir() / f"03_pretraining_{MODE}"  # runs/ beside data_samples/
 
 # The shipped checkpoint carries the configuration it was trained with: we train with the same one.
 cfg = config_from_checkpoint(load_checkpoint(SHIPPED), SHIPPED)
-if QUICK:  # one to two minutes on 2 CPU cores: the losses fall and retrieval leaves chance
-    cfg.train.steps, cfg.train.warmup_steps = 150, 10
-    cfg.train.eval_every, cfg.train.log_every, cfg.train.checkpoint_every = 75, 5, 150
+if QUICK:  # about a minute on 2 CPU cores: the losses fall and retrieval leaves chance
+    cfg.train.steps, cfg.train.warmup_steps = 80, 10
+    cfg.train.eval_every, cfg.train.log_every, cfg.train.checkpoint_every = 40, 5, 80
     cfg.world.num_probe, cfg.world.num_eval = 300, 200  # smaller held-out sets (the first clips of the full ones)
 cfg.train.num_workers = 0 if QUICK else cfg.train.num_workers
 WORDS = world_word_vectors()  # the frozen word2vec vectors of the world's narrations
@@ -179,7 +179,7 @@ for name, r in results.items():
 # never trained: no loss ever compared a sound with a narration. In the FAC graph, audio reaches the text space only
 # through the video's path $g_{va\to vat}$, so its bar measures whether that path carries sounds to the matching
 # narrations. Compare each bar with its dash, and the run you just trained with random weights: how far does a
-# minute or two of training lift the trained directions off chance? The printed R@5 values answer it for this run.
+# minute of training lift the trained directions off chance? The printed R@5 values answer it for this run.
 #
 # On the world's 500 test clips the shipped checkpoint reaches text→video R@10
 # [56.0](../docs/results/shipped_checkpoint.json "retrieval.t2v.R@10") % (chance [2.0](../docs/results/shipped_checkpoint.json "chance.t2v.R@10") %), video→audio R@1
@@ -201,7 +201,7 @@ for name, r in results.items():
 # close: seeds make a run repeat bit for bit on one machine and installation. On another machine (or library
 # version) the rounding differs, and 800 steps amplify that into a different run, as another seed would: rerun on a
 # second machine, the findings' means moved by up to 7.9 points (docs/RESULTS.md, section "Time"). In **quick**
-# mode "this run" is a minute or two in.
+# mode "this run" is a minute in.
 
 # %%
 key = "t2v"
@@ -304,8 +304,8 @@ plt.show()
 # * Set `cfg.world.misalignment = 0.0` and train again: does text→video improve, and by how much compared with the
 #   findings' control above?
 # * Set `cfg.data.num_candidates = 1` (NCE on the nearest narration): what happens to text→video in this run?
-# * Probe the model you trained in section 2 (`ours`) with `factor_probes`: after a minute or two, does it read the motion
-#   better than random weights? The kind?
+# * Probe the model you trained in section 2 (`ours`) with `factor_probes`: after a minute of training, does it read the
+#   motion better than random weights? The kind?
 #
 # ## What we learned
 # * Pretraining needs no labels: the loss pulls together the modalities of the same moment and pushes apart the

@@ -10,8 +10,8 @@ set in the environment wins over the defaults below.
 - ``MMV_LITE_CACHE_DIR``, ``MMV_LITE_RUNS``: temp folders of this run for the decode cache and the notebooks'
   training runs (never ``data_samples/.cache`` or ``runs/``).
 - A cell may run for 15 minutes, not nbmake's default 5 (an explicit ``--nbmake-timeout`` other than 300 wins): the
-  limit is there to catch a hang, not to time the course. Notebook 03 trains for one to two minutes on a
-  quiet 2-core CPU, and its training cell ran past 5 minutes on the same machine with other work beside it.
+  limit is there to catch a hang, not to time the course. Notebook 03 trained for one to two minutes on a
+  quiet 2-core CPU (150 steps then; 80 now), and its training cell ran past 5 minutes on the same machine with other work beside it.
 - ``MMV_LITE_SOLUTIONS=1``: every exercise's starter function is replaced by its solution (``mmv_lite.exercises``),
   so the notebooks run top to bottom with every check passing.
 """
