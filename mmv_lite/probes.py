@@ -51,11 +51,25 @@ def _scores(clf: Any, x: np.ndarray) -> np.ndarray:
     return np.stack([-s, s], axis=1) if s.ndim == 1 else s  # binary problems give one column
 
 
+def _average_precision(positive: np.ndarray, score: np.ndarray) -> float:
+    """Average precision of one binary problem: the sum over distinct score thresholds of (recall step x precision).
+
+    scikit-learn's ``average_precision_score``, operation for operation (its results are equal bit for bit, tested),
+    without its input checks, which cost 20 times the arithmetic on a probe's few hundred scores.
+    """
+    order = np.argsort(score, kind="mergesort")[::-1]
+    score, hit = score[order], positive[order].astype(np.float64)
+    last = np.r_[np.where(np.diff(score))[0], hit.size - 1]  # the last index of each run of tied scores
+    tps = np.cumsum(hit)[last]
+    fps = 1 + last - tps
+    precision, recall = tps / (tps + fps), tps / tps[-1]
+    precision, recall = np.hstack((precision[::-1], 1)), np.hstack((recall[::-1], 0))
+    return float(-np.sum(np.diff(recall) * precision[:-1]))
+
+
 def _mean_average_precision(scores: np.ndarray, labels: np.ndarray, classes: np.ndarray) -> float:
     """One-vs-rest average precision per class present in ``labels``, averaged (PASCAL VOC's mAP), in percent."""
-    from sklearn.metrics import average_precision_score  # scikit-learn takes ~1 s to import: only probes need it
-
-    aps = [average_precision_score(labels == c, scores[:, j]) for j, c in enumerate(classes) if (labels == c).any()]
+    aps = [_average_precision(labels == c, scores[:, j]) for j, c in enumerate(classes) if (labels == c).any()]
     return 100.0 * float(np.mean(aps)) if aps else float("nan")
 
 

@@ -57,6 +57,22 @@ def test_probe_group_averaging_and_unknown_labels():
     assert out["num_test"] == 38 and out["num_classes"] == 2
 
 
+def test_average_precision_is_scikit_learns_bit_for_bit():
+    """probes' own average precision (no input checks) equals sklearn.metrics.average_precision_score exactly, on
+    random scores, tied scores, all-equal scores and float32 scores."""
+    import numpy as np
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(0)
+    for trial in range(600):
+        n = int(rng.integers(1, 300))
+        positive = rng.random(n) < rng.random()
+        positive[rng.integers(n)] = True  # at least one positive, as the probes ask for
+        score = rng.standard_normal(n)
+        score = [score, np.round(score, 1), np.zeros(n), score.astype(np.float32)][trial % 4]
+        assert pr._average_precision(positive, score) == average_precision_score(positive, score), trial
+
+
 def test_probe_errors():
     x = torch.randn(10, 3)
     with pytest.raises(ValueError, match="single class"):
