@@ -38,7 +38,7 @@ from .embedding import embed_dataset, subset_embeddings, window_groups
 from .files import atomic_write
 from .images import IMAGE_MODES, image_features
 from .models.deflation import CALIB_STEPS
-from .probes import attach_factors, factor_probes, format_factor_table, format_probes, probe_suite
+from .probes import PROBE_CS, attach_factors, factor_probes, format_factor_table, format_probes, probe_suite
 from .retrieval import chance_levels, format_retrieval, zero_shot_retrieval
 from .runtime import machine, select_device, to_numpy
 
@@ -66,6 +66,7 @@ def evaluate_model(
     seed: int = 0,
     factors: bool | Mapping[tuple[str, ...], tuple[str, ...] | None] = False,
     tasks: Sequence[str] = ("action", "sound"),
+    probe_cs: Sequence[float] = PROBE_CS,
 ) -> dict[str, Any]:
     """Zero-shot retrieval on ``datasets[split]``; linear probes fitted on "train", tuned on "val", scored on ``split``.
 
@@ -80,7 +81,8 @@ def evaluate_model(
     "seconds": {stage: s}}``; with ``factors`` (and ``probes``) also ``"factors"``: :func:`factor_probes` of the
     backbone features and the narrations on each segment's centre window (``factors`` may name them:
     ``{(feature, ...): (factor, ...) or None for all}``, single-frame features such as ``f_image_naive`` included).
-    ``tasks``: the label probes of :data:`~mmv_lite.probes.PROBE_TASKS` beside the image probes.
+    ``tasks``: the label probes of :data:`~mmv_lite.probes.PROBE_TASKS` beside the image probes. ``probe_cs``: the C
+    grid of every probe (:func:`~mmv_lite.probes.linear_probe`).
     """
     graph = model.cfg.model.graph
     needed = list(dict.fromkeys([split] + (["train", "val"] if probes else [])))
@@ -113,7 +115,7 @@ def evaluate_model(
         result["chance"] = chance_levels(centres[split], graph)
     if probes:
         t0 = time.perf_counter()
-        result["probes"] = probe_suite(embs["train"], embs["val"], embs[split], tasks, seed) if tasks else {}
+        result["probes"] = probe_suite(embs["train"], embs["val"], embs[split], tasks, seed, probe_cs) if tasks else {}
         times["probes"] = time.perf_counter() - t0
         if images and _labelled(embs, "image_label"):  # calibrating costs minutes: only when a probe can read it
             t0 = time.perf_counter()
@@ -121,7 +123,9 @@ def evaluate_model(
                 model, centres, calib_steps=calib_steps, batch_size=batch_size, device=device, seed=seed
             )
             image_tasks = [f"image_{m}" for m in IMAGE_MODES]
-            result["probes"].update(probe_suite(centres["train"], centres["val"], centres[split], image_tasks, seed))
+            result["probes"].update(
+                probe_suite(centres["train"], centres["val"], centres[split], image_tasks, seed, probe_cs)
+            )
             times["images"] = time.perf_counter() - t0
         elif images:
             note = "image probes skipped: no image labels in every split, so the deflated network was not calibrated"
@@ -135,7 +139,7 @@ def evaluate_model(
             for features, names in asked.items():
                 feats = {} if features is None else {"features": features}
                 found = factor_probes(
-                    centres["train"], centres["val"], centres[split], **feats, factors=names, seed=seed
+                    centres["train"], centres["val"], centres[split], **feats, factors=names, seed=seed, Cs=probe_cs
                 )
                 result["factors"].update(found)
             times["factors"] = time.perf_counter() - t0

@@ -177,12 +177,18 @@ def probe_groups(emb: dict[str, Any], label_key: str) -> list[Any]:
 
 
 def probe_suite(
-    train: dict[str, Any], val: dict[str, Any], test: dict[str, Any], tasks: Sequence[str] | None = None, seed: int = 0
+    train: dict[str, Any],
+    val: dict[str, Any],
+    test: dict[str, Any],
+    tasks: Sequence[str] | None = None,
+    seed: int = 0,
+    Cs: Sequence[float] = PROBE_CS,
 ) -> dict[str, dict[str, Any]]:
     """Run every :data:`PROBE_TASKS` entry whose features and labels exist in all three splits.
 
     ``train`` / ``val`` / ``test``: embedding dicts (:func:`embed_dataset`, plus :func:`image_features`).
-    Clips without audio are left out of the sound probe. Returns ``{task: linear_probe(...) result}``.
+    Clips without audio are left out of the sound probe. ``Cs``: the C grid of every probe.
+    Returns ``{task: linear_probe(...) result}``.
     """
     out: dict[str, dict[str, Any]] = {}
     for task in tasks or PROBE_TASKS:
@@ -201,7 +207,7 @@ def probe_suite(
         if min(labelled) == 0 or len(torch.unique(parts[0][1][parts[0][1] >= 0])) < 2:
             continue  # this data has no such labels (e.g. no sound clips in the split)
         (xtr, ytr, _), (xva, yva, gva), (xte, yte, gte) = parts
-        out[task] = linear_probe(xtr, ytr, xva, yva, xte, yte, val_groups=gva, test_groups=gte, seed=seed)
+        out[task] = linear_probe(xtr, ytr, xva, yva, xte, yte, val_groups=gva, test_groups=gte, Cs=Cs, seed=seed)
     return out
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..models.deflation import CALIB_STEPS
+from ..probes import PROBE_CS
 
 
 @dataclass(frozen=True)
@@ -15,7 +16,8 @@ class Budget:
     ``num_probe`` / ``num_eval``: clips of the world's probe set and of its val and test sets; on a folder of clips,
     ``num_eval`` caps the ground-truth segments kept per split (evenly spaced; a folder has fewer in the full budget).
     ``calib_steps``: the BatchNorm calibration of the deflated network (only the arms whose single frames are
-    measured calibrate). ``config``: overrides for every arm, e.g. smaller clips in the quick variant.
+    measured calibrate). ``probe_cs``: the C grid of every linear probe (one value skips the choice on val).
+    ``config``: overrides for every arm, e.g. smaller clips in the quick variant.
     """
 
     steps: int = 800  # the main job's (the lite preset's) length: the vat_fac arm is the main job without validation
@@ -25,6 +27,7 @@ class Budget:
     num_probe: int = 1000
     num_eval: int = 500
     calib_steps: int = CALIB_STEPS
+    probe_cs: tuple[float, ...] = PROBE_CS
     num_workers: int = 1
     config: tuple[tuple[str, Any], ...] = ()
 
@@ -42,6 +45,7 @@ QUICK = Budget(
     num_probe=48,
     num_eval=24,
     calib_steps=2,
+    probe_cs=(1e-2,),
     num_workers=0,
     config=(("data.num_frames", 4), ("data.crop_size", 24)),
 )

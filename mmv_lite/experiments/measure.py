@@ -27,6 +27,7 @@ def measure(
         retrieval=not supervised,
         images=arm in source.image_arms,
         calib_steps=budget.calib_steps,
+        probe_cs=budget.probe_cs,
         batch_size=32,
         device=device,
         modalities="va" if supervised else source.modalities(model.cfg.train.modalities),
