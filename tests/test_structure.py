@@ -129,3 +129,14 @@ def test_package_modules_are_imported_at_the_top():
                 if own and rel not in LOCAL_PACKAGE_IMPORTS:
                     nested.append(f"{rel}:{node.lineno} in {fn.name}")
     assert not nested, nested
+
+
+def test_training_on_the_world_does_not_import_torchvision():
+    """torchvision's import takes about 2 s (torchvision.ops pulls in torch._dynamo); the processes that only draw
+    the sample world (train --preset lite, notebooks 01-03, DataLoader workers started with spawn) never need it."""
+    import subprocess
+    import sys
+
+    code = "import sys, mmv_lite.__main__, mmv_lite.train, mmv_lite.evaluate; print('torchvision' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stdout + r.stderr[-2000:]

@@ -16,10 +16,11 @@ Horizontal flips keep every sample-world label true (its motion classes do not d
 from __future__ import annotations
 
 import torch
-from torchvision import tv_tensors
-from torchvision.transforms import v2
 
 from ..config import DataConfig
+
+# torchvision is imported where a transform is built or applied, not with this module: its import takes about 2 s
+# (torchvision.ops pulls in torch._dynamo), which every process that only draws the sample world would pay.
 
 
 class VideoTransform:
@@ -31,6 +32,8 @@ class VideoTransform:
     """
 
     def __init__(self, cfg: DataConfig, train: bool):
+        from torchvision.transforms import v2
+
         self.train = train
         self.crop = cfg.crop_size
         self.resize_to = cfg.resize_to
@@ -55,6 +58,9 @@ class VideoTransform:
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         if frames.dim() != 4 or frames.shape[1] != 3:
             raise ValueError(f"expected frames (T, 3, H, W); got {tuple(frames.shape)}")
+        from torchvision import tv_tensors
+        from torchvision.transforms import v2
+
         video = tv_tensors.Video(frames)
         if not self.train and min(frames.shape[-2:]) == self.resize_to:
             video = v2.functional.center_crop(video, [self.crop, self.crop])  # already at size: skip the resize
