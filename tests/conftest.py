@@ -110,11 +110,3 @@ def pytest_sessionfinish(session, exitstatus):
     if new:
         print(f"\nerror: the tests wrote into the source tree (use tmp_path or a temp folder): {', '.join(new)}")
         session.exitstatus = 1
-
-
-def pytest_collection_modifyitems(config, items):
-    """Longest first: the notebooks, then the tests marked ``slow``, then the rest, each group in collection order.
-
-    With ``-n 2 --dist worksteal`` a worker that runs out of tests takes the last ones queued on the other; when the
-    long ones come first, what is left to take at the end is short, and neither core waits long for the other."""
-    items.sort(key=lambda item: 0 if item.nodeid.endswith(".ipynb") else 1 if item.get_closest_marker("slow") else 2)

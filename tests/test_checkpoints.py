@@ -156,7 +156,6 @@ _WRITER = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
 def test_sigkill_during_writes_never_corrupts_the_latest_checkpoint(tmp_path):
     path = tmp_path / "checkpoint.pt"
     script = tmp_path / "writer.py"

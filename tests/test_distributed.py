@@ -97,7 +97,6 @@ def _teardown(exited: Any) -> None:
         exited.wait(timeout=120)
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs torch.distributed gloo")
 def test_two_process_gradients_equal_full_batch(tmp_path):
     world = 2

@@ -164,7 +164,6 @@ def test_a_condition_repeats_its_findings_checks_on_the_swapped_arms():
     assert not evaluate_condition(cond, runs)["holds"]  # VT reads motion better beyond the noise
 
 
-@pytest.mark.slow
 def test_quick_findings_run_end_to_end(tmp_path):
     doc = run_findings(seeds=(0, 1), budget=findings.QUICK, out_dir=tmp_path, log=lambda *_: None, conditions=True)
     saved = json.loads((tmp_path / "findings.json").read_text())

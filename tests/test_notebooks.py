@@ -94,7 +94,6 @@ def test_samples_dir_explains_what_to_do(tmp_path, monkeypatch):
 SHIPPED = Path(__file__).resolve().parents[1] / "data_samples" / "mmv_lite_fac.pt"
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(
     not SHIPPED.is_file(), reason="data_samples/mmv_lite_fac.pt not trained yet (python -m mmv_lite train)"
 )

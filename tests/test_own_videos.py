@@ -168,7 +168,6 @@ def test_search_never_replaces_an_embedding_file_of_other_inputs(tmp_path, capsy
     assert code == 0 and f"reusing {emb}" in stdout and emb.read_bytes() == before
 
 
-@pytest.mark.slow
 def test_search_the_sample_videos_for_their_narrations(data_samples, tmp_path, capsys):
     """The shipped checkpoint finds a narration's own video among the top 5 of the 943 windows of data_samples/videos
     far more often than chance (it was trained on the train split's narrations; held-out ones are near chance, see

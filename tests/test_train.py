@@ -310,7 +310,6 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
             dist.destroy_process_group()
 
 
-@pytest.mark.slow
 def test_ddp_two_processes_train_and_only_rank0_writes(tmp_path):
     out = tmp_path / "ddp"
     out.mkdir()
