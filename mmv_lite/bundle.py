@@ -3,7 +3,7 @@
 The zip holds one folder, ``mmv_lite/``: the package, the notebooks, ``data_samples/`` (the sample clips, captions,
 word vectors and the shipped checkpoint ``mmv_lite_fac.pt``), ``docs/`` (the results files notebook 07 reads),
 ``pyproject.toml``, ``requirements.txt``, the README and the licence. Caches and compiled files are left out
-(``data_samples/.cache`` alone can reach 150 MB). Unzipped in ``/content`` it is the copy that each notebook's
+(``data_samples/videos/.cache`` alone can reach 150 MB). Unzipped in ``/content`` it is the copy that each notebook's
 Colab set-up cell finds first (:data:`mmv_lite.colab.SETUP_CELL`); on a laptop, ``pip install -e .`` in it.
 """
 

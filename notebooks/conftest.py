@@ -8,7 +8,7 @@ set in the environment wins over the defaults below.
   BatchNorm-calibration steps of the deflated lite S3D-G (notebook 05) took 76.7 s with torch's 2 threads and spinning
   waits, 4.9 s with 2 threads and ``OMP_WAIT_POLICY=PASSIVE``, 5.5 s with 1 thread.
 - ``MMV_LITE_CACHE_DIR``, ``MMV_LITE_RUNS``: temp folders of this run for the decode cache and the notebooks'
-  training runs (never ``data_samples/.cache`` or ``runs/``).
+  training runs (never ``data_samples/videos/.cache`` or ``runs/``).
 - A cell may run for 15 minutes, not nbmake's default 5 (an explicit ``--nbmake-timeout`` other than 300 wins): the
   limit is there to catch a hang, not to time the course. Notebook 03 trained for one to two minutes on a
   quiet 2-core CPU (150 steps then; 80 now), and its training cell ran past 5 minutes on the same machine with other work beside it.
@@ -24,7 +24,7 @@ import tempfile
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("MMV_LITE_SOLUTIONS", "1")
 
-# Decoded videos are cached in a temp folder of this test run, never inside the source tree (data_samples/.cache):
+# Decoded videos are cached in a temp folder of this test run, never inside the source tree (data_samples/videos/.cache):
 # a run starts from no cache and leaves none behind. A value already set in the environment wins.
 # The notebooks' training runs (mmv_lite.colab.runs_dir) go to another one.
 _CACHE = tempfile.mkdtemp(prefix="mmv_lite-test-cache-")
