@@ -24,8 +24,9 @@ import tempfile
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("MMV_LITE_SOLUTIONS", "1")
 
-# Decoded videos are cached in a temp folder of this test run, never inside the source tree (data_samples/videos/.cache):
-# a run starts from no cache and leaves none behind. A value already set in the environment wins.
+# Decoded videos are cached in a temp folder of this test run, never inside the source tree
+# (data_samples/videos/.cache): a run starts from no cache and leaves none behind. A value already set in the
+# environment wins.
 # The notebooks' training runs (mmv_lite.colab.runs_dir) go to another one.
 _CACHE = tempfile.mkdtemp(prefix="mmv_lite-test-cache-")
 _RUNS = tempfile.mkdtemp(prefix="mmv_lite-test-runs-")

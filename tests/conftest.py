@@ -15,8 +15,9 @@ from mmv_lite.config import get_config
 REPO = Path(__file__).resolve().parents[1]
 DATA_SAMPLES = REPO / "data_samples"
 
-# Decoded videos are cached in a temp folder of this test run, never inside the source tree (data_samples/videos/.cache):
-# a run starts from no cache and leaves none behind. A value already set in the environment wins.
+# Decoded videos are cached in a temp folder of this test run, never inside the source tree
+# (data_samples/videos/.cache): a run starts from no cache and leaves none behind. A value already set in the
+# environment wins.
 # The notebooks' training runs (mmv_lite.colab.runs_dir) go to another one.
 _CACHE = tempfile.mkdtemp(prefix="mmv_lite-test-cache-")
 _RUNS = tempfile.mkdtemp(prefix="mmv_lite-test-runs-")
