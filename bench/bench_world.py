@@ -30,8 +30,9 @@ clips a training run draws (each from a video of its own):
   on batches of 32 (training's) and 128;
 - ``planning_ms_per_clip``: what a worker does per clip when the batch is drawn elsewhere
   (``WorldClips.planned``: plan, narration, text ids and the render parameters);
-- ``planning_clips_per_s_2_workers``: planned items through a DataLoader with 2 workers (batch 32, collated), wall
-  clock over the whole machine, worker start-up excluded;
+- ``planning_clips_per_s_2_workers``: planned items through the loader a training run on a GPU reads (``step_loader``
+  with 2 workers in ``device`` mode: each item seeded and planned, batches of 32 collated), wall clock over the whole
+  machine, worker start-up excluded;
 - ``loader_clips_per_s_2_workers``: whole training batches through ``step_loader`` with 2 workers, each clip drawn
   whole in a worker (``clip``, today's default on a CPU) or the batch drawn at once by the worker that collates it
   (``batch``), wall clock, the two alternated twice;
@@ -52,7 +53,7 @@ import torch
 
 from mmv_lite.config import get_config
 from mmv_lite.data import render
-from mmv_lite.data.sampling import PlannedItems, StepBatchSampler, as_tensors, collate_planned, step_loader
+from mmv_lite.data.sampling import StepBatchSampler, as_tensors, step_loader
 from mmv_lite.data.world import WorldClips, plan_clip, world_word_vectors
 from mmv_lite.files import atomic_write
 from mmv_lite.runtime import machine
@@ -136,16 +137,11 @@ def gpu_ms_per_clip(ds: WorldClips, indices: list[int], batch: int = 32) -> floa
 
 
 def planning_rate(ds: WorldClips, clips: int, workers: int = 2, batch: int = 32) -> float:
-    """Planned clips per second (wall clock) through a DataLoader with ``workers`` workers, start-up excluded (the
-    clips a training run draws)."""
-    loader = torch.utils.data.DataLoader(
-        PlannedItems(ds),
-        batch_size=batch,
-        sampler=training_indices(clips + batch, seed=5),
-        num_workers=workers,
-        collate_fn=collate_planned,  # as step_loader's workers hand planned batches over
-    )
-    it = iter(loader)
+    """Planned clips per second (wall clock) through the loader a training run on a GPU reads, start-up excluded:
+    :func:`step_loader`'s workers in ``device`` mode (each item seeded, planned, and the batch collated as arrays),
+    without the rendering that follows on the device."""
+    tc = dataclasses.replace(get_config("lite").train, num_workers=workers, batch_size=batch)
+    it = iter(step_loader(ds, tc, 0, clips // batch + 2, render="device", device="cpu").loader)
     next(it)  # the workers are up
     t0, n = time.perf_counter(), 0
     for b in it:
