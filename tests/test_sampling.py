@@ -60,6 +60,7 @@ def test_an_item_is_drawn_from_the_cpu_generator_its_seed_sets_and_no_accelerato
     reseeded = []
     monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: reseeded.append(seed))
     monkeypatch.setattr(torch.cuda, "manual_seed", lambda seed: reseeded.append(seed))
+
     def seed_all():
         random.seed(1), np.random.seed(1), torch.manual_seed(7)  # noqa: NPY002
         reseeded.clear()
