@@ -10,6 +10,7 @@ An *embedding dict* holds, for N clips, every ``f_*`` / ``z_*`` output of the mo
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -172,6 +173,26 @@ def modality_gap(z_a: Any, z_b: Any) -> float:
     return float(np.linalg.norm(a - b))
 
 
+_UMAP_EXACT_BELOW = 4096  # UMAP computes every distance for fewer points than this, and its kNN from them
+
+
+def _umap_knn(X: np.ndarray, k: int) -> dict[str, Any]:
+    """UMAP's own neighbours of a small set, ``{"precomputed_knn": (indices, distances)}`` (nothing for a large set).
+
+    Below 4,096 points UMAP computes every cosine distance, then each point's ``k`` nearest with a parallel numba
+    kernel that it compiles on its first fit (about 6 s of the 14 s that first fit took on a 2-core CPU;
+    ``bench/bench_umap.py``). The same distances sorted here give the same graph and the same map, bit for bit,
+    unless two distances tie at the k-th neighbour, where either choice is UMAP's own."""
+    if len(X) >= _UMAP_EXACT_BELOW:
+        return {}
+    from sklearn.metrics import pairwise_distances
+    from umap.distances import cosine
+
+    d = pairwise_distances(X, metric=cosine)  # UMAP's small-data path, distance for distance
+    indices = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return {"precomputed_knn": (indices, np.take_along_axis(d, indices, axis=1))}
+
+
 def project_2d(
     embeddings: Mapping[str, Any],
     method: str = "umap",
@@ -210,9 +231,12 @@ def project_2d(
     elif method == "umap":
         import umap  # only here: it takes ~1.6 s to import, and its first fit compiles with numba
 
-        Y = umap.UMAP(
-            n_neighbors=min(n_neighbors, len(X) - 1), min_dist=min_dist, metric="cosine", random_state=seed, n_jobs=1
-        ).fit_transform(X)
+        k = min(n_neighbors, len(X) - 1)
+        with warnings.catch_warnings():  # no search index comes with our neighbours: we never call transform
+            warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")
+            Y = umap.UMAP(
+                n_neighbors=k, min_dist=min_dist, metric="cosine", random_state=seed, n_jobs=1, **_umap_knn(X, k)
+            ).fit_transform(X)
     else:
         raise ValueError(f"method must be 'umap' or 'pca'; got {method!r}")
     out, i = {}, 0

@@ -91,3 +91,18 @@ def test_project_2d_center_removes_the_offset_between_groups():
     pts_c = em.project_2d({"a": shared, "b": shared + offset}, method="pca", center=True)
     gap_c = np.linalg.norm(pts_c["a"].mean(0) - pts_c["b"].mean(0))
     assert gap > 0.5 and gap_c < 0.05 * gap  # the renormalisation after centring leaves a trace
+
+
+def test_umap_is_handed_each_points_nearest_neighbours_by_cosine_itself_first():
+    """project_2d hands UMAP the kNN of its small-data path (every distance, then the k nearest), so that its first
+    fit does not compile UMAP's own kNN kernel; bench/bench_umap.py shows the maps equal bit for bit."""
+    rng = np.random.default_rng(3)
+    X = em._unit(rng.normal(size=(40, 8))).astype(np.float32)
+    indices, dists = em._umap_knn(X, 5)["precomputed_knn"]
+    cos = 1.0 - X.astype(np.float64) @ X.T.astype(np.float64)
+    assert indices.shape == dists.shape == (40, 5)
+    assert (indices[:, 0] == np.arange(40)).all() and np.allclose(dists[:, 0], 0.0, atol=1e-6)
+    for i in range(40):
+        assert set(indices[i]) == set(np.argsort(cos[i], kind="stable")[:5])
+        assert np.allclose(dists[i], cos[i, indices[i]], atol=1e-5) and (np.diff(dists[i]) >= 0).all()
+    assert em._umap_knn(np.zeros((em._UMAP_EXACT_BELOW, 2), np.float32), 5) == {}  # UMAP's own search above
