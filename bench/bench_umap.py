@@ -37,7 +37,9 @@ print(json.dumps({"way": way, "first_fit_s": seconds}))
 
 
 def first_fit(way: str, points: int, dim: int, out: Path) -> float:
-    r = subprocess.run([sys.executable, "-c", FIT, way, str(points), str(dim), str(out)], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-c", FIT, way, str(points), str(dim), str(out)], capture_output=True, text=True
+    )
     if r.returncode != 0:
         raise RuntimeError(f"the {way} fit failed:\n{r.stderr[-2000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])["first_fit_s"]
