@@ -181,8 +181,8 @@ def _umap_knn(X: np.ndarray, k: int) -> dict[str, Any]:
 
     Below 4,096 points UMAP computes every cosine distance, then each point's ``k`` nearest with a parallel numba
     kernel that it compiles on its first fit (handed these neighbours, a first fit took 8.2-8.7 s instead of
-    15.4-15.5 s on a 2-core CPU: ``bench/bench_umap.py``). The same distances sorted here give the same graph and the same map, bit for bit,
-    unless two distances tie at the k-th neighbour, where either choice is UMAP's own."""
+    15.4-15.5 s on a 2-core CPU: ``bench/bench_umap.py``). The same distances sorted here give the same graph and
+    the same map, bit for bit, unless two distances tie at the k-th neighbour, where either choice is UMAP's own."""
     if len(X) >= _UMAP_EXACT_BELOW:
         return {}
     from sklearn.metrics import pairwise_distances
