@@ -17,7 +17,7 @@ import torch
 from media_files import SR, frame_index, grey_frames, set_mkv_duration, tone, write_media
 
 from mmv_lite.data.clips import ClipDataset
-from mmv_lite.data.media import decode, probe
+from mmv_lite.data.media import _target_size, decode, probe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -311,3 +311,26 @@ def test_audio_after_a_seek_is_sample_for_sample_the_whole_files(tmp_path, cfg, 
         (_, wa), (_, wb) = (ds.load_clip(ds.videos[w.video_id], w.start) for ds in (fresh, cached))
         assert np.abs(wb).max() > 0.1 and np.array_equal(wa, wb), f"window at {w.start} s"
     assert_identical(fresh, cached)
+
+
+def test_one_scaler_per_decode_gives_pyavs_own_pixels(tmp_path, monkeypatch):
+    """Frames are scaled by one ``VideoReformatter`` per decode, not one per frame (which ``frame.to_ndarray(width=,
+    height=)`` sets up, at three times the cost of the conversion), and the pixels are PyAV's per-frame ones."""
+    from av.video import reformatter
+
+    rng = np.random.default_rng(0)
+    files = [
+        write_media(tmp_path / "a.mp4", rng.integers(0, 256, (9, 48, 64, 3), np.uint8), fps=6),
+        write_media(tmp_path / "b.webm", rng.integers(0, 256, (9, 45, 63, 3), np.uint8), fps=6, vcodec="libvpx-vp9"),
+    ]
+    made, real = [], reformatter.VideoReformatter
+    monkeypatch.setattr(reformatter, "VideoReformatter", lambda: made.append(real()) or made[-1])
+    for path in files:
+        made.clear()
+        got = decode(path, SR, 20)
+        assert len(made) == 1, f"{len(made)} scalers for one decode of {path.name}"
+        with av.open(str(path)) as c:
+            s = c.streams.video[0]
+            w, h = _target_size(s.width, s.height, 20)
+            want = np.stack([f.to_ndarray(format="rgb24", width=w, height=h) for f in c.decode(s)])
+        assert got.frames.shape == want.shape and np.array_equal(got.frames, want), path.name

@@ -342,6 +342,11 @@ class _Pictures:
         self.period = _frame_period(stream)
         self.start, self.stop = start, stop
         self.turn: Callable[[np.ndarray], np.ndarray] | None = None
+        # One scaler for every frame: ``frame.to_ndarray(width=, height=)`` sets up a new one per frame, which cost
+        # three times the conversion itself (bench/bench_decode.py); the pixels are the same.
+        from av.video.reformatter import VideoReformatter
+
+        self.scaler = VideoReformatter()
         self.frames: list[np.ndarray] = []
         self.times: list[float] = []
 
@@ -358,7 +363,8 @@ class _Pictures:
             # forked DataLoader worker may collect, freeing the parent's scaler threads: a deadlock)
             self.turn = upright(frame.rotation)
         w, h = self.size
-        img = np.ascontiguousarray(self.turn(frame.to_ndarray(format="rgb24", width=w, height=h)))
+        rgb = self.scaler.reformat(frame, width=w, height=h, format="rgb24").to_ndarray()
+        img = np.ascontiguousarray(self.turn(rgb))
         if t <= self.start + 1e-6 and self.times and self.times[-1] <= self.start + 1e-6:
             if t >= self.times[-1]:  # only the frame on screen at `start` is needed: the latest one before it
                 self.frames[-1], self.times[-1] = img, t  # (a frame whose timestamp is earlier, decoded later, is not)
@@ -368,6 +374,7 @@ class _Pictures:
         return t >= self.stop  # a stream that starts after the span: its first frame stands in, as when cached
 
     def result(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        self.scaler = None  # its threads belong to this process: freed now, never by a forked worker's collector
         if not self.frames:
             return None, None
         order = np.argsort(np.asarray(self.times), kind="stable")  # presentation order, whatever the decoder gave
