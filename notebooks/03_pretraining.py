@@ -44,6 +44,7 @@ from mmv_lite.colab import run_mode, runs_dir, samples_dir
 from mmv_lite.data.world import WorldClips, world_word_vectors
 from mmv_lite.embedding import embed_dataset
 from mmv_lite.experiments.findings import load_findings
+from mmv_lite.experiments.sources import InMemory
 from mmv_lite.optim import lr_factor
 from mmv_lite.probes import PROBE_CS, attach_factors, factor_probes
 from mmv_lite.retrieval import chance_levels, zero_shot_retrieval
@@ -154,7 +155,8 @@ plt.show()
 # **Predict, then run.** Will random weights sit at chance, and which direction will the shipped checkpoint do best in?
 
 # %%
-val = WorldClips(cfg.data, "val", cfg.world, WORDS)  # fixed held-out clips, never in the training stream
+# fixed held-out clips, never in the training stream, each rendered once and kept in memory for the three models
+val = InMemory(WorldClips(cfg.data, "val", cfg.world, WORDS))
 shipped, _, _ = load_model(SHIPPED, device=DEVICE)
 ours, _, _ = load_model(RUN_DIR / "checkpoint.pt", device=DEVICE)
 torch.manual_seed(0)
@@ -228,8 +230,10 @@ display(
 # **Predict, then run.** Which factor will random video weights already read well, and which will need training?
 
 # %%
-probe_sets = {
-    s: WorldClips(cfg.data, w, cfg.world, WORDS) for s, w in (("train", "probe"), ("val", "val"), ("test", "test"))
+probe_sets = {  # probes fit on the probe clips, choose C on the validation clips of section 4, score on the test clips
+    "train": InMemory(WorldClips(cfg.data, "probe", cfg.world, WORDS)),
+    "val": val,
+    "test": InMemory(WorldClips(cfg.data, "test", cfg.world, WORDS)),
 }
 Cs = (1e-2,) if QUICK else PROBE_CS  # quick mode: one C instead of choosing among five on the val clips
 probes = {}

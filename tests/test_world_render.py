@@ -12,7 +12,7 @@ from torch.utils.data import default_collate
 
 from mmv_lite.config import TrainConfig, WorldConfig, get_config
 from mmv_lite.data import render, synth
-from mmv_lite.data.sampling import CPU_RENDER, RenderedBatches, as_tensors, collate_planned, render_mode, step_loader
+from mmv_lite.data.sampling import RenderedBatches, as_tensors, collate_planned, render_mode, step_loader
 from mmv_lite.data.world import WorldClips, world_word_vectors
 
 CFG = get_config("lite")
@@ -88,7 +88,8 @@ def test_drawn_on_the_device_asked_for(words):
 def test_the_loader_draws_where_the_training_runs(words):
     ds = WorldClips(CFG.data, "train", CFG.world, words)
     assert render_mode(ds, "auto", torch.device("cuda")) == "device"
-    assert render_mode(ds, "auto", "cpu") == CPU_RENDER
+    assert render_mode(ds, "auto", "cpu", workers=2) == "clip"  # each item whole in the workers, as always
+    assert render_mode(ds, "auto", "cpu", workers=0) == "batch"  # no worker: the batch at once, in this process
     assert render_mode(object(), "auto", "cuda") == "clip"  # a dataset that cannot plan (a folder of videos)
     with pytest.raises(ValueError, match="render="):
         render_mode(ds, "gpu", "cpu")

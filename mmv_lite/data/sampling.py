@@ -205,19 +205,23 @@ class RenderedBatches:
 
 # Where a dataset that can plan its items (the sample world) draws them. "clip": each item whole in the workers;
 # "batch": the workers plan, and each batch is drawn at once in the worker that collates it; "device": the workers
-# plan, and this process draws the batch on the training device. "auto" is "device" on CUDA, CPU_RENDER elsewhere.
+# plan, and this process draws the batch on the training device. "auto" is "device" on CUDA; on a CPU, "clip" with
+# workers and "batch" without (docs/BENCHMARKS.md, "The world drawn a batch at a time": with no worker, 40 lite steps
+# trained in 18-19 s against 22 s clip by clip; with workers, "clip" keeps the main job's items bit for bit).
 RENDER_MODES = ("auto", "clip", "batch", "device")
-CPU_RENDER = "clip"  # on a CPU: per-clip workers, as measured by bench/bench_world.py (docs/BENCHMARKS.md)
 
 
-def render_mode(dataset: Any, render: str, device: torch.device | str | None) -> str:
-    """The mode ``render`` resolves to for ``dataset`` on ``device`` ("clip" for a dataset that cannot plan)."""
+def render_mode(dataset: Any, render: str, device: torch.device | str | None, workers: int = 1) -> str:
+    """The mode ``render`` resolves to for ``dataset`` on ``device`` with ``workers`` DataLoader workers ("clip" for a
+    dataset that cannot plan)."""
     if render not in RENDER_MODES:
         raise ValueError(f"render={render!r}; expected one of {RENDER_MODES}")
     if not (hasattr(dataset, "planned") and hasattr(dataset, "render_batch")):
         return "clip"
     if render == "auto":
-        return "device" if torch.device(device or "cpu").type == "cuda" else CPU_RENDER
+        if torch.device(device or "cpu").type == "cuda":
+            return "device"
+        return "clip" if workers > 0 else "batch"
     return render
 
 
@@ -237,7 +241,7 @@ def step_loader(
     ``device``: where training runs; with ``render`` (see :data:`RENDER_MODES`) it decides where a planning
     dataset's batches are drawn: on CUDA, on the device by default (the batches come out with ``video`` and
     ``audio`` already there)."""
-    workers, mode = tc.num_workers, render_mode(dataset, render, device)
+    workers, mode = tc.num_workers, render_mode(dataset, render, device, tc.num_workers)
     items: Dataset = dataset if mode == "clip" else PlannedItems(dataset)
     collate = getattr(dataset, "collate", None)  # ClipDataset.collate keeps video ids as a list of str
     if mode == "batch":
