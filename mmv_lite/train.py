@@ -325,6 +325,7 @@ def train(
     progress: bool = True,
     datasets: tuple[Dataset, Dataset, Any] | None = None,
     verbose: bool = True,
+    keep_model: bool = False,
 ) -> dict[str, Any]:
     """Pretrain an MMV network; returns a summary dict.
 
@@ -341,10 +342,12 @@ def train(
         progress: show a tqdm progress bar.
         datasets: ``(train, val, word_vectors)`` instead of reading ``data_dir``; ``val`` may be None.
         verbose: print the validation tables and the final summary.
+        keep_model: also return the trained network itself (``"model"``, on the training device), the one whose
+            weights the checkpoint holds, so that a caller need not load the checkpoint back.
 
     Returns:
         ``{"step", "steps", "interrupted", "val": {direction: metrics}, "chance": {...}, "train_seconds",
-        "clips_per_second", "data_wait_fraction", "checkpoint", "out_dir", "loss"}``.
+        "clips_per_second", "data_wait_fraction", "checkpoint", "out_dir", "loss"}`` (and ``"model"``).
     """
     rt = setup_runtime(device)
     say = print if (verbose and rt.main) else (lambda *a, **k: None)
@@ -391,6 +394,8 @@ def train(
         "checkpoint": str(ckpt_path),
         "out_dir": str(out),
     }
+    if keep_model:
+        summary["model"] = run.model
     say(_ending(summary, interrupted, finished))
     barrier(rt)
     return summary

@@ -161,7 +161,8 @@ def test_resume_refuses_a_different_network(tmp_path):
 def test_logs_checkpoint_and_export(tmp_path):
     torch.set_num_threads(1)
     cfg = tiny_config(steps=4, eval_every=2)
-    summary = train(cfg, out_dir=tmp_path / "run", datasets=fake_data(), export=tmp_path / "small.pt", progress=False)
+    run = {"out_dir": tmp_path / "run", "export": tmp_path / "small.pt", "keep_model": True}
+    summary = train(cfg, datasets=fake_data(), progress=False, **run)
     lines = [json.loads(ln) for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     logs = [e for e in lines if "loss" in e]
     vals = [e for e in lines if "val" in e]
@@ -183,6 +184,9 @@ def test_logs_checkpoint_and_export(tmp_path):
     assert cfg2.to_dict() == cfg.to_dict() and vocab == VOCAB
     for k, v in model.state_dict().items():
         assert torch.equal(v, full["model"][k]), k
+    # keep_model: the trained network itself, as the checkpoint holds it (the findings measure it without a reload)
+    kept = summary["model"].state_dict()
+    assert kept.keys() == full["model"].keys() and all(torch.equal(kept[k], full["model"][k]) for k in kept)
     # A checkpoint of another shape is refused with a clear message.
     bad = dict(full)
     bad["config"] = tiny_config(d_va=32).to_dict()

@@ -15,7 +15,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoints import load_model
 from ..files import atomic_write
 from ..models.mmv import build_model
 from ..runtime import machine
@@ -44,10 +43,11 @@ def train_arm(
         return train_supervised(cfg, train_ds, source.words.as_tensor(), device or "cpu", source.num_classes)
     quiet = {"progress": False, "verbose": False}
     run_dir = Path(out_dir) / "runs" / f"{arm}-seed{seed}"
-    summary = train(cfg, source.data, run_dir, device=device, datasets=(train_ds, None, source.words), **quiet)
-    model, _, _ = load_model(summary["checkpoint"], device=device or "cpu")
+    summary = train(
+        cfg, source.data, run_dir, device=device, datasets=(train_ds, None, source.words), keep_model=True, **quiet
+    )
     Path(summary["checkpoint"]).unlink()
-    return model.eval()
+    return summary["model"].to(device or "cpu").eval()
 
 
 def run_arm(
