@@ -69,7 +69,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--presets", nargs="+", default=["s3dg", "tsm_r50"], help="paper networks (default s3dg tsm_r50)")
     p.add_argument("--batch", type=int, default=8, help="clips per paper-size step (default 8)")
-    p.add_argument("--steps", type=int, default=10, help="timed steps per row, after 3 warm-up steps (default 10)")
+    p.add_argument("--steps", type=int, default=10, help="timed steps per row, after --warmup steps (default 10)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps before each row's timing (default 3)")
     p.add_argument("--loader-steps", type=int, default=40, help="steps of each lite data row (default 40)")
     p.add_argument("--lite-steps", type=int, default=800, help="steps of the lite main job (default 800, the preset)")
     p.add_argument("--budget", type=float, default=420.0, help="seconds after which rows are skipped (default 420)")
@@ -79,10 +80,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cuda", help=argparse.SUPPRESS)  # the DDP worker is told its device
     p.add_argument("--ddp-worker", action="store_true", help=argparse.SUPPRESS)  # the process torchrun starts
     args = p.parse_args(argv)
-    if args.batch < 2 or args.steps < 1 or args.loader_steps < 1:
-        p.error("--batch must be >= 2 (contrastive losses need negatives), --steps and --loader-steps >= 1")
+    if args.batch < 2 or args.steps < 1 or args.loader_steps < 1 or args.warmup < 1:
+        p.error("--batch must be >= 2 (contrastive losses need negatives), --steps, --loader-steps, --warmup >= 1")
     if args.cpu_smoke:
-        args.device, args.batch, args.steps, args.loader_steps, args.lite_steps = "cpu", 2, 1, 2, 2
+        args.device, args.batch, args.steps, args.loader_steps, args.lite_steps, args.warmup = "cpu", 2, 1, 2, 2, 1
     return args
 
 
@@ -127,7 +128,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_steps(step: Callable[[], Any], steps: int, device: torch.device, warmup: int = 3) -> tuple[list[float], float]:
+def time_steps(step: Callable[[], Any], steps: int, device: torch.device, warmup: int) -> tuple[list[float], float]:
     """Seconds of each timed call of ``step()`` after ``warmup`` calls, and the last loss."""
     loss = float("nan")
     for _ in range(warmup):
@@ -158,10 +159,10 @@ def step_row(preset: str, precision: str, batch: int, args: argparse.Namespace, 
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.cuda.reset_peak_memory_stats(device)
-    times, loss = time_steps(lambda: step(data), args.steps, device)
+    times, loss = time_steps(lambda: step(data), args.steps, device, args.warmup)
     ms = 1000 * statistics.median(times)
     note = f"loss {loss:.3f}" + (
-        f", {opt.steps_taken} of {args.steps + 3} steps taken" if opt.scaler.is_enabled() else ""
+        f", {opt.steps_taken} of {args.steps + args.warmup} steps taken" if opt.scaler.is_enabled() else ""
     )
     return {**row, "ms": ms, "clips_s": batch / (ms / 1000), "peak_gib": _peak_gib(device), "note": note}
 
@@ -177,10 +178,10 @@ def loader_row(workers: int, args: argparse.Namespace, device: torch.device) -> 
     train_ds = build_datasets(cfg, "world")[0]
     model = new_model(cfg, device)
     step = make_step(model, cfg, make_optimiser(model, cfg, "auto", device), device)
-    loader = step_loader(train_ds, tc, 0, args.loader_steps + 3, pin_memory=device.type == "cuda")
+    loader = step_loader(train_ds, tc, 0, args.loader_steps + args.warmup, pin_memory=device.type == "cuda")
     it, wait, done = iter(loader), 0.0, 0
-    for i in range(args.loader_steps + 3):
-        if i == 3:  # after the warm-up (workers started, kernels chosen)
+    for i in range(args.loader_steps + args.warmup):
+        if i == args.warmup:  # after the warm-up (workers started, kernels chosen)
             _sync(device)
             t0, wait, done = time.perf_counter(), 0.0, 0
         w0 = time.perf_counter()
@@ -275,7 +276,7 @@ def ddp_worker(args: argparse.Namespace) -> None:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if cuda else None)
         step = make_step(net, cfg, make_optimiser(net, cfg, "auto" if cuda else "fp32", device), device)
         data = example_batch(cfg, args.batch, device)
-        times, loss = time_steps(lambda: step(data), args.steps, device)
+        times, loss = time_steps(lambda: step(data), args.steps, device, args.warmup)
         if dist.get_rank() == 0:
             print(json.dumps({"ms": 1000 * statistics.median(times), "loss": loss, "sync_bn": n_sync}), flush=True)
         dist.barrier()
@@ -288,7 +289,8 @@ def ddp_row(args: argparse.Namespace, gpus: int, timeout: float) -> dict:
     torchrun = shutil.which("torchrun")
     cmd = [torchrun] if torchrun else [sys.executable, "-m", "torch.distributed.run"]
     cmd += ["--standalone", "--nproc_per_node", str(gpus), __file__, "--ddp-worker", "--batch", str(args.batch)]
-    cmd += ["--steps", str(args.steps), "--device", args.device] + (["--cpu-smoke"] if args.cpu_smoke else [])
+    cmd += ["--steps", str(args.steps), "--warmup", str(args.warmup), "--device", args.device]
+    cmd += ["--cpu-smoke"] if args.cpu_smoke else []
     row = {"what": f"S3D-G step, torchrun {gpus} processes, DDP" + (" + SyncBatchNorm" if gpus and not args.cpu_smoke
            else ""), "precision": "auto"}  # fmt: skip
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
@@ -352,7 +354,7 @@ def header_line(device: torch.device, args: argparse.Namespace, seconds: float) 
         native = "native" if cap >= (8, 0) else "no native"
         where = f"{m['gpu']} (compute capability {cap[0]}.{cap[1]}, {native} bf16)"
     return (f"GPU check on {where}; {m['cpu']}, {m['cores']} cores, {m['cpu_capability']}; torch {m['torch']}. "
-            f"Paper rows at batch {args.batch}, median of {args.steps} steps after 3 warm-up steps; "
+            f"Paper rows at batch {args.batch}, median of {args.steps} steps after {args.warmup} warm-up steps; "
             f"{seconds:.0f} s in all")  # fmt: skip
 
 

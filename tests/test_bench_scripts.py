@@ -72,17 +72,16 @@ def _bench_module(name: str):
 
 @pytest.mark.slow  # every row, tiny: about a minute on a quiet 2-core machine
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: run bench/gpu_check.py itself")
-def test_gpu_check_without_cuda_says_so_and_its_cpu_smoke_run_fills_every_row():
-    """bench/gpu_check.py needs CUDA for its table; without it, it says so. --cpu-smoke runs every row, tiny, on the
-    CPU: the lite rows first, the paper steps in three precisions, the parity checks and the DDP row (2 processes)."""
-    r = subprocess.run([sys.executable, "bench/gpu_check.py"], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 1 and "needs a CUDA GPU" in r.stderr and "--cpu-smoke" in r.stderr
+def test_gpu_check_cpu_smoke_run_fills_every_row():
+    """--cpu-smoke runs every row of bench/gpu_check.py, tiny, on the CPU: the lite rows first, the paper steps in
+    three precisions, the parity checks and the DDP row (2 processes)."""
     r = subprocess.run(
         [sys.executable, "bench/gpu_check.py", "--cpu-smoke"], cwd=REPO, capture_output=True, text=True, timeout=600
     )
     assert r.returncode == 0, r.stderr[-2000:]
     header = r.stdout.splitlines()[0]
     assert header.startswith("GPU check on CPU smoke run") and "cores" in header and "torch" in header
+    assert "median of 1 steps after 1 warm-up steps" in header  # a smoke run times little
     rows = [[c.strip() for c in ln.split("|")[1:-1]] for ln in r.stdout.splitlines() if ln.startswith("| ")][1:]
     whats = [row[0] for row in rows]
     assert whats[0].startswith("lite") and "step alone" in whats[0]  # the lite job first
@@ -105,8 +104,12 @@ def test_gpu_check_without_cuda_says_so_and_its_cpu_smoke_run_fills_every_row():
     assert not any("out of memory" in row[7] or "FAILED" in row[7] for row in rows), rows
 
 
-def test_gpu_check_records_out_of_memory_and_goes_on():
+def test_gpu_check_without_cuda_says_so_and_records_out_of_memory(monkeypatch, capsys):
     gpu = _bench_module("gpu_check")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert gpu.main([]) == 1  # its table needs CUDA; without it, it says so and names the smoke run
+    err = capsys.readouterr().err
+    assert "needs a CUDA GPU" in err and "--cpu-smoke" in err
 
     def oom():
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
@@ -121,7 +124,7 @@ def test_gpu_check_records_out_of_memory_and_goes_on():
     with pytest.raises(RuntimeError, match="shape mismatch"):  # any other error is a bug, and is raised
         gpu.guarded("x", "fp32", lambda: (_ for _ in ()).throw(RuntimeError("shape mismatch")), cpu)
     args = gpu.parse_args([])
-    assert args.presets == ["s3dg", "tsm_r50"] and args.budget <= 480 and args.lite_steps == 800
+    assert args.presets == ["s3dg", "tsm_r50"] and args.budget <= 480 and args.lite_steps == 800 and args.warmup == 3
     with pytest.raises(SystemExit):
         gpu.parse_args(["--batch", "1"])
     assert "skipped: time budget" in gpu.format_table([{"what": "x", "note": "skipped: time budget"}], "h")
