@@ -27,7 +27,6 @@ from lab_harness import (
 
 from mmv_lite.tools.render_notebooks import TIMINGS_ENV
 
-
 # Notebooks that a test here runs top to bottom with Run > Run All Cells in JupyterLab (a cell that raises fails it)
 # before driving their widgets. When that test runs, nbmake does not run the same notebook a second time in the same
 # session. (With MMV_LAB_TIMINGS set, every notebook runs both ways: the README's table has both times.)
