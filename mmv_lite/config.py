@@ -131,7 +131,7 @@ class WorldConfig:
 
     seed: int = 0
     object_continuity: float = 0.5  # fraction of a video's segments that go on with its object (1: one per video)
-    clips_per_video: int = 2  # training clips cut from each video, side by side in a batch (other parts of it)
+    clips_per_video: int = 2  # training clips cut from each video, each from its own part (C * v + part)
     misalignment: float = 0.5  # fraction of narrations spoken at another moment (HowTo100M: about half)
     misalignment_offset: float = 3.0  # seconds a misaligned narration is moved (x 0.7-1.3)
     narration_noise: float = 1.0  # scales the speech-recognition noise (0 = clean narrations)

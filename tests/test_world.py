@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from mmv_lite.config import WorldConfig, get_config
+from mmv_lite.config import TrainConfig, WorldConfig, get_config
 from mmv_lite.data import synth
-from mmv_lite.data.sampling import StepBatchSampler
+from mmv_lite.data.sampling import StepBatchSampler, step_loader
 from mmv_lite.data.text import tokenize_words
 from mmv_lite.data.world import (
     SEGMENTS_PER_VIDEO,
@@ -258,7 +258,7 @@ def test_object_continuity_dial():
     assert same_object(_world(object_continuity=0.0)) < 0.05
 
 
-def test_clips_of_one_video_sit_side_by_side():
+def test_clips_of_one_video_and_the_batches_training_draws(words):
     world = _world(clips_per_video=2)
     a, b = plan_clip(world, "train", 10, CLIP), plan_clip(world, "train", 11, CLIP)
     assert a.captions == b.captions and a.segments[0].kind == b.segments[0].kind  # one video ...
@@ -268,6 +268,13 @@ def test_clips_of_one_video_sit_side_by_side():
         ids = [i for i, _ in batch]
         assert all(ids[j] // 2 == ids[j + 1] // 2 and ids[j] % 2 == 0 for j in range(0, 8, 2))
         assert len({i // 2 for i in ids}) == 4
+    # Training does not group them: every clip of a batch comes from a video of its own, as every stored result
+    # was trained (docs/BENCHMARKS.md, "Data rate of the world stream").
+    ds = WorldClips(CFG.data, "train", world, words)
+    loader = step_loader(ds, TrainConfig(batch_size=32, num_workers=0), 0, 3)
+    assert loader.batch_sampler.group == 1
+    for batch in loader.batch_sampler:
+        assert len({i // world.clips_per_video for i, _ in batch}) == 32
 
 
 def test_cached_clips_equal_rendered_ones_and_are_shared_where_they_can_be(words, tmp_path):

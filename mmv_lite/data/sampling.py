@@ -43,7 +43,10 @@ class StepBatchSampler:
     of ``world`` takes entries ``[r * b, (r + 1) * b)`` of each global batch, ``b = batch_size // world``.
     ``n=None``: an unlimited stream, where entry ``i`` of global batch ``step`` is a new clip, ``mix_seed(seed, step,
     i)``; with ``group`` > 1, entries ``g * group ... g * group + group - 1`` are consecutive clips of the stream (for
-    a stream whose consecutive clips come from the same video, such as the sample world's).
+    a stream whose consecutive clips come from the same video, such as the sample world's). :func:`step_loader` uses
+    ``group=1``: every clip of a training batch comes from a video of its own, and every stored result was trained
+    so (putting the sample world's ``clips_per_video`` clips of a video side by side would change every run's
+    batches).
     """
 
     def __init__(

@@ -121,8 +121,10 @@ def _segments(rng: np.random.Generator, world: WorldConfig) -> tuple[list[synth.
 
 
 def _video_plan(w: WorldConfig, split: str, video: int) -> tuple[list[synth.Segment], str, synth.Narration]:
-    """Video ``video``'s segments, background and narration, from its own random stream. The clips of a video sit
-    side by side in a batch, so the last few videos are remembered: the video is half of what planning a clip costs."""
+    """Video ``video``'s segments, background and narration, from its own random stream. The last few videos are
+    remembered, for callers that plan consecutive items (the clips of a video, e.g. :func:`bag_hit_rate`): the video
+    is half of what planning a clip costs. Training batches draw each clip from a video of its own
+    (:class:`~mmv_lite.data.sampling.StepBatchSampler` with ``group=1``), so there every clip plans its video."""
     key = (type(w), tuple(vars(w).values()), split, video)  # every dial, as a tuple of scalars: cheap to hash
     if key in _VIDEO_PLANS:
         return _VIDEO_PLANS[key]
@@ -225,7 +227,7 @@ class WorldClips(Dataset):
         self.logmel = LogMel(cfg)
         fixed = {"probe": world.num_probe, "val": world.num_eval, "test": world.num_eval}
         self.unlimited = split == "train"
-        self.clips_per_video = world.clips_per_video if self.unlimited else 1  # read by the batch sampler
+        self.clips_per_video = world.clips_per_video if self.unlimited else 1  # consecutive items of one video
         self._len = int(length if length is not None else fixed.get(split, 2**62))
         self.train = split == "train"
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
