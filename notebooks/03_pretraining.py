@@ -237,9 +237,13 @@ probe_sets = {  # probes fit on the probe clips, choose C on the validation clip
 }
 Cs = (1e-2,) if QUICK else PROBE_CS  # quick mode: one C instead of choosing among five on the val clips
 probes = {}
-for name, model, features in (("", shipped, ("f_v", "f_a", "z_t_vat")), (" at random init", random_init, ("f_v",))):
+# (name, network, features probed, the modalities it embeds: at random init only the video network is probed)
+for name, model, features, mods in (
+    ("", shipped, ("f_v", "f_a", "z_t_vat"), "vat"),
+    (" at random init", random_init, ("f_v",), "v"),
+):
     embs = {
-        s: attach_factors(embed_dataset(model, ds, device=DEVICE, progress=f"{s} clips{name}"), ds)
+        s: attach_factors(embed_dataset(model, ds, device=DEVICE, modalities=mods, progress=f"{s} clips{name}"), ds)
         for s, ds in probe_sets.items()
     }
     got = factor_probes(
