@@ -9,7 +9,8 @@ times, on the same videos and alternating which goes first:
 
 - ``per_frame_scaler``: decode every frame and convert it with ``frame.to_ndarray(format="rgb24", width=, height=)``,
   which sets up a new scaler for each frame (the kit did this until the decode cache kept one);
-- ``one_scaler``: the same frames through one ``VideoReformatter`` (what ``mmv_lite.data.media`` does now);
+- ``one_scaler``: the same frames through one single-threaded ``VideoReformatter`` (what ``mmv_lite.data.media``
+  does now);
 - ``decode_ms_per_video``: :func:`mmv_lite.data.media.decode` itself, frames and sound.
 
 The frames of both conversions are compared bit for bit.
@@ -42,7 +43,7 @@ def scaled_frames(path: Path, size: int, shared: bool) -> tuple[np.ndarray, floa
         w, h = _target_size(s.codec_context.width, s.codec_context.height, size)
         scaler = VideoReformatter()
         if shared:
-            out = [scaler.reformat(f, width=w, height=h, format="rgb24").to_ndarray() for f in c.decode(s)]
+            out = [scaler.reformat(f, width=w, height=h, format="rgb24", threads=1).to_ndarray() for f in c.decode(s)]
         else:
             out = [f.to_ndarray(format="rgb24", width=w, height=h) for f in c.decode(s)]
     return np.stack(out), time.process_time() - t0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from fractions import Fraction
 
 import av
@@ -313,9 +314,23 @@ def test_audio_after_a_seek_is_sample_for_sample_the_whole_files(tmp_path, cfg, 
     assert_identical(fresh, cached)
 
 
-def test_one_scaler_per_decode_gives_pyavs_own_pixels(tmp_path, monkeypatch):
+class _CountedScaler:
+    """A ``VideoReformatter`` that counts the threads of this process right after each frame it scales."""
+
+    def __init__(self, real, threads: list[int]):
+        self.real, self.threads = real(), threads
+
+    def reformat(self, *args, **kwargs):
+        out = self.real.reformat(*args, **kwargs)
+        self.threads.append(len(os.listdir("/proc/self/task")))
+        return out
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
+def test_one_single_threaded_scaler_per_decode_gives_pyavs_own_pixels(tmp_path, monkeypatch):
     """Frames are scaled by one ``VideoReformatter`` per decode, not one per frame (which ``frame.to_ndarray(width=,
-    height=)`` sets up, at three times the cost of the conversion), and the pixels are PyAV's per-frame ones."""
+    height=)`` sets up, at three times the cost of the conversion), on this thread only (a scaler that starts threads
+    hangs a forked DataLoader worker that frees its copy), and the pixels are PyAV's per-frame ones."""
     from av.video import reformatter
 
     rng = np.random.default_rng(0)
@@ -323,12 +338,14 @@ def test_one_scaler_per_decode_gives_pyavs_own_pixels(tmp_path, monkeypatch):
         write_media(tmp_path / "a.mp4", rng.integers(0, 256, (9, 48, 64, 3), np.uint8), fps=6),
         write_media(tmp_path / "b.webm", rng.integers(0, 256, (9, 45, 63, 3), np.uint8), fps=6, vcodec="libvpx-vp9"),
     ]
-    made, real = [], reformatter.VideoReformatter
-    monkeypatch.setattr(reformatter, "VideoReformatter", lambda: made.append(real()) or made[-1])
+    made, threads, real = [], [], reformatter.VideoReformatter
+    monkeypatch.setattr(reformatter, "VideoReformatter", lambda: made.append(_CountedScaler(real, threads)) or made[-1])
     for path in files:
         made.clear()
+        before = len(os.listdir("/proc/self/task"))
         got = decode(path, SR, 20)
         assert len(made) == 1, f"{len(made)} scalers for one decode of {path.name}"
+        assert threads and max(threads) == before, f"scaling started {max(threads) - before} threads"
         with av.open(str(path)) as c:
             s = c.streams.video[0]
             w, h = _target_size(s.width, s.height, 20)

@@ -343,7 +343,9 @@ class _Pictures:
         self.start, self.stop = start, stop
         self.turn: Callable[[np.ndarray], np.ndarray] | None = None
         # One scaler for every frame: ``frame.to_ndarray(width=, height=)`` sets up a new one per frame, which cost
-        # three times the conversion itself (bench/bench_decode.py); the pixels are the same.
+        # three times the conversion itself (bench/bench_decode.py); the pixels are the same. One thread: a scaler
+        # left to choose starts a thread per core, and a forked DataLoader worker that frees a copy of it (its
+        # threads do not exist there) hangs.
         from av.video.reformatter import VideoReformatter
 
         self.scaler = VideoReformatter()
@@ -363,7 +365,7 @@ class _Pictures:
             # forked DataLoader worker may collect, freeing the parent's scaler threads: a deadlock)
             self.turn = upright(frame.rotation)
         w, h = self.size
-        rgb = self.scaler.reformat(frame, width=w, height=h, format="rgb24").to_ndarray()
+        rgb = self.scaler.reformat(frame, width=w, height=h, format="rgb24", threads=1).to_ndarray()
         img = np.ascontiguousarray(self.turn(rgb))
         if t <= self.start + 1e-6 and self.times and self.times[-1] <= self.start + 1e-6:
             if t >= self.times[-1]:  # only the frame on screen at `start` is needed: the latest one before it
