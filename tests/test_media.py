@@ -18,7 +18,7 @@ import torch
 from media_files import SR, frame_index, grey_frames, set_mkv_duration, tone, write_media
 
 from mmv_lite.data.clips import ClipDataset
-from mmv_lite.data.media import _target_size, decode, probe
+from mmv_lite.data.media import BadClipError, _target_size, decode, probe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -351,3 +351,34 @@ def test_one_single_threaded_scaler_per_decode_gives_pyavs_own_pixels(tmp_path, 
             w, h = _target_size(s.width, s.height, 20)
             want = np.stack([f.to_ndarray(format="rgb24", width=w, height=h) for f in c.decode(s)])
         assert got.frames.shape == want.shape and np.array_equal(got.frames, want), path.name
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
+def test_a_decode_that_raises_leaves_no_ffmpeg_thread_behind(tmp_path, monkeypatch):
+    """The audio resampler's filter graph runs threads. One that outlives its decode (kept by the traceback of an
+    error, in a cycle only the garbage collector frees) hangs a forked DataLoader worker that collects its copy."""
+    import gc
+
+    from mmv_lite.data import media
+
+    frames = np.random.default_rng(0).integers(0, 256, (30, 48, 64, 3), np.uint8)
+    path = write_media(tmp_path / "a.mp4", frames, fps=10, audio=tone(3.0))
+    added = []
+
+    def add_then_fail(self, frame):
+        added.append(frame.pts)
+        if len(added) > 10:  # the sound track has started by now: its resampler and graph exist
+            raise RuntimeError("decoder fell over")
+        return real_add(self, frame)
+
+    real_add = media._Pictures.add
+    monkeypatch.setattr(media._Pictures, "add", add_then_fail)
+    gc.disable()  # as between two collections: only reference counts free anything
+    try:
+        before = len(os.listdir("/proc/self/task"))
+        with pytest.raises(BadClipError) as kept:  # the traceback, and the decode's frames with it, stay alive
+            decode(path, SR, 20)
+        assert kept.value.__cause__ is not None
+        assert len(os.listdir("/proc/self/task")) == before, "a decode that raised left FFmpeg threads running"
+    finally:
+        gc.enable()

@@ -316,6 +316,10 @@ class AudioTrack:
             at += len(x)
         self._resampler, self._run, self._frames, self._offset = None, [], [], 0.0
 
+    def close(self) -> None:
+        """Drop the resampler (and its filter graph's threads) without flushing it."""
+        self._resampler = None
+
     def _collect(self, frames: list[Any]) -> None:
         self._run += [x for x in (out.to_ndarray().reshape(-1) for out in frames) if len(x)]
 
@@ -393,6 +397,18 @@ def _packet_damage(packet: Any, error: Exception) -> Damage:
     return Damage(s.type, stream_name(s), t0, t0 + dur, f"{type(error).__name__}: {error}")
 
 
+def _release(pictures: _Pictures | None, track: AudioTrack | None) -> None:
+    """Free the FFmpeg objects of a decode that run threads (the audio resampler's filter graph, the scaler) now.
+
+    One left for the garbage collector may still exist when a DataLoader forks its workers, and a worker that
+    collects its copy waits forever for threads that exist only in the parent (``avfilter_graph_free`` ->
+    ``pthread_cond_destroy``): a hang that a fresh CI run met in ``test_dataloader_with_two_workers``."""
+    if pictures is not None:
+        pictures.scaler = None
+    if track is not None:
+        track.close()
+
+
 def _decode_span(
     path: Path, sample_rate: int, max_short_side: int, start: float, stop: float, seek: bool
 ) -> tuple[Decoded, dict[str, float]]:
@@ -400,52 +416,59 @@ def _decode_span(
     import av
 
     damage: list[Damage] = []
-    with av.open(str(path)) as c:
-        vs, ast = _first_streams(c)
-        if vs is None and ast is None:
-            raise BadClipError(f"{path}: no video or audio stream")
-        streams = [s for s in (vs, ast) if s is not None]
-        starts = {s.type: float(s.start_time * s.time_base) if s.start_time is not None else 0.0 for s in streams}
-        pictures = _Pictures(vs, max_short_side, start, stop) if vs is not None else None
-        track = None
-        if ast is not None:
-            cc = ast.codec_context
-            track = AudioTrack(starts["audio"], float(ast.time_base), cc.frame_size or 0, getattr(cc, "delay", 0) or 0)
-        if vs is not None:
-            vs.thread_type = "NONE"  # one thread per DataLoader worker; frame threads only add latency here
-        if seek:
-            c.seek(int((start - SEEK_MARGIN) * av.time_base), backward=True, any_frame=False)
-        done = {s.type: False for s in streams}
-        packets = c.demux(*streams)
-        last_t = start if seek else 0.0
-        while not all(done.values()):
-            try:
-                packet = next(packets)
-            except StopIteration:
-                break
-            except Exception as e:  # the container's data stops here (cut file, garbage): keep what was read
-                damage.append(Damage("file", "the file", last_t, math.inf, f"{type(e).__name__}: {e}"))
-                break
-            kind = packet.stream.type
-            if done[kind]:
-                continue
-            try:
-                frames = packet.decode()
-            except Exception as e:  # a damaged packet costs its own stream, over its own span
-                damage.append(_packet_damage(packet, e))
-                continue
-            for frame in frames:
-                if kind == "video":
-                    done["video"] = pictures.add(frame) or done["video"]
-                    last_t = pictures.times[-1] if pictures.times else last_t
-                elif frame.pts is not None and float(frame.pts * frame.time_base) >= stop:
-                    done["audio"] = True
-                else:
-                    track.add(frame)
-    frames, times = pictures.result() if pictures is not None else (None, None)
-    audio, audio_t0 = track.waveform() if track is not None else (None, 0.0)
-    rate = (track.rate or sample_rate) if track is not None else sample_rate
-    return Decoded(frames, times, audio, audio_t0, rate, sample_rate, damage), starts
+    pictures: _Pictures | None = None
+    track: AudioTrack | None = None
+    try:
+        with av.open(str(path)) as c:
+            vs, ast = _first_streams(c)
+            if vs is None and ast is None:
+                raise BadClipError(f"{path}: no video or audio stream")
+            streams = [s for s in (vs, ast) if s is not None]
+            starts = {s.type: float(s.start_time * s.time_base) if s.start_time is not None else 0.0 for s in streams}
+            pictures = _Pictures(vs, max_short_side, start, stop) if vs is not None else None
+            track = None
+            if ast is not None:
+                cc = ast.codec_context
+                track = AudioTrack(
+                    starts["audio"], float(ast.time_base), cc.frame_size or 0, getattr(cc, "delay", 0) or 0
+                )
+            if vs is not None:
+                vs.thread_type = "NONE"  # one thread per DataLoader worker; frame threads only add latency here
+            if seek:
+                c.seek(int((start - SEEK_MARGIN) * av.time_base), backward=True, any_frame=False)
+            done = {s.type: False for s in streams}
+            packets = c.demux(*streams)
+            last_t = start if seek else 0.0
+            while not all(done.values()):
+                try:
+                    packet = next(packets)
+                except StopIteration:
+                    break
+                except Exception as e:  # the container's data stops here (cut file, garbage): keep what was read
+                    damage.append(Damage("file", "the file", last_t, math.inf, f"{type(e).__name__}: {e}"))
+                    break
+                kind = packet.stream.type
+                if done[kind]:
+                    continue
+                try:
+                    frames = packet.decode()
+                except Exception as e:  # a damaged packet costs its own stream, over its own span
+                    damage.append(_packet_damage(packet, e))
+                    continue
+                for frame in frames:
+                    if kind == "video":
+                        done["video"] = pictures.add(frame) or done["video"]
+                        last_t = pictures.times[-1] if pictures.times else last_t
+                    elif frame.pts is not None and float(frame.pts * frame.time_base) >= stop:
+                        done["audio"] = True
+                    else:
+                        track.add(frame)
+        frames, times = pictures.result() if pictures is not None else (None, None)
+        audio, audio_t0 = track.waveform() if track is not None else (None, 0.0)
+        rate = (track.rate or sample_rate) if track is not None else sample_rate
+        return Decoded(frames, times, audio, audio_t0, rate, sample_rate, damage), starts
+    finally:  # even when decoding raises (its traceback may keep these alive, in a cycle, until a collection)
+        _release(pictures, track)
 
 
 def decode(
