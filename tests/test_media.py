@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from fractions import Fraction
 
 import av
@@ -18,7 +17,7 @@ import torch
 from media_files import SR, frame_index, grey_frames, set_mkv_duration, tone, write_media
 
 from mmv_lite.data.clips import ClipDataset
-from mmv_lite.data.media import BadClipError, _target_size, decode, probe
+from mmv_lite.data.media import decode, probe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -312,73 +311,3 @@ def test_audio_after_a_seek_is_sample_for_sample_the_whole_files(tmp_path, cfg, 
         (_, wa), (_, wb) = (ds.load_clip(ds.videos[w.video_id], w.start) for ds in (fresh, cached))
         assert np.abs(wb).max() > 0.1 and np.array_equal(wa, wb), f"window at {w.start} s"
     assert_identical(fresh, cached)
-
-
-class _CountedScaler:
-    """A ``VideoReformatter`` that counts the threads of this process right after each frame it scales."""
-
-    def __init__(self, real, threads: list[int]):
-        self.real, self.threads = real(), threads
-
-    def reformat(self, *args, **kwargs):
-        out = self.real.reformat(*args, **kwargs)
-        self.threads.append(len(os.listdir("/proc/self/task")))
-        return out
-
-
-@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
-def test_one_single_threaded_scaler_per_decode_gives_pyavs_own_pixels(tmp_path, monkeypatch):
-    """Frames are scaled by one ``VideoReformatter`` per decode, not one per frame (which ``frame.to_ndarray(width=,
-    height=)`` sets up, at three times the cost of the conversion), on this thread only (a scaler that starts threads
-    hangs a forked DataLoader worker that frees its copy), and the pixels are PyAV's per-frame ones."""
-    from av.video import reformatter
-
-    rng = np.random.default_rng(0)
-    files = [
-        write_media(tmp_path / "a.mp4", rng.integers(0, 256, (9, 48, 64, 3), np.uint8), fps=6),
-        write_media(tmp_path / "b.webm", rng.integers(0, 256, (9, 45, 63, 3), np.uint8), fps=6, vcodec="libvpx-vp9"),
-    ]
-    made, threads, real = [], [], reformatter.VideoReformatter
-    monkeypatch.setattr(reformatter, "VideoReformatter", lambda: made.append(_CountedScaler(real, threads)) or made[-1])
-    for path in files:
-        made.clear()
-        before = len(os.listdir("/proc/self/task"))
-        got = decode(path, SR, 20)
-        assert len(made) == 1, f"{len(made)} scalers for one decode of {path.name}"
-        assert threads and max(threads) == before, f"scaling started {max(threads) - before} threads"
-        with av.open(str(path)) as c:
-            s = c.streams.video[0]
-            w, h = _target_size(s.width, s.height, 20)
-            want = np.stack([f.to_ndarray(format="rgb24", width=w, height=h) for f in c.decode(s)])
-        assert got.frames.shape == want.shape and np.array_equal(got.frames, want), path.name
-
-
-@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
-def test_a_decode_that_raises_leaves_no_ffmpeg_thread_behind(tmp_path, monkeypatch):
-    """The audio resampler's filter graph runs threads. One that outlives its decode (kept by the traceback of an
-    error, in a cycle only the garbage collector frees) hangs a forked DataLoader worker that collects its copy."""
-    import gc
-
-    from mmv_lite.data import media
-
-    frames = np.random.default_rng(0).integers(0, 256, (30, 48, 64, 3), np.uint8)
-    path = write_media(tmp_path / "a.mp4", frames, fps=10, audio=tone(3.0))
-    added = []
-
-    def add_then_fail(self, frame):
-        added.append(frame.pts)
-        if len(added) > 10:  # the sound track has started by now: its resampler and graph exist
-            raise RuntimeError("decoder fell over")
-        return real_add(self, frame)
-
-    real_add = media._Pictures.add
-    monkeypatch.setattr(media._Pictures, "add", add_then_fail)
-    gc.disable()  # as between two collections: only reference counts free anything
-    try:
-        before = len(os.listdir("/proc/self/task"))
-        with pytest.raises(BadClipError) as kept:  # the traceback, and the decode's frames with it, stay alive
-            decode(path, SR, 20)
-        assert kept.value.__cause__ is not None
-        assert len(os.listdir("/proc/self/task")) == before, "a decode that raised left FFmpeg threads running"
-    finally:
-        gc.enable()

@@ -74,24 +74,20 @@ def decode_audio(path: str | os.PathLike, sample_rate: int) -> tuple[np.ndarray 
     of the file's timeline (usually 0); ``(None, 0.0)`` when the file has no audio stream.
     Raises ``av.error.FFmpegError`` (or ``OSError``) on an unreadable file: callers add the file name.
     """
-    resampler = None
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                return None, 0.0
-            stream = container.streams.audio[0]
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-            chunks: list[np.ndarray] = []
-            start = None
-            for frame in container.decode(stream):
-                if start is None and frame.pts is not None:
-                    start = float(frame.pts * frame.time_base)
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
-            for out in resampler.resample(None):
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return None, 0.0
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        chunks: list[np.ndarray] = []
+        start = None
+        for frame in container.decode(stream):
+            if start is None and frame.pts is not None:
+                start = float(frame.pts * frame.time_base)
+            for out in resampler.resample(frame):
                 chunks.append(out.to_ndarray().reshape(-1))
-    finally:  # its filter graph runs threads: freed now, even when decoding raises (media._release says why)
-        resampler = None
+        for out in resampler.resample(None):
+            chunks.append(out.to_ndarray().reshape(-1))
     if not chunks:
         return np.zeros(0, np.float32), 0.0
     wave = np.concatenate(chunks).astype(np.float32, copy=False)

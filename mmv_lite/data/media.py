@@ -316,10 +316,6 @@ class AudioTrack:
             at += len(x)
         self._resampler, self._run, self._frames, self._offset = None, [], [], 0.0
 
-    def close(self) -> None:
-        """Drop the resampler (and its filter graph's threads) without flushing it."""
-        self._resampler = None
-
     def _collect(self, frames: list[Any]) -> None:
         self._run += [x for x in (out.to_ndarray().reshape(-1) for out in frames) if len(x)]
 
@@ -346,13 +342,6 @@ class _Pictures:
         self.period = _frame_period(stream)
         self.start, self.stop = start, stop
         self.turn: Callable[[np.ndarray], np.ndarray] | None = None
-        # One scaler for every frame: ``frame.to_ndarray(width=, height=)`` sets up a new one per frame, which cost
-        # three times the conversion itself (bench/bench_decode.py); the pixels are the same. One thread: a scaler
-        # left to choose starts a thread per core, and a forked DataLoader worker that frees a copy of it (its
-        # threads do not exist there) hangs.
-        from av.video.reformatter import VideoReformatter
-
-        self.scaler = VideoReformatter()
         self.frames: list[np.ndarray] = []
         self.times: list[float] = []
 
@@ -369,8 +358,7 @@ class _Pictures:
             # forked DataLoader worker may collect, freeing the parent's scaler threads: a deadlock)
             self.turn = upright(frame.rotation)
         w, h = self.size
-        rgb = self.scaler.reformat(frame, width=w, height=h, format="rgb24", threads=1).to_ndarray()
-        img = np.ascontiguousarray(self.turn(rgb))
+        img = np.ascontiguousarray(self.turn(frame.to_ndarray(format="rgb24", width=w, height=h)))
         if t <= self.start + 1e-6 and self.times and self.times[-1] <= self.start + 1e-6:
             if t >= self.times[-1]:  # only the frame on screen at `start` is needed: the latest one before it
                 self.frames[-1], self.times[-1] = img, t  # (a frame whose timestamp is earlier, decoded later, is not)
@@ -380,7 +368,6 @@ class _Pictures:
         return t >= self.stop  # a stream that starts after the span: its first frame stands in, as when cached
 
     def result(self) -> tuple[np.ndarray | None, np.ndarray | None]:
-        self.scaler = None  # its threads belong to this process: freed now, never by a forked worker's collector
         if not self.frames:
             return None, None
         order = np.argsort(np.asarray(self.times), kind="stable")  # presentation order, whatever the decoder gave
@@ -397,18 +384,6 @@ def _packet_damage(packet: Any, error: Exception) -> Damage:
     return Damage(s.type, stream_name(s), t0, t0 + dur, f"{type(error).__name__}: {error}")
 
 
-def _release(pictures: _Pictures | None, track: AudioTrack | None) -> None:
-    """Free the FFmpeg objects of a decode that run threads (the audio resampler's filter graph, the scaler) now.
-
-    One left for the garbage collector may still exist when a DataLoader forks its workers, and a worker that
-    collects its copy waits forever for threads that exist only in the parent (``avfilter_graph_free`` ->
-    ``pthread_cond_destroy``): a hang that a fresh CI run met in ``test_dataloader_with_two_workers``."""
-    if pictures is not None:
-        pictures.scaler = None
-    if track is not None:
-        track.close()
-
-
 def _decode_span(
     path: Path, sample_rate: int, max_short_side: int, start: float, stop: float, seek: bool
 ) -> tuple[Decoded, dict[str, float]]:
@@ -416,59 +391,52 @@ def _decode_span(
     import av
 
     damage: list[Damage] = []
-    pictures: _Pictures | None = None
-    track: AudioTrack | None = None
-    try:
-        with av.open(str(path)) as c:
-            vs, ast = _first_streams(c)
-            if vs is None and ast is None:
-                raise BadClipError(f"{path}: no video or audio stream")
-            streams = [s for s in (vs, ast) if s is not None]
-            starts = {s.type: float(s.start_time * s.time_base) if s.start_time is not None else 0.0 for s in streams}
-            pictures = _Pictures(vs, max_short_side, start, stop) if vs is not None else None
-            track = None
-            if ast is not None:
-                cc = ast.codec_context
-                track = AudioTrack(
-                    starts["audio"], float(ast.time_base), cc.frame_size or 0, getattr(cc, "delay", 0) or 0
-                )
-            if vs is not None:
-                vs.thread_type = "NONE"  # one thread per DataLoader worker; frame threads only add latency here
-            if seek:
-                c.seek(int((start - SEEK_MARGIN) * av.time_base), backward=True, any_frame=False)
-            done = {s.type: False for s in streams}
-            packets = c.demux(*streams)
-            last_t = start if seek else 0.0
-            while not all(done.values()):
-                try:
-                    packet = next(packets)
-                except StopIteration:
-                    break
-                except Exception as e:  # the container's data stops here (cut file, garbage): keep what was read
-                    damage.append(Damage("file", "the file", last_t, math.inf, f"{type(e).__name__}: {e}"))
-                    break
-                kind = packet.stream.type
-                if done[kind]:
-                    continue
-                try:
-                    frames = packet.decode()
-                except Exception as e:  # a damaged packet costs its own stream, over its own span
-                    damage.append(_packet_damage(packet, e))
-                    continue
-                for frame in frames:
-                    if kind == "video":
-                        done["video"] = pictures.add(frame) or done["video"]
-                        last_t = pictures.times[-1] if pictures.times else last_t
-                    elif frame.pts is not None and float(frame.pts * frame.time_base) >= stop:
-                        done["audio"] = True
-                    else:
-                        track.add(frame)
-        frames, times = pictures.result() if pictures is not None else (None, None)
-        audio, audio_t0 = track.waveform() if track is not None else (None, 0.0)
-        rate = (track.rate or sample_rate) if track is not None else sample_rate
-        return Decoded(frames, times, audio, audio_t0, rate, sample_rate, damage), starts
-    finally:  # even when decoding raises (its traceback may keep these alive, in a cycle, until a collection)
-        _release(pictures, track)
+    with av.open(str(path)) as c:
+        vs, ast = _first_streams(c)
+        if vs is None and ast is None:
+            raise BadClipError(f"{path}: no video or audio stream")
+        streams = [s for s in (vs, ast) if s is not None]
+        starts = {s.type: float(s.start_time * s.time_base) if s.start_time is not None else 0.0 for s in streams}
+        pictures = _Pictures(vs, max_short_side, start, stop) if vs is not None else None
+        track = None
+        if ast is not None:
+            cc = ast.codec_context
+            track = AudioTrack(starts["audio"], float(ast.time_base), cc.frame_size or 0, getattr(cc, "delay", 0) or 0)
+        if vs is not None:
+            vs.thread_type = "NONE"  # one thread per DataLoader worker; frame threads only add latency here
+        if seek:
+            c.seek(int((start - SEEK_MARGIN) * av.time_base), backward=True, any_frame=False)
+        done = {s.type: False for s in streams}
+        packets = c.demux(*streams)
+        last_t = start if seek else 0.0
+        while not all(done.values()):
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except Exception as e:  # the container's data stops here (cut file, garbage): keep what was read
+                damage.append(Damage("file", "the file", last_t, math.inf, f"{type(e).__name__}: {e}"))
+                break
+            kind = packet.stream.type
+            if done[kind]:
+                continue
+            try:
+                frames = packet.decode()
+            except Exception as e:  # a damaged packet costs its own stream, over its own span
+                damage.append(_packet_damage(packet, e))
+                continue
+            for frame in frames:
+                if kind == "video":
+                    done["video"] = pictures.add(frame) or done["video"]
+                    last_t = pictures.times[-1] if pictures.times else last_t
+                elif frame.pts is not None and float(frame.pts * frame.time_base) >= stop:
+                    done["audio"] = True
+                else:
+                    track.add(frame)
+    frames, times = pictures.result() if pictures is not None else (None, None)
+    audio, audio_t0 = track.waveform() if track is not None else (None, 0.0)
+    rate = (track.rate or sample_rate) if track is not None else sample_rate
+    return Decoded(frames, times, audio, audio_t0, rate, sample_rate, damage), starts
 
 
 def decode(
