@@ -36,6 +36,22 @@ from typing import Any
 import numpy as np
 
 SEEK_MARGIN = 1.0  # s decoded before a clip after a seek: the decoder and resampler warm up there
+
+
+def _keep_garbage_in_the_parent() -> None:
+    """Around every fork (DataLoader workers): the child never collects the garbage it inherits.
+
+    FFmpeg objects run threads (an audio resampler's filter graph, a scaler). One that is garbage in a reference cycle
+    when a DataLoader forks is copied into the worker without its threads, and a worker whose collector frees it waits
+    forever for them (``avfilter_graph_free`` -> ``pthread_cond_destroy``, seen with gdb in hung test runs). Frozen
+    objects are never collected: the parent collects them after the fork, the child never does."""
+    import gc
+
+    os.register_at_fork(before=gc.freeze, after_in_parent=gc.unfreeze)
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; Windows does not fork
+    _keep_garbage_in_the_parent()
 AUDIO_GAP = 0.005  # s of timestamp jump between audio frames that starts a new run (ms-rounded timestamps jitter ~1 ms)
 TRUNCATION_SLACK = 0.5  # s a clip may reach past a truncated stream's end before it is refused (last frame held)
 TAIL_SCAN = 3.0  # s before the declared end where the packet scan of probe() starts
@@ -358,7 +374,9 @@ class _Pictures:
             # forked DataLoader worker may collect, freeing the parent's scaler threads: a deadlock)
             self.turn = upright(frame.rotation)
         w, h = self.size
-        img = np.ascontiguousarray(self.turn(frame.to_ndarray(format="rgb24", width=w, height=h)))
+        # threads=1: a scaler with threads, copied into a forked DataLoader worker, can wait there for threads that
+        # exist only in the parent
+        img = np.ascontiguousarray(self.turn(frame.to_ndarray(format="rgb24", width=w, height=h, threads=1)))
         if t <= self.start + 1e-6 and self.times and self.times[-1] <= self.start + 1e-6:
             if t >= self.times[-1]:  # only the frame on screen at `start` is needed: the latest one before it
                 self.frames[-1], self.times[-1] = img, t  # (a frame whose timestamp is earlier, decoded later, is not)
