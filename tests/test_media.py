@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from fractions import Fraction
 
 import av
@@ -311,3 +312,19 @@ def test_audio_after_a_seek_is_sample_for_sample_the_whole_files(tmp_path, cfg, 
         (_, wa), (_, wb) = (ds.load_clip(ds.videos[w.video_id], w.start) for ds in (fresh, cached))
         assert np.abs(wb).max() > 0.1 and np.array_equal(wa, wb), f"window at {w.start} s"
     assert_identical(fresh, cached)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_worker_never_collects_the_parents_garbage():
+    """FFmpeg objects run threads; one that is garbage when a DataLoader forks must not be freed in the worker, where
+    its threads do not exist (freeing it there waits forever: the hang of tests/test_clips.py's two-worker loader)."""
+    import gc
+
+    import mmv_lite.data.media  # noqa: F401  (registers the fork hook)
+
+    pid = os.fork()
+    if pid == 0:  # the child: everything it inherited is frozen, out of its collector's reach
+        os._exit(0 if gc.get_freeze_count() > 0 else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the forked child can collect what it inherited"
+    assert gc.get_freeze_count() == 0  # the parent collects its garbage as before
