@@ -36,6 +36,10 @@ from typing import Any
 import numpy as np
 
 SEEK_MARGIN = 1.0  # s decoded before a clip after a seek: the decoder and resampler warm up there
+AUDIO_GAP = 0.005  # s of timestamp jump between audio frames that starts a new run (ms-rounded timestamps jitter ~1 ms)
+TRUNCATION_SLACK = 0.5  # s a clip may reach past a truncated stream's end before it is refused (last frame held)
+TAIL_SCAN = 3.0  # s before the declared end where the packet scan of probe() starts
+INDEX_TAIL = 256  # last index entries of a stream that probe() checks against the file's size
 
 
 def _keep_garbage_in_the_parent() -> None:
@@ -52,10 +56,6 @@ def _keep_garbage_in_the_parent() -> None:
 
 if hasattr(os, "register_at_fork"):  # POSIX; Windows does not fork
     _keep_garbage_in_the_parent()
-AUDIO_GAP = 0.005  # s of timestamp jump between audio frames that starts a new run (ms-rounded timestamps jitter ~1 ms)
-TRUNCATION_SLACK = 0.5  # s a clip may reach past a truncated stream's end before it is refused (last frame held)
-TAIL_SCAN = 3.0  # s before the declared end where the packet scan of probe() starts
-INDEX_TAIL = 256  # last index entries of a stream that probe() checks against the file's size
 
 
 class BadClipError(RuntimeError):

@@ -227,7 +227,6 @@ class WorldClips(Dataset):
         self.logmel = LogMel(cfg)
         fixed = {"probe": world.num_probe, "val": world.num_eval, "test": world.num_eval}
         self.unlimited = split == "train"
-        self.clips_per_video = world.clips_per_video if self.unlimited else 1  # consecutive items of one video
         self._len = int(length if length is not None else fixed.get(split, 2**62))
         self.train = split == "train"
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
