@@ -76,7 +76,7 @@ def _motion_coefficients(seg: synth.Segment, size: int) -> tuple[float, float, f
     return float(k), float(a), float(a2), float(floor)
 
 
-def _trajectory_params(seg: synth.Segment, size: int, prefix: str) -> dict[str, np.ndarray]:
+def _trajectory_params(seg: synth.Segment, size: int, prefix: str) -> dict[str, int | float]:
     s = size / synth.FRAME_SIZE
     r = seg.radius * s
     k, a, a2, floor = _motion_coefficients(seg, size)
@@ -92,9 +92,7 @@ def _trajectory_params(seg: synth.Segment, size: int, prefix: str) -> dict[str, 
         "a2": a2,
         "floor": floor,
     }
-    return {
-        f"{prefix}{name}": np.asarray(v, np.int64 if name == "motion" else np.float64) for name, v in values.items()
-    }
+    return {f"{prefix}{name}": int(v) if name == "motion" else float(v) for name, v in values.items()}
 
 
 def _highest_pitch(seg: synth.Segment, t0: float, n: int, sample_rate: int) -> tuple[float, float]:
@@ -144,8 +142,9 @@ def clip_params(
     t0: float,
     picture_rng: np.random.Generator,
     sound_rng: np.random.Generator,
-) -> dict[str, np.ndarray]:
-    """What :func:`render_batch` needs to draw one clip: a dict of small arrays (the DataLoader collates them).
+) -> dict[str, int | float | np.ndarray]:
+    """What :func:`render_batch` needs to draw one clip: a dict of numbers and small arrays (the DataLoader collates
+    them).
 
     ``picture`` is drawn on ``background`` and ``sound`` heard over ``noise``, from ``t0`` seconds into the segment;
     ``picture_rng`` and ``sound_rng`` are the clip's own streams, used exactly as the per-clip renderer uses them.
@@ -154,30 +153,30 @@ def clip_params(
     tint = picture_rng.uniform(70, 120) + picture_rng.uniform(-12, 12, size=3)  # synth.make_background's draws
     stripes = picture_rng.uniform(0, 6) if background == "stripes" else 0.0
     body, mark = synth._object_rgb(picture)
-    out = {
-        "kind": np.asarray(synth.KINDS.index(picture.kind), np.int64),
-        "background": np.asarray(synth.BACKGROUNDS.index(background), np.int64),
+    out = {  # Python ints and floats collate to int64 and float64, as 0-d arrays would, at a fraction of the cost
+        "kind": synth.KINDS.index(picture.kind),
+        "background": synth.BACKGROUNDS.index(background),
         "tint": np.asarray(tint, np.float64),
-        "stripes": np.asarray(stripes, np.float64),
+        "stripes": float(stripes),
         "body": np.asarray(body, np.float32),
         "mark": np.asarray(mark, np.float32),
-        "radius": np.asarray(picture.radius * size / synth.FRAME_SIZE, np.float64),
-        "t0": np.asarray(t0, np.float64),
+        "radius": float(picture.radius * size / synth.FRAME_SIZE),
+        "t0": float(t0),
         **_trajectory_params(picture, size, ""),
         **_trajectory_params(sound, synth.FRAME_SIZE, "s_"),
-        "instrument": np.asarray(synth.KINDS.index(sound.kind), np.int64),
-        "pitch": np.asarray(sound.pitch_hz, np.float64),
-        "speed": np.asarray(sound.speed, np.float64),
-        "gain": np.asarray(0.3 * sound.gain, np.float64),
+        "instrument": synth.KINDS.index(sound.kind),
+        "pitch": float(sound.pitch_hz),
+        "speed": float(sound.speed),
+        "gain": float(0.3 * sound.gain),
         "phases": _partial_phases(sound, t0, n, sound_rng, sr),
-        "noise": np.asarray(synth.BACKGROUNDS.index(noise), np.int64),
+        "noise": synth.BACKGROUNDS.index(noise),
     }
     if (
         n > synth.NOISE_BANK_SECONDS * sr / 2
     ):  # a long recording: its noise is synthesised whole (synth.background_noise)
         out["noise_wave"] = synth.background_noise(noise, n, sound_rng, sr)
     else:
-        out["noise_start"] = np.asarray(sound_rng.integers(int(synth.NOISE_BANK_SECONDS * sr) - n + 1), np.int64)
+        out["noise_start"] = int(sound_rng.integers(int(synth.NOISE_BANK_SECONDS * sr) - n + 1))
     return out
 
 

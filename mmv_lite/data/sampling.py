@@ -105,7 +105,8 @@ class SeededItems(Dataset):
     generators seeded by ``seed``.
 
     Random augmentation then depends on the item's place in the run, not on the worker or process that loads it.
-    In the main process (``num_workers=0``) the global random states are put back afterwards.
+    In the main process (``num_workers=0``) the global random states are put back afterwards. A dataset whose
+    ``needs_global_seed`` is False (:class:`PlannedItems`) draws no global random number, and is read unseeded.
     """
 
     def __init__(self, inner: Dataset):
@@ -116,6 +117,8 @@ class SeededItems(Dataset):
 
     def __getitem__(self, key: tuple[int, int]) -> Any:
         index, seed = key
+        if not getattr(self.inner, "needs_global_seed", True):  # its numbers come from its own streams
+            return self.inner[index]
         in_worker = torch.utils.data.get_worker_info() is not None
         saved = None if in_worker else (random.getstate(), np.random.get_state(), torch.get_rng_state())  # noqa: NPY002
         try:
@@ -143,6 +146,8 @@ def loader_worker_init(_: int) -> None:
 class PlannedItems(Dataset):
     """``ds[i]`` is ``inner.planned(i)``: a dataset that draws its items a batch at a time (``planned`` and
     ``render_batch``, as :class:`~mmv_lite.data.world.WorldClips`) seen through its planned items."""
+
+    needs_global_seed = False  # planning draws from the world's own streams, and rendering a batch draws nothing
 
     def __init__(self, inner: Any):
         self.inner = inner

@@ -324,7 +324,7 @@ class WorldClips(Dataset):
         bg = synth.make_background(p.background, rng, self.cfg.crop_size)
         return synth.render_frames(p.segments[p.segment], bg, self.cfg.num_frames, self.cfg.fps, t0=self._t0(p))
 
-    def render_params(self, p: ClipPlan, index: int) -> dict[str, np.ndarray]:
+    def render_params(self, p: ClipPlan, index: int) -> dict[str, int | float | np.ndarray]:
         """What :func:`mmv_lite.data.render.render_batch` needs to draw item ``index`` (planned as ``p``): the same
         factors and the same random streams as :meth:`_frames` and :meth:`_logmel`."""
         code = [self.world.seed, SPLIT_CODES[self.split], index]
