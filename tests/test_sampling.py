@@ -73,3 +73,28 @@ def test_an_item_is_drawn_from_the_cpu_generator_its_seed_sets_and_no_accelerato
     torch.manual_seed(2**62 + 5)
     assert item["i"] == 3 and item["noise"] == torch.rand(())
     assert reseeded == [2**62 + 5]  # only the direct call above: the item reseeded no device
+
+
+def test_a_loader_batch_is_seeded_item_by_item_unless_the_dataset_plans_it_whole():
+    """A DataLoader hands ``SeededItems`` a batch of keys (``__getitems__``): items that draw from the global
+    generators are still drawn one by one, each from its own seed; planned items, which need no seeding, go to
+    the dataset whole (``planned_many``)."""
+    from mmv_lite.data.sampling import PlannedItems, SeededItems
+
+    keys = [(3, 11), (5, 12), (3, 13)]
+    items = SeededItems(_Numbers()).__getitems__(keys)
+    assert [it["noise"] for it in items] == [SeededItems(_Numbers())[k]["noise"] for k in keys]
+    assert items[0]["noise"] != items[2]["noise"]  # the same index, another seed: another draw
+
+    class _Planned:
+        def __len__(self):
+            return 10
+
+        def planned(self, i):
+            return {"i": i, "whole": False}
+
+        def planned_many(self, indices):
+            return [{"i": i, "whole": True} for i in indices]
+
+    assert SeededItems(PlannedItems(_Planned())).__getitems__(keys) == [{"i": i, "whole": True} for i in (3, 5, 3)]
+    assert SeededItems(PlannedItems(_Planned()))[(4, 1)] == {"i": 4, "whole": False}

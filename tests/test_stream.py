@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mmv_lite.config import WorldConfig, get_config
-from mmv_lite.data import synth, world
+from mmv_lite.data import stream, synth, world
 from mmv_lite.data.stream import Stream
 from mmv_lite.data.world import WorldClips, world_word_vectors
 
@@ -100,3 +100,43 @@ def test_long_clips_draw_their_noise_as_numpy_does(monkeypatch):
     assert "noise_wave" in fast[0]
     monkeypatch.setattr(world, "Stream", np.random.default_rng)
     assert _same(fast, [ds.render_params(ds.plan(i), i) for i in range(3)])
+
+
+def test_streams_seeded_together_are_seeded_as_one_by_one():
+    """``prepare`` seeds many streams in one pass of NumPy ``uint32`` arithmetic: the same states as
+    ``SeedSequence``, for entropies of one to four words, and one by one for longer ones (a large int is several)."""
+    rng = np.random.default_rng(1)
+    entropies = [[0, 1, 12345 + i, 1 + i % 2] for i in range(40)] + [[int(rng.integers(2**62)), i] for i in range(40)]
+    entropies += [[5], [0], (7, 8), [1, 2, 3], [0, 0, 0, 0], [2**32 - 1, 2**32 - 1], [2**32 + 7, 3], [2**70]]
+    entropies += [[2**40, 2**33, 1]]  # five words: seeded one by one
+    assert stream._seed_states(entropies) == [stream._seed_state(e) for e in entropies]
+    stream.prepare(entropies)
+    for e in entropies:
+        ours, numpys = Stream(e), np.random.default_rng(e)
+        assert [ours.random() for _ in range(40)] == [numpys.random() for _ in range(40)]
+    with pytest.raises(ValueError, match="negative"):
+        stream.prepare([[1, -2]])
+
+
+def test_a_batch_planned_together_is_its_items_planned_one_by_one(monkeypatch):
+    """``WorldClips.planned_many`` (a worker's batch) equals ``planned`` item by item, on scattered training items
+    (each from a video of its own, as training draws them), consecutive ones (clips of one video) and a held-out
+    split, and seeds none of its streams one by one."""
+    from mmv_lite.data.sampling import collate_planned
+
+    words = world_word_vectors()
+    cases = [("train", list(range(0, 6400, 97))[:64]), ("train", list(range(500, 532))), ("val", list(range(32)))]
+    for split, indices in cases:
+        ds = WorldClips(CFG.data, split, CFG.world, words)
+        world._VIDEO_PLANS.clear()
+        one_by_one = collate_planned([ds.planned(i) for i in indices])
+        world._VIDEO_PLANS.clear()
+        alone = []
+        monkeypatch.setattr(stream, "_seed_state", lambda e: alone.append(e) or seed_state(e))
+        together = collate_planned(ds.planned_many(indices))
+        monkeypatch.undo()
+        assert _same(together, one_by_one), split
+        assert alone == [], split
+
+
+seed_state = stream._seed_state

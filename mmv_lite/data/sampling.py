@@ -115,6 +115,14 @@ class SeededItems(Dataset):
     def __len__(self) -> int:
         return len(self.inner)  # type: ignore[arg-type]
 
+    def __getitems__(self, keys: list[tuple[int, int]]) -> list[Any]:
+        """A DataLoader's batch: handed whole to a dataset that needs no seeding and takes batches, else item by
+        item."""
+        many = getattr(self.inner, "__getitems__", None)
+        if many is not None and not getattr(self.inner, "needs_global_seed", True):
+            return many([index for index, _ in keys])
+        return [self[key] for key in keys]
+
     def __getitem__(self, key: tuple[int, int]) -> Any:
         index, seed = key
         if not getattr(self.inner, "needs_global_seed", True):  # its numbers come from its own streams
@@ -158,6 +166,11 @@ class PlannedItems(Dataset):
 
     def __getitem__(self, index: int) -> Any:
         return self.inner.planned(index)
+
+    def __getitems__(self, indices: list[int]) -> list[Any]:
+        """A DataLoader's batch: planned together where the dataset can (``planned_many``), else item by item."""
+        many = getattr(self.inner, "planned_many", None)
+        return many(indices) if many is not None else [self.inner.planned(i) for i in indices]
 
 
 def collate_planned(items: list[dict[str, Any]]) -> dict[str, Any]:
