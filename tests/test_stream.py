@@ -126,12 +126,13 @@ def test_a_batch_planned_together_is_its_items_planned_one_by_one(monkeypatch):
 
     words = world_word_vectors()
     cases = [("train", list(range(0, 6400, 97))[:64]), ("train", list(range(500, 532))), ("val", list(range(32)))]
+    alone: list = []  # the streams seeded one by one
     for split, indices in cases:
         ds = WorldClips(CFG.data, split, CFG.world, words)
         world._VIDEO_PLANS.clear()
         one_by_one = collate_planned([ds.planned(i) for i in indices])
         world._VIDEO_PLANS.clear()
-        alone = []
+        alone.clear()
         monkeypatch.setattr(stream, "_seed_state", lambda e: alone.append(e) or seed_state(e))
         together = collate_planned(ds.planned_many(indices))
         monkeypatch.undo()
