@@ -29,10 +29,11 @@ clips a training run draws (each from a video of its own):
 - ``batched_parts_ms_per_clip``: where the batched renderer's time goes: frames, sound and log-mel, CPU ms per clip,
   on batches of 32 (training's) and 128;
 - ``planning_ms_per_clip``: what a worker does per clip when the batch is drawn elsewhere
-  (``WorldClips.planned``: plan, narration, text ids and the render parameters);
+  (``WorldClips.planned_many`` on batches of 32: plan, narration, text ids and the render parameters);
 - ``planning_clips_per_s_2_workers``: planned items through the loader a training run on a GPU reads (``step_loader``
-  with 2 workers in ``device`` mode: each item seeded and planned, batches of 32 collated), wall clock over the whole
-  machine, worker start-up excluded;
+  with 2 workers in ``device`` mode: each batch of 32 planned and collated), wall clock over the whole machine,
+  worker start-up excluded; the median of three windows of 8 x ``--clips`` clips one after another (each rate in
+  ``planning_clips_per_s_2_workers_windows``);
 - ``loader_clips_per_s_2_workers``: whole training batches through ``step_loader`` with 2 workers, each clip drawn
   whole in a worker (``clip``, today's default on a CPU) or the batch drawn at once by the worker that collates it
   (``batch``), wall clock, the two alternated twice;
@@ -92,7 +93,7 @@ def rendering(ds: WorldClips, indices: list[int], batch: int = 32) -> dict[str, 
         ds._frames(p, i), ds._logmel(p, i)
     reference = time.process_time() - t0
     t0 = time.process_time()
-    planned = [ds.planned(i) for i in indices]
+    planned = [item for j in range(0, len(indices), batch) for item in ds.planned_many(indices[j : j + batch])]
     planning = time.process_time() - t0
     batches = [ds.collate(planned[j : j + batch]) for j in range(0, len(planned), batch)]
     t0 = time.process_time()
@@ -136,19 +137,20 @@ def gpu_ms_per_clip(ds: WorldClips, indices: list[int], batch: int = 32) -> floa
     return (time.perf_counter() - t0) / len(indices) * 1000
 
 
-def planning_rate(ds: WorldClips, clips: int, workers: int = 2, batch: int = 32) -> float:
+def planning_rate(ds: WorldClips, clips: int, workers: int = 2, batch: int = 32, windows: int = 3) -> list[float]:
     """Planned clips per second (wall clock) through the loader a training run on a GPU reads, start-up excluded:
-    :func:`step_loader`'s workers in ``device`` mode (each item seeded, planned, and the batch collated as arrays),
-    without the rendering that follows on the device."""
+    :func:`step_loader`'s workers in ``device`` mode (each batch planned and collated as arrays), without the
+    rendering that follows on the device. One rate per window of ``clips`` clips, the windows one after another."""
     tc = dataclasses.replace(get_config("lite").train, num_workers=workers, batch_size=batch)
-    it = iter(step_loader(ds, tc, 0, clips // batch + 2, render="device", device="cpu").loader)
+    it = iter(step_loader(ds, tc, 0, windows * (clips // batch + 1) + 2, render="device", device="cpu").loader)
     next(it)  # the workers are up
-    t0, n = time.perf_counter(), 0
-    for b in it:
-        n += len(as_tensors(b)["index"])
-        if n >= clips:
-            break
-    return n / (time.perf_counter() - t0)
+    rates = []
+    for _ in range(windows):
+        t0, n = time.perf_counter(), 0
+        while n < clips:
+            n += len(as_tensors(next(it))["index"])
+        rates.append(n / (time.perf_counter() - t0))
+    return rates
 
 
 def loader_rate(ds: WorldClips, mode: str, clips: int, workers: int = 2) -> float:
@@ -172,6 +174,7 @@ def render_comparison(cfg, words, clips: int, rounds: int) -> dict:
     parts = {str(b): batched_parts(ds, training_indices(max(clips, b), seed=0), b) for b in (32, 128)}
     os.sched_setaffinity(0, cores)
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    planning = planning_rate(ds, max(clips * 8, 64))  # three windows of some 1.6 s each: one of 0.8 s moved by 20 %
     out = {
         "command": "python bench/bench_world.py --json FILE " + f"--clips {clips} --rounds {rounds}",
         "machine": machine(),
@@ -184,7 +187,8 @@ def render_comparison(cfg, words, clips: int, rounds: int) -> dict:
         "batched_speedup": med["reference"] / med["batched"],
         "per_round": runs,
         "batched_parts_ms_per_clip": parts,
-        "planning_clips_per_s_2_workers": planning_rate(ds, max(clips * 4, 64)),
+        "planning_clips_per_s_2_workers": statistics.median(planning),
+        "planning_clips_per_s_2_workers_windows": planning,
         "planning_clips_per_s_2_workers_from_cpu_time": 2 * 1000 / med["planning"],
         "gpu": None,
     }
@@ -242,7 +246,8 @@ def main() -> None:
         print(f"{'batched speed-up':>32} {report['batched_speedup']:8.2f}x")
         for b, part in report["batched_parts_ms_per_clip"].items():
             print(f"{'batch ' + b + ': ' + ', '.join(part):>32} " + " ".join(f"{v:.3f}" for v in part.values()))
-        print(f"{'planning, 2 workers, clips/s':>32} {report['planning_clips_per_s_2_workers']:8.0f}")
+        windows = ", ".join(f"{r:.0f}" for r in report["planning_clips_per_s_2_workers_windows"])
+        print(f"{'planning, 2 workers, clips/s':>32} {report['planning_clips_per_s_2_workers']:8.0f} ({windows})")
         for mode, rate in report["loader_clips_per_s_2_workers"].items():
             print(f"{'loader, 2 workers, ' + mode + ', clips/s':>32} {rate:8.0f}")
         if report["gpu"]:

@@ -103,12 +103,13 @@ def test_long_clips_draw_their_noise_as_numpy_does(monkeypatch):
 
 
 def test_streams_seeded_together_are_seeded_as_one_by_one():
-    """``prepare`` seeds many streams in one pass of NumPy ``uint32`` arithmetic: the same states as
-    ``SeedSequence``, for entropies of one to four words, and one by one for longer ones (a large int is several)."""
+    """``prepare`` seeds many streams at once, in NumPy ``uint32`` arithmetic (one pass per length of entropy): the
+    streams draw NumPy's numbers, for entropies of 1 to 20 words (a large int is several)."""
     rng = np.random.default_rng(1)
     entropies = [[0, 1, 12345 + i, 1 + i % 2] for i in range(40)] + [[int(rng.integers(2**62)), i] for i in range(40)]
     entropies += [[5], [0], (7, 8), [1, 2, 3], [0, 0, 0, 0], [2**32 - 1, 2**32 - 1], [2**32 + 7, 3], [2**70]]
-    entropies += [[2**40, 2**33, 1]]  # five words: seeded one by one
+    entropies += [[0, 10, 2**40 + i, 1 + i % 2] for i in range(5)] + [[2**40, 2**33, 1]]  # five words, as training's
+    entropies += [list(range(17)), [2**64 - 1] * 10]  # 17 and 20 words
     assert stream._seed_states(entropies) == [stream._seed_state(e) for e in entropies]
     stream.prepare(entropies)
     for e in entropies:
@@ -125,7 +126,10 @@ def test_a_batch_planned_together_is_its_items_planned_one_by_one(monkeypatch):
     from mmv_lite.data.sampling import collate_planned
 
     words = world_word_vectors()
-    cases = [("train", list(range(0, 6400, 97))[:64]), ("train", list(range(500, 532))), ("val", list(range(32)))]
+    from mmv_lite.data.sampling import StepBatchSampler
+
+    drawn = [i for batch in StepBatchSampler(None, 32, 0, 0, 2) for i, _ in batch]  # as training draws them
+    cases = [("train", drawn), ("train", list(range(500, 532))), ("val", list(range(32)))]
     alone: list = []  # the streams seeded one by one
     for split, indices in cases:
         ds = WorldClips(CFG.data, split, CFG.world, words)
