@@ -40,6 +40,24 @@ def same_random_state_alone_or_in_the_suite():
     torch.default_generator.manual_seed(0)
 
 
+# Notebooks that a unit test runs top to bottom itself, in quick mode with the exercises' solutions, as nbmake does
+# (a cell that raises fails that test). When the test is in the session, nbmake does not run the same notebook a second
+# time. (The browser tests have their own list, tests/browser/conftest.py; with MMV_LAB_TIMINGS set, every notebook
+# runs under nbmake, for the README's table of times.)
+RUN_BY_A_TEST = {"02_losses.ipynb": "tests/test_render.py::test_render_one_notebook_in_quick_mode"}
+
+
+@pytest.hookimpl(trylast=True)  # after -k / -m have deselected: only the tests that will run count
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("MMV_LAB_TIMINGS"):
+        return
+    running = {item.nodeid for item in items}
+    for item in items:
+        test = RUN_BY_A_TEST.get(Path(str(item.fspath)).name) if item.nodeid.startswith("notebooks/") else None
+        if test in running:
+            item.add_marker(pytest.mark.skip(reason=f"{Path(str(item.fspath)).name} runs top to bottom in {test}"))
+
+
 # The clip pipeline's tests read files with these settings: 8 frames at 5 fps, 56 px crops of 64 px frames, 16 kHz
 # audio as an 80-band log-mel with a 16 ms hop, bags of K = 4 narrations (the data tests exercise MIL-NCE's bags).
 FILE_DATA = {

@@ -74,15 +74,23 @@ def _fail_without_browser() -> None:
 _artifacts_cleared = False
 
 
-@pytest.fixture(scope="module")
-def jupyter_lab(tmp_path_factory):
+@pytest.fixture
+def jupyter_lab(lab_server):
+    """The session's JupyterLab server; the kernels a test started are shut down when it ends (none is left
+    running while later tests, e.g. nbmake's notebooks, start kernels of their own)."""
+    yield lab_server
+    lab_server.shut_down_kernels()
+
+
+@pytest.fixture(scope="session")
+def lab_server(tmp_path_factory):
     """A JupyterLab server rooted in a temp folder (``root/notebooks`` for notebooks, ``root/data_samples``
-    linked to the repository's samples, so notebooks that look in ``../data_samples`` find them)."""
+    linked to the repository's samples, so notebooks that look in ``../data_samples`` find them). One per session
+    (per pytest-xdist worker): it starts in about 7 s of CPU time."""
     _fail_without_browser()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     global _artifacts_cleared
-    # One server per test module (none is left running while later tests, e.g. nbmake's notebooks, start kernels);
-    # the artifacts folder is cleared once per session.
+    # The artifacts folder is cleared once per session.
     stale_files = [p for pattern in ("*.png", "*.txt", "*.log") for p in ARTIFACTS.glob(pattern)]
     for stale in [] if _artifacts_cleared else stale_files:
         stale.unlink()  # so the folder shows this run only
@@ -100,7 +108,7 @@ def jupyter_lab(tmp_path_factory):
         shutil.copyfile(log, ARTIFACTS / "jupyter-lab.log")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
     _fail_without_browser()
     from playwright.sync_api import sync_playwright

@@ -147,6 +147,22 @@ class LabServer:
         nbformat.write(nb, self.root / "notebooks" / name)
         return name
 
+    def shut_down_kernels(self, timeout_s: float = 30) -> None:
+        """End every session and kernel of the server (its REST API), and wait until none is left."""
+        for kind in ("sessions", "kernels"):
+            for item in _get_json(f"{self.url}/api/{kind}"):
+                urllib.request.urlopen(urllib.request.Request(f"{self.url}/api/{kind}/{item['id']}", method="DELETE"))
+        deadline = time.monotonic() + timeout_s
+        while _get_json(f"{self.url}/api/kernels"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"JupyterLab still runs kernels {timeout_s:.0f} s after they were shut down")
+            time.sleep(0.2)
+
+
+def _get_json(url: str):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())
+
 
 def start_server(root: Path, log: Path) -> tuple[subprocess.Popen, str]:
     settings = root / ".lab" / "settings"
