@@ -58,3 +58,10 @@ NBMAKE_DEFAULT_TIMEOUT, CELL_TIMEOUT_S = 300, 900
 def pytest_configure(config):
     if getattr(config.option, "nbmake_timeout", None) == NBMAKE_DEFAULT_TIMEOUT:
         config.option.nbmake_timeout = CELL_TIMEOUT_S
+
+
+def pytest_collection_modifyitems(items):
+    """The notebooks run first. They are the longest items of the suite (notebook 03 alone takes one to two minutes),
+    and with pytest-xdist one that starts last keeps the whole run waiting while the other worker has nothing left to
+    do: in the README's test command they came last, and the workers ended 17 s apart."""
+    items.sort(key=lambda item: not item.nodeid.startswith("notebooks/"))  # a stable sort: the rest keep their order

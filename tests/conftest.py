@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from mmv_lite.config import get_config
 
@@ -35,6 +34,8 @@ def same_random_state_alone_or_in_the_suite():
     """Every test starts from the same global random state (Python's, NumPy's legacy one, torch's CPU generator),
     so that it draws the same numbers run alone, in any order, or on any pytest-xdist worker. A test that drew from
     whatever the tests before it left passed in the suite and failed alone (docs/BENCHMARKS.md, "Tests and CI")."""
+    import torch  # here, not at the top: the pytest-xdist controller loads this file too, and needs no torch
+
     random.seed(0)
     np.random.seed(0)  # noqa: NPY002
     torch.default_generator.manual_seed(0)
