@@ -41,22 +41,28 @@ def same_random_state_alone_or_in_the_suite():
     torch.default_generator.manual_seed(0)
 
 
-# Notebooks that a unit test runs top to bottom itself, in quick mode with the exercises' solutions, as nbmake does
-# (a cell that raises fails that test). When the test is in the session, nbmake does not run the same notebook a second
-# time. (The browser tests have their own list, tests/browser/conftest.py; with MMV_LAB_TIMINGS set, every notebook
-# runs under nbmake, for the README's table of times.)
-RUN_BY_A_TEST = {"02_losses.ipynb": "tests/test_render.py::test_render_one_notebook_in_quick_mode"}
+# Notebooks that a test runs top to bottom itself (a cell that raises fails it): the render test in quick mode with
+# the exercises' solutions, as nbmake does, and the browser tests with Run > Run All Cells in JupyterLab before they
+# drive the notebook's widgets. When that test will run (not deselected, not skipped for want of a browser), nbmake
+# does not run the same notebook a second time. With MMV_LAB_TIMINGS set, every notebook runs both ways: the README's
+# table has both times.
+RUN_BY_A_TEST = {
+    "02_losses.ipynb": "tests/test_render.py::test_render_one_notebook_in_quick_mode",
+    "05b_deflation_alpha.ipynb": "tests/browser/test_notebooks_in_lab.py::test_deflation_toggle_switches_network",
+    "06_retrieval.ipynb": "tests/browser/test_notebooks_in_lab.py::test_retrieval_query_reranks_clips",
+}
 
 
-@pytest.hookimpl(trylast=True)  # after -k / -m have deselected: only the tests that will run count
+@pytest.hookimpl(trylast=True)  # after -k / -m have deselected, and the browser tests are marked (tests/browser)
 def pytest_collection_modifyitems(config, items):
     if os.environ.get("MMV_LAB_TIMINGS"):
         return
-    running = {item.nodeid for item in items}
+    running = {item.nodeid for item in items if not item.get_closest_marker("skip")}
     for item in items:
-        test = RUN_BY_A_TEST.get(Path(str(item.fspath)).name) if item.nodeid.startswith("notebooks/") else None
+        name = Path(str(item.fspath)).name
+        test = RUN_BY_A_TEST.get(name) if item.nodeid.startswith("notebooks/") else None
         if test in running:
-            item.add_marker(pytest.mark.skip(reason=f"{Path(str(item.fspath)).name} runs top to bottom in {test}"))
+            item.add_marker(pytest.mark.skip(reason=f"{name} runs top to bottom in {test}"))
 
 
 # The clip pipeline's tests read files with these settings: 8 frames at 5 fps, 56 px crops of 64 px frames, 16 kHz

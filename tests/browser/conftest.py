@@ -25,18 +25,8 @@ from lab_harness import (
     stop,
 )
 
-from mmv_lite.tools.render_notebooks import TIMINGS_ENV
 
-# Notebooks that a test here runs top to bottom with Run > Run All Cells in JupyterLab (a cell that raises fails it)
-# before driving their widgets. When that test runs, nbmake does not run the same notebook a second time in the same
-# session. (With MMV_LAB_TIMINGS set, every notebook runs both ways: the README's table has both times.)
-RUN_IN_LAB = {
-    "05b_deflation_alpha.ipynb": "test_notebooks_in_lab.py::test_deflation_toggle_switches_network",
-    "06_retrieval.ipynb": "test_notebooks_in_lab.py::test_retrieval_query_reranks_clips",
-}
-
-
-@pytest.hookimpl(trylast=True)  # after -k / -m have deselected: only the tests that will run count
+@pytest.hookimpl(tryfirst=True)  # before tests/conftest.py reads which tests will run (RUN_BY_A_TEST)
 def pytest_collection_modifyitems(config, items):
     here = Path(__file__).parent
     reason = browser_unavailable_reason()
@@ -48,13 +38,6 @@ def pytest_collection_modifyitems(config, items):
         if skip_browser:
             item.add_marker(pytest.mark.skip(reason=f"browser test skipped: {reason}"))
         # With MMV_REQUIRE_BROWSER=1 the fixtures below fail with the same reason instead.
-    if skip_browser or os.environ.get(TIMINGS_ENV):
-        return
-    in_lab = {item.nodeid.split("/")[-1] for item in items if here in Path(str(item.fspath)).parents}
-    for item in items:
-        name = Path(str(item.fspath)).name
-        if item.nodeid.startswith("notebooks/") and RUN_IN_LAB.get(name) in in_lab:
-            item.add_marker(pytest.mark.skip(reason=f"{name} runs top to bottom in JupyterLab: {RUN_IN_LAB[name]}"))
 
 
 @pytest.hookimpl(wrapper=True)
