@@ -53,7 +53,7 @@ import time
 import torch
 
 from mmv_lite.config import get_config
-from mmv_lite.data import render
+from mmv_lite.data import render, render_cpu
 from mmv_lite.data.sampling import StepBatchSampler, as_tensors, step_loader
 from mmv_lite.data.world import WorldClips, plan_clip, world_word_vectors
 from mmv_lite.files import atomic_write
@@ -96,17 +96,19 @@ def rendering(ds: WorldClips, indices: list[int], batch: int = 32) -> dict[str, 
     planned = [item for j in range(0, len(indices), batch) for item in ds.planned_many(indices[j : j + batch])]
     planning = time.process_time() - t0
     batches = [ds.collate(planned[j : j + batch]) for j in range(0, len(planned), batch)]
-    t0 = time.process_time()
-    for b in batches:
-        ds.render_batch(b)
-    batched = time.process_time() - t0
     n = len(indices) / 1000
-    return {"reference": reference / n, "batched": batched / n, "planning": planning / n}
+    out = {"reference": reference / n, "planning": planning / n}
+    for key, engine in (("batched", "compiled"), ("batched_torch", "torch")):
+        t0 = time.process_time()
+        for b in batches:
+            ds.render_batch(b, engine=engine)
+        out[key] = (time.process_time() - t0) / n
+    return out
 
 
-def batched_parts(ds: WorldClips, indices: list[int], batch: int) -> dict[str, float]:
-    """CPU ms per clip of each part of the batched renderer (frames, sound, log-mel) on batches of ``batch``: where
-    its time goes."""
+def batched_parts(ds: WorldClips, indices: list[int], batch: int, engine: str = "torch") -> dict[str, float]:
+    """CPU ms per clip of each part of the batched renderer's ``engine`` (frames, sound, log-mel) on batches of
+    ``batch``: where its time goes."""
     params = [
         ds.collate([ds.planned(i) for i in indices[j : j + batch]])["render"] for j in range(0, len(indices), batch)
     ]
@@ -114,9 +116,15 @@ def batched_parts(ds: WorldClips, indices: list[int], batch: int) -> dict[str, f
     for p in params:
         codes = {k: p[k] for k in render.CPU_KEYS}
         t0 = time.process_time()
-        render.render_frames(p, codes["kind"], ds.cfg)
+        if engine == "torch":
+            render.render_frames(p, codes["kind"], ds.cfg)
+        else:
+            render_cpu.draw_frames(p, ds.cfg)
         t1 = time.process_time()
-        waves = render.render_waves(p, codes, ds.cfg)
+        if engine == "torch":
+            waves = render.render_waves(p, codes, ds.cfg)
+        else:
+            waves = render_cpu.draw_waves(p, ds.cfg, render.noise(p, ds.cfg))
         t2 = time.process_time()
         render.log_mel(waves, ds.cfg)
         t3 = time.process_time()
@@ -169,9 +177,13 @@ def render_comparison(cfg, words, clips: int, rounds: int) -> dict:
     cores = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {min(cores)})  # one CPU core
     ds = WorldClips(cfg.data, "train", cfg.world, words)
+    t0 = time.perf_counter()
+    ds.render_batch(ds.collate([ds.planned(i) for i in range(32)]), engine="compiled")
+    first_call = time.perf_counter() - t0  # numba imported, its loops compiled or read from its cache
     rendering(ds, training_indices(32, seed=99))  # first-call costs out of the timing
     runs = [rendering(ds, training_indices(clips, seed=r)) for r in range(rounds)]
     parts = {str(b): batched_parts(ds, training_indices(max(clips, b), seed=0), b) for b in (32, 128)}
+    compiled_parts = batched_parts(ds, training_indices(max(clips, 32), seed=0), 32, "compiled")
     os.sched_setaffinity(0, cores)
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     planning = planning_rate(ds, max(clips * 8, 64))  # three windows of some 1.6 s each: one of 0.8 s moved by 20 %
@@ -185,8 +197,12 @@ def render_comparison(cfg, words, clips: int, rounds: int) -> dict:
         "batched_ms_per_clip": med["batched"],
         "planning_ms_per_clip": med["planning"],
         "batched_speedup": med["reference"] / med["batched"],
+        "batched_torch_ms_per_clip": med["batched_torch"],
+        "batched_torch_speedup": med["reference"] / med["batched_torch"],
+        "compiled_first_call_s": first_call,
         "per_round": runs,
         "batched_parts_ms_per_clip": parts,
+        "compiled_parts_ms_per_clip": compiled_parts,
         "planning_clips_per_s_2_workers": statistics.median(planning),
         "planning_clips_per_s_2_workers_windows": planning,
         "planning_clips_per_s_2_workers_from_cpu_time": 2 * 1000 / med["planning"],
@@ -241,11 +257,15 @@ def main() -> None:
         report = render_comparison(cfg, words, a.clips, a.rounds)
         atomic_write(a.json, json.dumps(report, indent=1) + "\n")
         print(f"\nrendering on one core, CPU ms per clip (median of {a.rounds} rounds of {a.clips} clips):")
-        for key in ("reference_ms_per_clip", "batched_ms_per_clip", "planning_ms_per_clip"):
+        keys = ("reference_ms_per_clip", "batched_ms_per_clip", "batched_torch_ms_per_clip", "planning_ms_per_clip")
+        for key in keys:
             print(f"{key:>32} {report[key]:8.3f}")
-        print(f"{'batched speed-up':>32} {report['batched_speedup']:8.2f}x")
-        for b, part in report["batched_parts_ms_per_clip"].items():
-            print(f"{'batch ' + b + ': ' + ', '.join(part):>32} " + " ".join(f"{v:.3f}" for v in part.values()))
+        torch_x, first = report["batched_torch_speedup"], report["compiled_first_call_s"]
+        note = f"(torch engine {torch_x:.2f}x; first call {first:.1f} s)"
+        print(f"{'batched speed-up':>32} {report['batched_speedup']:8.2f}x {note}")
+        parts = {f"torch, batch {b}": p for b, p in report["batched_parts_ms_per_clip"].items()}
+        for name, part in {**parts, "compiled, batch 32": report["compiled_parts_ms_per_clip"]}.items():
+            print(f"{name + ': ' + ', '.join(part):>32} " + " ".join(f"{v:.3f}" for v in part.values()))
         windows = ", ".join(f"{r:.0f}" for r in report["planning_clips_per_s_2_workers_windows"])
         print(f"{'planning, 2 workers, clips/s':>32} {report['planning_clips_per_s_2_workers']:8.0f} ({windows})")
         for mode, rate in report["loader_clips_per_s_2_workers"].items():

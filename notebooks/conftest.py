@@ -7,6 +7,7 @@ set in the environment wins over the defaults below.
   process, on a busy 2-core machine; passive waiting avoids that. Measured on the 2-core CPU at load average 9: ten
   BatchNorm-calibration steps of the deflated lite S3D-G (notebook 05) took 76.7 s with torch's 2 threads and spinning
   waits, 4.9 s with 2 threads and ``OMP_WAIT_POLICY=PASSIVE``, 5.5 s with 1 thread.
+- ``NUMBA_CACHE_DIR``: where numba keeps the world's compiled loops, outside the source tree.
 - ``MMV_LITE_CACHE_DIR``, ``MMV_LITE_RUNS``: temp folders of this run for the decode cache and the notebooks'
   training runs (never ``data_samples/videos/.cache`` or ``runs/``).
 - A cell may run for 15 minutes, not nbmake's default 5 (an explicit ``--nbmake-timeout`` other than 300 wins): the
@@ -23,6 +24,12 @@ import tempfile
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("MMV_LITE_SOLUTIONS", "1")
+
+# The world's compiled loops (mmv_lite.data.render_cpu) are cached by numba in a folder of the user's, outside the
+# source tree, kept between runs: compiling them takes about 13 s.
+os.environ.setdefault(
+    "NUMBA_CACHE_DIR", os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "mmv_lite-numba")
+)
 
 # Decoded videos are cached in a temp folder of this test run, never inside the source tree
 # (data_samples/videos/.cache): a run starts from no cache and leaves none behind. A value already set in the

@@ -17,6 +17,12 @@ from mmv_lite.config import get_config
 REPO = Path(__file__).resolve().parents[1]
 DATA_SAMPLES = REPO / "data_samples"
 
+# The world's compiled loops (mmv_lite.data.render_cpu) are cached by numba in a folder of the user's, outside the
+# source tree, kept between runs: compiling them takes about 13 s.
+os.environ.setdefault(
+    "NUMBA_CACHE_DIR", os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "mmv_lite-numba")
+)
+
 # Decoded videos are cached in a temp folder of this test run, never inside the source tree
 # (data_samples/videos/.cache): a run starts from no cache and leaves none behind. A value already set in the
 # environment wins.

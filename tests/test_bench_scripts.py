@@ -55,6 +55,10 @@ def test_world_json_compares_the_renderers_and_times_planning(tmp_path):
     for key in ("reference_ms_per_clip", "batched_ms_per_clip", "planning_ms_per_clip"):
         assert report[key] > 0 and f"{report[key]:8.3f}" in out, key
     assert report["batched_speedup"] == pytest.approx(report["reference_ms_per_clip"] / report["batched_ms_per_clip"])
+    torch_ms = report["batched_torch_ms_per_clip"]  # the engine CUDA runs, timed on the CPU too
+    assert report["batched_torch_speedup"] == pytest.approx(report["reference_ms_per_clip"] / torch_ms)
+    assert report["compiled_first_call_s"] > 0
+    assert set(report["compiled_parts_ms_per_clip"]) == {"frames", "sound", "log_mel"}
     windows = report["planning_clips_per_s_2_workers_windows"]
     assert len(windows) == 3 and min(windows) > 0
     assert report["planning_clips_per_s_2_workers"] == sorted(windows)[1]  # their median

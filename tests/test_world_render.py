@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import default_collate
 
 from mmv_lite.config import TrainConfig, WorldConfig, get_config
-from mmv_lite.data import render, synth
+from mmv_lite.data import render, render_cpu, synth
 from mmv_lite.data.sampling import RenderedBatches, as_tensors, collate_planned, render_mode, step_loader
 from mmv_lite.data.world import WorldClips, world_word_vectors
 
@@ -37,16 +37,21 @@ def _assert_same_clips(reference: dict, drawn: dict) -> None:
             assert torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b, key
 
 
+ENGINES = ("torch", "compiled")  # the torch engine is the one CUDA runs: it is checked here on the CPU
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("split", ["train", "probe", "val", "test"])
-def test_batched_clips_equal_the_reference_on_every_split(words, split):
+def test_batched_clips_equal_the_reference_on_every_split(words, split, engine):
     ds = WorldClips(CFG.data, split, CFG.world, words)
     indices = list(range(12))
     reference = ds.collate([ds[i] for i in indices])
-    drawn = ds.render_batch(ds.collate([ds.planned(i) for i in indices]))
+    drawn = ds.render_batch(ds.collate([ds.planned(i) for i in indices]), engine=engine)
     _assert_same_clips(reference, drawn)
 
 
-def test_every_motion_instrument_and_background_is_drawn_as_the_reference(words):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_motion_instrument_and_background_is_drawn_as_the_reference(words, engine):
     """One batch holds every kind, motion, sound and background (and sounds from off screen, and other rooms' noise),
     so every branch of the renderer is compared."""
     world = dataclasses.replace(CFG.world, av_correspondence=0.5, scene_sound=0.5)
@@ -56,12 +61,12 @@ def test_every_motion_instrument_and_background_is_drawn_as_the_reference(words)
     for key, values in (("kind", synth.KINDS), ("s_motion", synth.MOTIONS), ("background", synth.BACKGROUNDS)):
         assert {int(p[key]) for p in params} == set(range(len(values))), key
     assert {int(p["instrument"]) for p in params} == set(range(len(synth.INSTRUMENTS)))
-    _assert_same_clips(
-        ds.collate([ds[i] for i in indices]), ds.render_batch(ds.collate([ds.planned(i) for i in indices]))
-    )
+    planned = ds.collate([ds.planned(i) for i in indices])
+    _assert_same_clips(ds.collate([ds[i] for i in indices]), ds.render_batch(planned, engine=engine))
 
 
-def test_other_clip_sizes_and_long_recordings(words):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_other_clip_sizes_and_long_recordings(words, engine):
     """Other data settings: small frames at another rate, and clips longer than half the noise bank (their noise is
     synthesised whole, in planning)."""
     short = dataclasses.replace(CFG.data, num_frames=4, fps=4.0, crop_size=24, sample_rate=8000, f_max=3900.0)
@@ -70,7 +75,34 @@ def test_other_clip_sizes_and_long_recordings(words):
         ds = WorldClips(data, "val", CFG.world, words)
         planned = [ds.planned(i) for i in range(n)]
         assert ("noise_wave" in planned[0]["render"]) == (data is long)
-        _assert_same_clips(ds.collate([ds[i] for i in range(n)]), ds.render_batch(ds.collate(planned)))
+        _assert_same_clips(ds.collate([ds[i] for i in range(n)]), ds.render_batch(ds.collate(planned), engine=engine))
+
+
+def test_the_cpu_draws_with_compiled_loops_and_other_devices_with_torch(words, monkeypatch):
+    """``engine="auto"``: the compiled loops on the CPU, torch's operations elsewhere (the meta device stands in for
+    CUDA); an unknown engine is refused by name."""
+    ds = WorldClips(CFG.data, "train", CFG.world, words)
+    planned = ds.collate([ds.planned(i) for i in range(4)])
+    calls = []
+    real = render_cpu.draw_frames
+    monkeypatch.setattr(render_cpu, "draw_frames", lambda *a: calls.append("compiled") or real(*a))
+    ds.render_batch(planned)
+    ds.render_batch(planned, "meta")
+    ds.render_batch(planned, engine="torch")
+    assert calls == ["compiled"]
+    with pytest.raises(ValueError, match="engine='numba'"):
+        ds.render_batch(planned, engine="numba")
+
+
+def test_the_compiled_sine_and_power_of_two_are_numpys_to_rounding():
+    """The compiled loops' own float32 sine (any argument a partial can have) and float64 ``2 ** x`` (the pitch
+    bend's range) against NumPy's."""
+    x = np.linspace(-80, 80, 200_001, dtype=np.float32)
+    got = np.array([render_cpu._sin32(v) for v in x[::97]], np.float32)
+    ref = np.sin(x[::97])
+    assert np.abs(got - ref).max() <= 2 * np.spacing(np.float32(1.0))  # 2 ulp of 1: the sine's own scale
+    e = np.linspace(-1, 1, 2001)
+    assert np.abs(np.array([render_cpu._exp2(v) for v in e]) / 2.0**e - 1).max() < 1e-15
 
 
 def test_drawn_on_the_device_asked_for(words):

@@ -7,6 +7,10 @@ device (CPU, CUDA, or the meta device, which checks shapes and devices without c
 
 (``WorldClips.planned`` and ``WorldClips.render_batch`` do the same for whole items.)
 
+Two engines draw a batch (:data:`ENGINES`): torch's tensor operations over the whole batch, on any device (CUDA's), and
+on the CPU compiled loops that draw it clip by clip (:mod:`mmv_lite.data.render_cpu`, numba), about three times
+cheaper there (docs/BENCHMARKS.md, "The world drawn a batch at a time").
+
 The world is split in two. *Planning* (:func:`mmv_lite.data.world.plan_clip`, then :func:`clip_params`) is cheap,
 per clip, deterministic and runs on the CPU: it draws every random number of a clip from the same NumPy streams as the
 per-clip renderer of :mod:`mmv_lite.data.synth` (the background's tint, each partial's phase, where the noise window
@@ -415,10 +419,15 @@ def render_waves(p: dict[str, torch.Tensor], codes: dict[str, torch.Tensor], cfg
     for code, idx in _groups(codes["instrument"], dev):
         playing = ~torch.isnan(codes["phases"][codes["instrument"] == code])  # (b, partials) on the CPU
         gain[idx] = gain[idx] * _partials(z[idx], phase[idx], theta[idx], playing, code)
+    return gain + noise(p, cfg)
+
+
+def noise(p: dict[str, torch.Tensor], cfg: DataConfig) -> torch.Tensor:
+    """Each clip's background noise ``(B, samples)`` float32: its window of the noise bank, or its own wave."""
     if "noise_wave" in p:
-        return gain + p["noise_wave"]
-    bank = _noise_bank(sr, dev)
-    return gain + bank.unfold(1, n, 1)[p["noise"], p["noise_start"]]
+        return p["noise_wave"]
+    n = int(round(cfg.clip_seconds * cfg.sample_rate))
+    return _noise_bank(cfg.sample_rate, p["t0"].device).unfold(1, n, 1)[p["noise"], p["noise_start"]]
 
 
 _BANKS: dict[tuple[int, str], torch.Tensor] = {}
@@ -458,8 +467,13 @@ def log_mel(waves: torch.Tensor, cfg: DataConfig) -> torch.Tensor:
 CPU_KEYS = ("kind", "s_motion", "instrument", "phases")  # what render_batch reads on the CPU (how to group)
 
 
+# How a batch is drawn: "torch", tensor operations over the whole batch, on any device; "compiled", clip by clip in
+# compiled loops (mmv_lite.data.render_cpu), on the CPU; "auto": "compiled" on the CPU, "torch" elsewhere.
+ENGINES = ("auto", "torch", "compiled")
+
+
 def render_batch(
-    params: dict[str, torch.Tensor], cfg: DataConfig, device: str | torch.device | None = None
+    params: dict[str, torch.Tensor], cfg: DataConfig, device: str | torch.device | None = None, engine: str = "auto"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw a collated batch of :func:`clip_params` on ``device`` (default: where ``params`` are).
 
@@ -467,6 +481,14 @@ def render_batch(
     ``params`` may live on any device; the few entries that say how to group the batch are read on the CPU (a
     copy is taken when they are elsewhere), so nothing waits for the device."""
     device = torch.device(device) if device is not None else params["t0"].device
+    if engine not in ENGINES:
+        raise ValueError(f"engine={engine!r}; expected one of {ENGINES}")
+    if engine == "compiled" or (engine == "auto" and device.type == "cpu"):
+        from . import render_cpu  # numba: imported (and its loops compiled or loaded) on first use
+
+        p = {k: v.cpu() for k, v in params.items()}
+        video, waves = render_cpu.draw_frames(p, cfg), render_cpu.draw_waves(p, cfg, noise(p, cfg))
+        return video.to(device), log_mel(waves, cfg).to(device)
     codes = {k: params[k] if params[k].device.type == "cpu" else params[k].cpu() for k in CPU_KEYS}
     p = {k: v.to(device, non_blocking=True) for k, v in params.items()}
     video = render_frames(p, codes["kind"], cfg)

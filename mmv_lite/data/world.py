@@ -304,11 +304,14 @@ class WorldClips(Dataset):
         item["render"] = self.render_params(p, index)
         return item
 
-    def render_batch(self, batch: dict[str, Any], device: str | torch.device | None = None) -> dict[str, Any]:
+    def render_batch(
+        self, batch: dict[str, Any], device: str | torch.device | None = None, engine: str = "auto"
+    ) -> dict[str, Any]:
         """A collated batch of :meth:`planned` items with ``video`` and ``audio`` drawn on ``device`` (default: the
-        CPU); equal to the items of ``self[i]`` within :mod:`mmv_lite.data.render`'s stated tolerance."""
+        CPU) by ``engine`` (:data:`mmv_lite.data.render.ENGINES`); equal to the items of ``self[i]`` within
+        :mod:`mmv_lite.data.render`'s stated tolerance."""
         batch = dict(batch)
-        batch["video"], batch["audio"] = render.render_batch(batch.pop("render"), self.cfg, device)
+        batch["video"], batch["audio"] = render.render_batch(batch.pop("render"), self.cfg, device, engine)
         return batch
 
     def _plan_checked(self, index: int) -> ClipPlan:
