@@ -44,16 +44,8 @@ from .audio import LOG_OFFSET, LogMel
 VIDEO_MISMATCH = 1e-3  # fraction of video values allowed one grey level off the reference (never more than one)
 LOGMEL_ATOL = 1e-3  # log-mel values within this of the reference
 
-MAX_PARTIALS = max(len(p) for p in synth.TIMBRES.values())
-# Per instrument (in KINDS order): each partial's frequency ratio and float32 amplitude, padded with zeros.
-_RATIOS = np.zeros((len(synth.INSTRUMENTS), MAX_PARTIALS), np.float32)
-_AMPS = np.zeros((len(synth.INSTRUMENTS), MAX_PARTIALS), np.float32)
-_NORMS = np.zeros(len(synth.INSTRUMENTS), np.float32)
-for _i, _name in enumerate(synth.INSTRUMENTS):
-    _partials = synth.TIMBRES[_name]
-    _RATIOS[_i, : len(_partials)] = [r for r, _ in _partials]
-    _AMPS[_i, : len(_partials)] = [a for _, a in _partials]
-    _NORMS[_i] = np.sqrt(sum(a * a for _, a in _partials) / 2)
+MAX_PARTIALS = synth.MAX_PARTIALS
+_RATIOS, _AMPS, _NORMS = synth.PARTIAL_RATIOS, synth.PARTIAL_AMPS, synth.TIMBRE_NORMS
 _TRIANGLE = [(float(np.cos(a)), float(np.sin(a))) for a in (np.pi / 3, -np.pi / 3)]  # as synth computes them
 
 

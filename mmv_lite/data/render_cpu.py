@@ -53,7 +53,7 @@ _2_PI32, _TWO_OVER_PI = f32(2 * np.pi), f32(2 / np.pi)
 _H, _Q, _ONE, _TWO = f32(0.5), f32(0.25), f32(1.0), f32(2.0)
 
 
-@numba.njit(inline="always", **_JIT)
+@numba.njit(**_JIT)
 def _sin32(x):
     k = np.floor(x * _TWO_OVER_PI + _H)
     r = ((x - k * _P1) - k * _P2) - k * _P3
@@ -69,7 +69,7 @@ _LN2 = math.log(2.0)
 _INV_FACT = tuple(1.0 / math.factorial(k) for k in range(18))  # exp's Taylor coefficients
 
 
-@numba.njit(inline="always", **_JIT)
+@numba.njit(**_JIT)
 def _exp2(x):
     """``2 ** x`` for |x| < 1 in float64 (Taylor series of exp(x ln 2) to the 17th power: within 1e-16)."""
     y = x * _LN2
@@ -427,15 +427,13 @@ def draw_frames(p: dict[str, torch.Tensor], cfg: DataConfig) -> torch.Tensor:
 def draw_waves(p: dict[str, torch.Tensor], cfg: DataConfig, noise: torch.Tensor) -> torch.Tensor:
     """Sound ``(B, samples)`` float32 of a collated batch of :func:`mmv_lite.data.render.clip_params` on the CPU;
     ``noise (B, samples)``: each clip's background noise (:func:`mmv_lite.data.render.noise`)."""
-    from .render import _AMPS, _NORMS, _RATIOS
-
     a = {k: p[k].numpy() for k in ("s_motion", "instrument", "pitch", "speed", "gain", "t0")}
     heights = np.stack([p["s_" + k].numpy().astype(np.float64) for k in ("y0", "k", "r", "period")], 1)
-    amps = (_AMPS / _NORMS[:, None]).astype(np.float32)  # each partial's amplitude over its timbre's loudness
+    amps = (synth.PARTIAL_AMPS / synth.TIMBRE_NORMS[:, None]).astype(np.float32)  # over the timbre's loudness
     phases = p["phases"].numpy().astype(np.float32)
     return torch.from_numpy(
         render_waves(
-            a["s_motion"], a["instrument"], a["pitch"], a["speed"], a["gain"], a["t0"], heights, phases, _RATIOS,
-            amps, np.ascontiguousarray(noise.numpy()), float(cfg.sample_rate), _WINDOW,
+            a["s_motion"], a["instrument"], a["pitch"], a["speed"], a["gain"], a["t0"], heights, phases,
+            synth.PARTIAL_RATIOS, amps, np.ascontiguousarray(noise.numpy()), float(cfg.sample_rate), _WINDOW,
         )  # fmt: skip
     )

@@ -289,6 +289,25 @@ TIMBRES: dict[str, list[tuple[float, float]]] = {
 }
 
 
+def _timbre_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ratios = np.zeros((len(INSTRUMENTS), MAX_PARTIALS), np.float32)
+    amps = np.zeros((len(INSTRUMENTS), MAX_PARTIALS), np.float32)
+    norms = np.zeros(len(INSTRUMENTS), np.float32)
+    for i, name in enumerate(INSTRUMENTS):
+        partials = TIMBRES[name]
+        ratios[i, : len(partials)] = [r for r, _ in partials]
+        amps[i, : len(partials)] = [a for _, a in partials]
+        norms[i] = np.sqrt(sum(a * a for _, a in partials) / 2)
+    return ratios, amps, norms
+
+
+# The timbres as tables for the batched renderers (mmv_lite.data.render): per instrument, in INSTRUMENTS order, each
+# partial's frequency ratio and float32 amplitude padded with zeros ``(instruments, MAX_PARTIALS)``, and the loudness
+# norm that render_sound divides by.
+MAX_PARTIALS = max(len(p) for p in TIMBRES.values())
+PARTIAL_RATIOS, PARTIAL_AMPS, TIMBRE_NORMS = _timbre_tables()
+
+
 def _envelope_and_pitch(seg: Segment, t: np.ndarray, size: int = FRAME_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """Loudness envelope and pitch multiplier over time ``t``, driven by the same trajectory the frames use."""
     env, bend = np.ones_like(t), np.ones_like(t)
