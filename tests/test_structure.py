@@ -113,7 +113,7 @@ def test_modules_are_of_a_readable_length():
 LOCAL_PACKAGE_IMPORTS = {
     "__init__.py": "build_model is imported on first use, so that `import mmv_lite` does not import torch",
     "data/synth.py": "the word vectors are trained only when the samples are written",
-    "data/render.py": "numba is imported, and the compiled loops built or read from its cache, when a CPU draws a batch",
+    "data/render.py": "numba is imported, and its loops compiled or read from its cache, when a CPU draws a batch",
 }
 
 
