@@ -411,29 +411,23 @@ _TRAJ = ("motion", "x0", "y0", "r", "period", "angle", "k", "a", "a2", "floor")
 _WINDOW = np.hanning(161) / np.hanning(161).sum()
 
 
+_FRAME_KEYS = ("kind", "background", "tint", "stripes", "body", "mark", "radius", "t0")  # render_frames' order
+_SOUND_KEYS = ("s_motion", "instrument", "pitch", "speed", "gain", "t0")  # render_waves' order
+
+
 def draw_frames(p: dict[str, torch.Tensor], cfg: DataConfig) -> torch.Tensor:
     """Frames ``(B, 3, T, H, W)`` float32 in [0, 1] of a collated batch of
     :func:`mmv_lite.data.render.clip_params` on the CPU."""
-    a = {k: p[k].numpy() for k in ("kind", "background", "tint", "stripes", "body", "mark", "radius", "t0")}
     traj = np.stack([p[k].numpy().astype(np.float64) for k in _TRAJ], 1)
-    return torch.from_numpy(
-        render_frames(
-            a["kind"], a["background"], a["tint"], a["stripes"], a["body"], a["mark"], a["radius"], a["t0"], traj,
-            float(cfg.fps), cfg.num_frames, cfg.crop_size,
-        )  # fmt: skip
-    )
+    args = [p[k].numpy() for k in _FRAME_KEYS]
+    return torch.from_numpy(render_frames(*args, traj, float(cfg.fps), cfg.num_frames, cfg.crop_size))
 
 
 def draw_waves(p: dict[str, torch.Tensor], cfg: DataConfig, noise: torch.Tensor) -> torch.Tensor:
     """Sound ``(B, samples)`` float32 of a collated batch of :func:`mmv_lite.data.render.clip_params` on the CPU;
     ``noise (B, samples)``: each clip's background noise (:func:`mmv_lite.data.render.noise`)."""
-    a = {k: p[k].numpy() for k in ("s_motion", "instrument", "pitch", "speed", "gain", "t0")}
     heights = np.stack([p["s_" + k].numpy().astype(np.float64) for k in ("y0", "k", "r", "period")], 1)
-    amps = (synth.PARTIAL_AMPS / synth.TIMBRE_NORMS[:, None]).astype(np.float32)  # over the timbre's loudness
     phases = p["phases"].numpy().astype(np.float32)
-    return torch.from_numpy(
-        render_waves(
-            a["s_motion"], a["instrument"], a["pitch"], a["speed"], a["gain"], a["t0"], heights, phases,
-            synth.PARTIAL_RATIOS, amps, np.ascontiguousarray(noise.numpy()), float(cfg.sample_rate), _WINDOW,
-        )  # fmt: skip
-    )
+    amps = (synth.PARTIAL_AMPS / synth.TIMBRE_NORMS[:, None]).astype(np.float32)  # over the timbre's loudness
+    tables = (synth.PARTIAL_RATIOS, amps, np.ascontiguousarray(noise.numpy()), float(cfg.sample_rate), _WINDOW)
+    return torch.from_numpy(render_waves(*[p[k].numpy() for k in _SOUND_KEYS], heights, phases, *tables))
