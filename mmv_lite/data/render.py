@@ -9,7 +9,7 @@ device (CPU, CUDA, or the meta device, which checks shapes and devices without c
 
 Two engines draw a batch (:data:`ENGINES`): torch's tensor operations over the whole batch, on any device (CUDA's), and
 on the CPU compiled loops that draw it clip by clip (:mod:`mmv_lite.data.render_cpu`, numba), about three times
-cheaper there (docs/BENCHMARKS.md, "The world drawn a batch at a time").
+cheaper there (docs/BENCHMARKS.md, "The world drawn on a CPU by compiled loops").
 
 The world is split in two. *Planning* (:func:`mmv_lite.data.world.plan_clip`, then :func:`clip_params`) is cheap,
 per clip, deterministic and runs on the CPU: it draws every random number of a clip from the same NumPy streams as the
@@ -471,7 +471,8 @@ def render_batch(
 
     Returns ``video (B, 3, T, H, W)`` float32 in [0, 1] and ``audio (B, 1, F, n_mels)`` log-mel, on ``device``.
     ``params`` may live on any device; the few entries that say how to group the batch are read on the CPU (a
-    copy is taken when they are elsewhere), so nothing waits for the device."""
+    copy is taken when they are elsewhere), so nothing waits for the device. ``engine``: one of :data:`ENGINES`
+    ("auto": the compiled loops when ``device`` is the CPU, torch otherwise)."""
     device = torch.device(device) if device is not None else params["t0"].device
     if engine not in ENGINES:
         raise ValueError(f"engine={engine!r}; expected one of {ENGINES}")
